@@ -1,0 +1,136 @@
+"""MLIR -> ONNX: turn an onnx-dialect module back into an ONNX model.
+
+`export_module` gives a ModelProto with the names, opset imports and
+metadata the importer recorded; `save_model` writes it atomically (never a
+half-written file), with external data when it is over protobuf's 2 GB limit
+or when asked.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import onnx
+from mlir import ir
+
+from spa.errors import SPAError
+from spa.exporter.graph_exporter import GraphExporter
+from spa.importer import DEFAULT_DOMAIN, MAIN_FUNCTION
+from spa.onnx_types import to_type_proto
+
+__all__ = ["export_module", "save_model"]
+
+_PROTOBUF_LIMIT = 2**31 - 1
+
+
+def _main_function(module: ir.Module) -> ir.Operation:
+    for op in module.body.operations:
+        if op.operation.name == "func.func" and ir.StringAttr(op.attributes["sym_name"]).value == MAIN_FUNCTION:
+            return op.operation
+    raise SPAError(f"module has no func.func @{MAIN_FUNCTION} (was it made by `spa import`?)")
+
+
+def _taken_names(module: ir.Module) -> set[str]:
+    names: set[str] = set()
+
+    def visit(op: ir.Operation) -> ir.WalkResult:
+        attributes = op.attributes
+        for key in ("onnx.output_names", "onnx.input_names"):
+            if key in attributes:
+                names.update(ir.StringAttr(a).value for a in ir.ArrayAttr(attributes[key]))
+        if "tensor_name" in attributes and op.name == "onnx.Initializer":
+            names.add(ir.StringAttr(attributes["tensor_name"]).value)
+        return ir.WalkResult.ADVANCE
+
+    module.operation.walk(visit)
+    return names
+
+
+def _io_name(attributes: ir.Attribute, index: int, fallback: str) -> tuple[str, list[str] | None]:
+    entry = ir.DictAttr(ir.ArrayAttr(attributes)[index]) if attributes is not None else None
+    if entry is None or "onnx.name" not in entry:
+        return fallback, None
+    params = [ir.StringAttr(p).value for p in ir.ArrayAttr(entry["onnx.dim_params"])] \
+        if "onnx.dim_params" in entry else None
+    return ir.StringAttr(entry["onnx.name"]).value, params
+
+
+def export_module(module: ir.Module) -> onnx.ModelProto:
+    """Export an onnx-dialect module (as made by spa.importer) to an ONNX ModelProto.
+
+    Raises SPAError when the module holds something ONNX cannot express.
+    """
+    with module.context:
+        function = _main_function(module)
+        attrs = module.operation.attributes
+        exporter = GraphExporter(_taken_names(module))
+        graph = onnx.GraphProto(name=_string(attrs, "onnx.graph_name", "main_graph"))
+        block = function.regions[0].blocks[0]
+        arg_attrs = function.attributes["arg_attrs"] if "arg_attrs" in function.attributes else None
+        res_attrs = function.attributes["res_attrs"] if "res_attrs" in function.attributes else None
+        for index, argument in enumerate(block.arguments):
+            name, params = _io_name(arg_attrs, index, f"input_{index}")
+            exporter.names[argument] = name
+            exporter.taken.add(name)
+            graph.input.append(onnx.helper.make_value_info(name, to_type_proto(argument.type, params)))
+        terminator = block.operations[len(block.operations) - 1]
+        outputs = [_io_name(res_attrs, i, f"output_{i}") for i in range(len(terminator.operands))]
+        exporter.export_block(block, graph, [name for name, _ in outputs])
+        for proto, (_, params), value in zip(graph.output, outputs, terminator.operands):
+            if params:
+                proto.type.CopyFrom(to_type_proto(value.type, params))
+        return _model(attrs, graph)
+
+
+def _string(attrs, key: str, default: str = "") -> str:
+    return ir.StringAttr(attrs[key]).value if key in attrs else default
+
+
+def _model(attrs, graph: onnx.GraphProto) -> onnx.ModelProto:
+    opsets = []
+    if "onnx.opset_import" in attrs:
+        for named in ir.DictAttr(attrs["onnx.opset_import"]):
+            domain = "" if named.name == DEFAULT_DOMAIN else named.name
+            opsets.append(onnx.helper.make_opsetid(domain, ir.IntegerAttr(named.attr).value))
+    model = onnx.helper.make_model(graph, opset_imports=opsets)
+    if "onnx.ir_version" in attrs:
+        model.ir_version = ir.IntegerAttr(attrs["onnx.ir_version"]).value
+    for field in ("producer_name", "producer_version", "domain", "doc_string"):
+        setattr(model, field, _string(attrs, f"onnx.{field}"))
+    if "onnx.model_version" in attrs:
+        model.model_version = ir.IntegerAttr(attrs["onnx.model_version"]).value
+    if "onnx.metadata_props" in attrs:
+        onnx.helper.set_model_props(model, {n.name: ir.StringAttr(n.attr).value
+                                            for n in ir.DictAttr(attrs["onnx.metadata_props"])})
+    if "onnx.functions" in attrs:
+        for encoded in ir.ArrayAttr(attrs["onnx.functions"]):
+            model.functions.add().ParseFromString(base64.b64decode(ir.StringAttr(encoded).value))
+    return model
+
+
+def save_model(model: onnx.ModelProto, path: str | Path, external_data: bool | None = None) -> None:
+    """Write `model` to `path` atomically.
+
+    external_data: True writes weights to `<name>.data` beside the model; None
+    (default) does so only when the model exceeds protobuf's 2 GB limit.
+    """
+    path = Path(path)
+    if external_data is None:
+        external_data = model.ByteSize() > _PROTOBUF_LIMIT
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise SPAError(f"{path}: directory {parent} does not exist")
+    staging = Path(tempfile.mkdtemp(prefix=".spa-", dir=parent))
+    try:
+        data_name = f"{path.name}.data"
+        onnx.save_model(model, str(staging / path.name), save_as_external_data=external_data,
+                        all_tensors_to_one_file=True, location=data_name, size_threshold=1024)
+        if external_data:
+            os.replace(staging / data_name, parent / data_name)
+        os.replace(staging / path.name, path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
