@@ -19,7 +19,7 @@ from mlir import ir
 
 from spa.errors import SPAError
 from spa.exporter.graph_exporter import GraphExporter
-from spa.importer import DEFAULT_DOMAIN, MAIN_FUNCTION
+from spa.importer import DEFAULT_DOMAIN, INPUT_ORDER, MAIN_FUNCTION
 from spa.onnx_types import to_type_proto
 
 __all__ = ["export_module", "save_model"]
@@ -83,7 +83,17 @@ def export_module(module: ir.Module) -> onnx.ModelProto:
         for proto, (_, params), value in zip(graph.output, outputs, terminator.operands):
             if params:
                 proto.type.CopyFrom(to_type_proto(value.type, params))
+        if INPUT_ORDER in attrs:
+            _reorder_inputs(graph, [ir.StringAttr(a).value for a in ir.ArrayAttr(attrs[INPUT_ORDER])])
         return _model(attrs, graph)
+
+
+def _reorder_inputs(graph: onnx.GraphProto, order: list[str]) -> None:
+    """Put graph inputs back in their original order (unknown names last)."""
+    position = {name: index for index, name in enumerate(order)}
+    inputs = sorted(graph.input, key=lambda i: position.get(i.name, len(order)))
+    del graph.input[:]
+    graph.input.extend(inputs)
 
 
 def _string(attrs, key: str, default: str = "") -> str:

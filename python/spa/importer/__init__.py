@@ -24,6 +24,7 @@ from spa.onnx_types import from_type_proto
 __all__ = ["ImportConfig", "import_model"]
 
 MAIN_FUNCTION = "main_graph"
+INPUT_ORDER = "onnx.input_order"
 DEFAULT_DOMAIN = "ai.onnx"  # the default domain's name in `onnx.opset_import` (MLIR keys cannot be empty)
 
 
@@ -75,6 +76,8 @@ def _import_main_graph(module: ir.Module, model: onnx.ModelProto,
     scope = Scope({i.name: arg for i, arg in zip(inputs, block.arguments)})
     GraphImporter(types, weights).import_body(graph, block, scope)
     overridable = {i.name for i in graph.input} & initializer_names
+    if overridable:  # initializers listed as inputs: keep the inputs' original order
+        module.operation.attributes[INPUT_ORDER] = ir.ArrayAttr.get([ir.StringAttr.get(i.name) for i in graph.input])
     for op in block.operations:
         if op.name == "onnx.Initializer" and ir.StringAttr(op.attributes["tensor_name"]).value in overridable:
             op.attributes[GRAPH_INPUT] = ir.UnitAttr.get()

@@ -20,6 +20,7 @@ from spa.errors import SPAError
 SPA_OPSET = 26  # the newest opset onnxruntime 1.31 runs; the dialect is generated for it
 _DETACH_BYTES = 1024  # initializers larger than this are detached during normalisation
 _DETACHED = "spa-detached"
+_PROTOBUF_LIMIT = 2**31 - 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,12 +64,9 @@ def normalise(model: onnx.ModelProto, label: str,
     Returns the normalised model, whose large initializers are data-less stubs
     (data_location EXTERNAL), and the original initializers by name.
     """
-    skeleton, detached = _detach_weights(model)
     if config.check:
-        try:
-            onnx.checker.check_model(skeleton)
-        except onnx.checker.ValidationError as error:
-            raise SPAError(f"{label}: invalid ONNX model: {_first_line(error)}") from None
+        _check(model, label)
+    skeleton, detached = _detach_weights(model)
     opset = default_opset(skeleton)
     if opset > SPA_OPSET:
         raise SPAError(f"{label}: opset {opset} is newer than the opset SPA supports ({SPA_OPSET})")
@@ -85,6 +83,17 @@ def normalise(model: onnx.ModelProto, label: str,
         except Exception as error:
             raise SPAError(f"{label}: shape inference failed: {_first_line(error)}") from None
     return skeleton, detached
+
+
+def _check(model: onnx.ModelProto, label: str) -> None:
+    """onnx.checker on the model with its weights (from the file when over 2 GB)."""
+    too_big = model.ByteSize() > _PROTOBUF_LIMIT
+    if too_big and not Path(label).is_file():
+        return  # only the file form of a model over 2 GB can be checked
+    try:
+        onnx.checker.check_model(label if too_big else model)
+    except onnx.checker.ValidationError as error:
+        raise SPAError(f"{label}: invalid ONNX model: {_first_line(error)}") from None
 
 
 def _detach_weights(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str, onnx.TensorProto]]:

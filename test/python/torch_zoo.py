@@ -1,0 +1,110 @@
+"""Small PyTorch models covering the coupling patterns SPA must handle.
+
+Each builder returns (module, example_input). Weights are random but fixed by
+the seed; the models are exported to ONNX by the tests with both of
+PyTorch's exporters.
+"""
+
+from __future__ import annotations
+
+import io
+
+import onnx
+import torch
+from torch import nn
+
+
+class Residual(nn.Module):
+    """Conv-BN-ReLU stem and a basic residual block (residual add)."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU())
+        self.block = nn.Sequential(nn.Conv2d(16, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+                                   nn.Conv2d(16, 16, 3, padding=1), nn.BatchNorm2d(16))
+        self.head = nn.Linear(16, 10)
+
+    def forward(self, x):
+        x = self.stem(x)
+        x = torch.relu(x + self.block(x))
+        return self.head(x.mean(dim=(2, 3)))
+
+
+class Concat(nn.Module):
+    """Two branches joined by a channel concat, then a 1x1 conv."""
+
+    def __init__(self):
+        super().__init__()
+        self.left = nn.Conv2d(3, 8, 3, padding=1)
+        self.right = nn.Conv2d(3, 12, 1)
+        self.fuse = nn.Conv2d(20, 6, 1)
+
+    def forward(self, x):
+        return self.fuse(torch.cat([torch.relu(self.left(x)), torch.sigmoid(self.right(x))], dim=1))
+
+
+class GroupedConv(nn.Module):
+    """Grouped conv (4 groups) between two dense convs, with a flatten + linear head."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(),
+                                  nn.Conv2d(16, 32, 3, padding=1, groups=4), nn.ReLU(),
+                                  nn.Conv2d(32, 8, 1))
+        self.head = nn.Linear(8 * 8 * 8, 5)
+
+    def forward(self, x):
+        return self.head(torch.flatten(self.body(x), 1))
+
+
+class DepthwiseResidual(nn.Module):
+    """MobileNetV2-style inverted residual: expand, depthwise, project, add."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.expand = nn.Sequential(nn.Conv2d(8, 24, 1), nn.BatchNorm2d(24), nn.ReLU6())
+        self.depthwise = nn.Sequential(nn.Conv2d(24, 24, 3, padding=1, groups=24), nn.BatchNorm2d(24), nn.Hardswish())
+        self.project = nn.Sequential(nn.Conv2d(24, 8, 1), nn.BatchNorm2d(8))
+
+    def forward(self, x):
+        x = self.stem(x)
+        return x + self.project(self.depthwise(self.expand(x)))
+
+
+class Attention(nn.Module):
+    """A transformer encoder layer: multi-head attention, LayerNorm, GELU MLP."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Linear(12, 32)
+        self.layer = nn.TransformerEncoderLayer(d_model=32, nhead=4, dim_feedforward=64,
+                                                dropout=0.0, activation="gelu", batch_first=True)
+        self.norm = nn.LayerNorm(32)
+        self.head = nn.Linear(32, 3)
+
+    def forward(self, x):
+        return self.head(self.norm(self.layer(self.embed(x))))
+
+
+ZOO = {
+    "residual": (Residual, (1, 3, 8, 8)),
+    "concat": (Concat, (1, 3, 8, 8)),
+    "grouped_conv": (GroupedConv, (1, 3, 8, 8)),
+    "depthwise_residual": (DepthwiseResidual, (1, 3, 8, 8)),
+    "attention": (Attention, (2, 5, 12)),
+}
+
+
+def export(name: str, dynamo: bool, seed: int = 0) -> onnx.ModelProto:
+    """Export zoo model `name` to ONNX with the dynamo or the TorchScript exporter."""
+    torch.manual_seed(seed)
+    builder, shape = ZOO[name]
+    module = builder().eval()
+    example = torch.randn(*shape)
+    if dynamo:
+        program = torch.onnx.export(module, (example,), dynamo=True, verbose=False)
+        return program.model_proto
+    buffer = io.BytesIO()
+    torch.onnx.export(module, (example,), buffer, dynamo=False, input_names=["input"], output_names=["output"])
+    return onnx.load_from_string(buffer.getvalue())
