@@ -19,12 +19,10 @@ def _import(args: argparse.Namespace) -> None:
 
 
 def _export(args: argparse.Namespace) -> None:
-    from spa.exporter import export_module, save_model
+    from spa.exporter import save_module
     from spa.mlir_files import read_module
 
-    module = read_module(args.module)
-    model = export_module(module)
-    save_model(model, args.output, external_data=True if args.external_data else None)
+    save_module(read_module(args.module), args.output, external_data=True if args.external_data else None)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,16 +1,21 @@
 """Constant tensors: ONNX TensorProto <-> MLIR elements attributes.
 
-Weights become `dense_resource` blobs built straight from the NumPy buffer
-(no text, no per-element work); export reads them back through the native
-extension's zero-copy view. Must be called with an active MLIR context.
+Weights become `dense_resource` blobs built straight from a NumPy view of
+the protobuf bytes or a memory map of the external data file (no text, no
+per-element work); export reads them back through the native extension's
+zero-copy view. Must be called with an active MLIR context.
 """
 
 from __future__ import annotations
+
+import sys
+from pathlib import Path
 
 import numpy as np
 import onnx
 from mlir import ir
 from onnx import numpy_helper
+from onnx.external_data_helper import ExternalDataInfo
 
 from spa import _native
 from spa.errors import SPAError
@@ -21,19 +26,50 @@ _PACKED_TYPES = {onnx.TensorProto.INT4, onnx.TensorProto.UINT4, onnx.TensorProto
                  onnx.TensorProto.STRING}
 
 
-def to_attribute(tensor: onnx.TensorProto, blob_name: str, where: str) -> ir.Attribute:
-    """A dense_resource attribute holding `tensor`; `where` names it in errors."""
+def to_attribute(tensor: onnx.TensorProto, blob_name: str, where: str,
+                 base_dir: Path | None = None) -> ir.Attribute:
+    """A dense_resource attribute holding `tensor`; `where` names it in errors.
+
+    External data is memory-mapped from `base_dir` (read-only, not copied);
+    raw in-file data is viewed, not converted.
+    """
     if tensor.data_type in _PACKED_TYPES:
         name = onnx.TensorProto.DataType.Name(tensor.data_type)
         raise SPAError(f"{where}: constant tensors of type {name} are not supported")
-    if tensor.HasField("data_location") and tensor.data_location == onnx.TensorProto.EXTERNAL:
-        raise SPAError(f"{where}: external data was not loaded (keep the data file next to the model)")
-    array = numpy_helper.to_array(tensor)
+    shape = tuple(tensor.dims)
+    if tensor.data_location == onnx.TensorProto.EXTERNAL:
+        array = _map_external(tensor, base_dir, where)
+    elif tensor.HasField("raw_data") and sys.byteorder == "little":
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type)
+        array = np.frombuffer(tensor.raw_data, dtype=dtype).reshape(shape)
+    else:
+        array = numpy_helper.to_array(tensor)
     if array.dtype == np.bool_:
         array = array.view(np.uint8)  # one byte per i1 element, as MLIR resource blobs expect
     array = np.require(array, requirements="C")  # (ascontiguousarray would make 0-d arrays 1-d)
-    mlir_type = tensor_type(tensor.data_type, list(array.shape), where)
+    mlir_type = tensor_type(tensor.data_type, list(shape), where)
     return ir.DenseResourceElementsAttr.get_from_buffer(memoryview(array.reshape(-1)), blob_name, mlir_type)
+
+
+def _map_external(tensor: onnx.TensorProto, base_dir: Path | None, where: str) -> np.ndarray:
+    if base_dir is None:
+        raise SPAError(f"{where}: external data can only be read from a model file")
+    info = ExternalDataInfo(tensor)
+    path = (base_dir / info.location).resolve()
+    if base_dir.resolve() not in path.parents:
+        raise SPAError(f"{where}: external data location {info.location!r} is outside the model's folder")
+    if not path.is_file():
+        raise SPAError(f"{where}: external data file {path} is missing")
+    dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type)
+    count = int(np.prod(tensor.dims, dtype=np.int64))
+    offset = info.offset or 0
+    if info.length and info.length != count * dtype.itemsize:
+        raise SPAError(f"{where}: external data length {info.length} does not match its shape {list(tensor.dims)}")
+    if offset + count * dtype.itemsize > path.stat().st_size:
+        raise SPAError(f"{where}: external data file {path} is too short")
+    if count == 0:
+        return np.zeros(tuple(tensor.dims), dtype=dtype)
+    return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=tuple(tensor.dims))
 
 
 def to_array(attribute: ir.Attribute) -> np.ndarray:
@@ -42,8 +78,8 @@ def to_array(attribute: ir.Attribute) -> np.ndarray:
     element = shaped.element_type
     dtype = numpy_dtype(element)
     shape = tuple(shaped.shape)
-    raw, splat = _native.elements_buffer(attribute)
-    if str(element) == "i1" and not isinstance(attribute, ir.DenseResourceElementsAttr):
+    raw, splat, bit_packed = _native.elements_buffer(attribute)
+    if bit_packed:
         count = 1 if splat else int(np.prod(shape))
         bits = np.unpackbits(raw, bitorder="little")[:count].astype(np.bool_)
         return np.broadcast_to(bits, shape).copy() if splat else bits.reshape(shape)

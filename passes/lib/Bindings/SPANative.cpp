@@ -52,14 +52,15 @@ void registerDialects(nb::handle pyContext) {
 
 using ByteView = nb::ndarray<nb::numpy, const uint8_t, nb::ndim<1>>;
 
-/// Returns (bytes, is_splat) for a dense or dense_resource elements attribute.
-/// The bytes are a read-only view owned by `pyAttribute`, which keeps the
-/// context (and so the blob) alive. Dense i1 data is bit-packed, as MLIR
-/// stores it; resource i1 data is one byte per element.
+/// Returns (bytes, is_splat, is_bit_packed) for a dense or dense_resource
+/// elements attribute. The bytes are a read-only view owned by `pyAttribute`,
+/// which keeps the context (and so the blob) alive. Dense i1 data is
+/// bit-packed, as MLIR stores it; resource i1 data is one byte per element.
 nb::tuple elementsBuffer(nb::handle pyAttribute) {
   mlir::Attribute attribute = attributeFrom(pyAttribute);
   llvm::ArrayRef<char> data;
   bool splat = false;
+  bool bitPacked = false;
   if (auto resource = llvm::dyn_cast<mlir::DenseResourceElementsAttr>(attribute)) {
     mlir::AsmResourceBlob *blob = resource.getRawHandle().getBlob();
     if (!blob)
@@ -68,12 +69,13 @@ nb::tuple elementsBuffer(nb::handle pyAttribute) {
   } else if (auto dense = llvm::dyn_cast<mlir::DenseIntOrFPElementsAttr>(attribute)) {
     data = dense.getRawData();
     splat = dense.isSplat();
+    bitPacked = dense.getElementType().isInteger(1);
   } else {
     throw nb::type_error("expected a dense or dense_resource elements attribute");
   }
   size_t shape[1] = {data.size()};
   ByteView view(reinterpret_cast<const uint8_t *>(data.data()), 1, shape, pyAttribute);
-  return nb::make_tuple(view, splat);
+  return nb::make_tuple(view, splat, bitPacked);
 }
 
 } // namespace
@@ -84,5 +86,6 @@ NB_MODULE(_native, m) {
   m.def("register_dialects", &registerDialects, nb::arg("context"),
         "Register and load the onnx and spa dialects in an mlir.ir.Context.");
   m.def("elements_buffer", &elementsBuffer, nb::arg("attribute"),
-        "Return (uint8 view of the raw data, is_splat) of a dense or dense_resource attribute.");
+        "Return (uint8 view of the raw data, is_splat, is_bit_packed) of a dense or\n"
+        "dense_resource elements attribute.");
 }

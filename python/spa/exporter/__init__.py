@@ -1,14 +1,15 @@
 """MLIR -> ONNX: turn an onnx-dialect module back into an ONNX model.
 
 `export_module` gives a ModelProto with the names, opset imports and
-metadata the importer recorded; `save_model` writes it atomically (never a
-half-written file), with external data when it is over protobuf's 2 GB limit
-or when asked.
+metadata the importer recorded; `save_module` exports and writes atomically
+(never a half-written file), with external data when the weights are over
+protobuf's 2 GB limit or when asked.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import shutil
 import tempfile
@@ -18,13 +19,16 @@ import onnx
 from mlir import ir
 
 from spa.errors import SPAError
-from spa.exporter.graph_exporter import GraphExporter
+from spa import tensors
+from spa.exporter.external_data import ExternalDataWriter, initializer_bytes
+from spa.exporter.graph_exporter import GraphExporter, TensorSink
 from spa.importer import DEFAULT_DOMAIN, INPUT_ORDER, MAIN_FUNCTION
 from spa.onnx_types import to_type_proto
 
-__all__ = ["export_module", "save_model"]
+__all__ = ["export_module", "save_model", "save_module"]
 
-_PROTOBUF_LIMIT = 2**31 - 1
+# Above this much weight data a model is written with external data.
+_EXTERNAL_DATA_THRESHOLD = 1_800_000_000
 
 
 def _main_function(module: ir.Module) -> ir.Operation:
@@ -59,15 +63,17 @@ def _io_name(attributes: ir.Attribute, index: int, fallback: str) -> tuple[str, 
     return ir.StringAttr(entry["onnx.name"]).value, params
 
 
-def export_module(module: ir.Module) -> onnx.ModelProto:
+def export_module(module: ir.Module, tensor_sink: TensorSink = tensors.to_tensor_proto) -> onnx.ModelProto:
     """Export an onnx-dialect module (as made by spa.importer) to an ONNX ModelProto.
 
-    Raises SPAError when the module holds something ONNX cannot express.
+    `tensor_sink` makes each initializer's TensorProto (in memory by default;
+    see save_module for external data). Raises SPAError when the module holds
+    something ONNX cannot express.
     """
     with module.context:
         function = _main_function(module)
         attrs = module.operation.attributes
-        exporter = GraphExporter(_taken_names(module))
+        exporter = GraphExporter(_taken_names(module), tensor_sink)
         graph = onnx.GraphProto(name=_string(attrs, "onnx.graph_name", "main_graph"))
         block = function.regions[0].blocks[0]
         arg_attrs = function.attributes["arg_attrs"] if "arg_attrs" in function.attributes else None
@@ -122,25 +128,44 @@ def _model(attrs, graph: onnx.GraphProto) -> onnx.ModelProto:
     return model
 
 
-def save_model(model: onnx.ModelProto, path: str | Path, external_data: bool | None = None) -> None:
-    """Write `model` to `path` atomically.
+def save_model(model: onnx.ModelProto, path: str | Path) -> None:
+    """Write an in-memory ModelProto (under 2 GB) to `path` atomically."""
+    with _staging(path) as staged:
+        onnx.save_model(model, str(staged / Path(path).name))
 
-    external_data: True writes weights to `<name>.data` beside the model; None
-    (default) does so only when the model exceeds protobuf's 2 GB limit.
+
+def save_module(module: ir.Module, path: str | Path, external_data: bool | None = None) -> None:
+    """Export an onnx-dialect module and write it to `path` atomically.
+
+    external_data: True writes weights to `<name>.data` beside the model,
+    False keeps them inside; None (default) uses external data only when the
+    weights would exceed protobuf's 2 GB limit. Weights then go straight from
+    MLIR to the data file, never through protobuf.
     """
     path = Path(path)
     if external_data is None:
-        external_data = model.ByteSize() > _PROTOBUF_LIMIT
+        external_data = initializer_bytes(module) > _EXTERNAL_DATA_THRESHOLD
+    if not external_data:
+        save_model(export_module(module), path)
+        return
+    location = f"{path.name}.data"
+    with _staging(path, [location]) as staged, open(staged / location, "wb") as data:
+        model = export_module(module, ExternalDataWriter(data, location))
+        onnx.save_model(model, str(staged / path.name))
+
+
+@contextlib.contextmanager
+def _staging(path: str | Path, companions: list[str] = ()):
+    """A temporary folder beside `path`; on success its files replace `path` (and companions)."""
+    path = Path(path)
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise SPAError(f"{path}: directory {parent} does not exist")
     staging = Path(tempfile.mkdtemp(prefix=".spa-", dir=parent))
     try:
-        data_name = f"{path.name}.data"
-        onnx.save_model(model, str(staging / path.name), save_as_external_data=external_data,
-                        all_tensors_to_one_file=True, location=data_name, size_threshold=1024)
-        if external_data:
-            os.replace(staging / data_name, parent / data_name)
+        yield staging
+        for name in companions:
+            os.replace(staging / name, parent / name)
         os.replace(staging / path.name, path)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

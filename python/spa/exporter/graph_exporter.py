@@ -10,6 +10,7 @@ name is produced through an Identity node.
 from __future__ import annotations
 
 import itertools
+from typing import Callable
 
 import onnx
 from mlir import ir
@@ -32,13 +33,21 @@ def _attr(op: ir.Operation, name: str) -> ir.Attribute | None:
     return op.attributes[name] if name in op.attributes else None
 
 
-class GraphExporter:
-    """Exports blocks of one module; keeps the value -> name map across sub-graphs."""
+TensorSink = Callable[[ir.Attribute, str], onnx.TensorProto]
 
-    def __init__(self, taken_names: set[str]):
+
+class GraphExporter:
+    """Exports blocks of one module; keeps the value -> name map across sub-graphs.
+
+    `tensor_sink` turns an initializer's value into its TensorProto: in memory
+    by default, or written straight to an external data file.
+    """
+
+    def __init__(self, taken_names: set[str], tensor_sink: TensorSink = tensors.to_tensor_proto):
         self.names: dict[ir.Value, str] = {}
         self.taken = set(taken_names)
         self.counter = itertools.count()
+        self.tensor_sink = tensor_sink
 
     # -- names -------------------------------------------------------------
     def fresh_name(self, hint: str) -> str:
@@ -98,7 +107,7 @@ class GraphExporter:
             return
         if op.name == "onnx.Initializer":
             name = ir.StringAttr(op.attributes["tensor_name"]).value
-            graph.initializer.append(tensors.to_tensor_proto(op.attributes["value"], name))
+            graph.initializer.append(self.tensor_sink(op.attributes["value"], name))
             if GRAPH_INPUT in op.attributes:
                 graph.input.append(onnx.helper.make_value_info(name, to_type_proto(op.result.type)))
             self.names[op.result] = name

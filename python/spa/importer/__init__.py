@@ -18,7 +18,7 @@ from mlir.dialects import func
 from spa.context import new_context
 from spa.errors import SPAError
 from spa.importer.graph_importer import GRAPH_INPUT, GraphImporter, Scope
-from spa.importer.model_prep import ImportConfig, load, normalise
+from spa.importer.model_prep import ImportConfig, LoadedModel, load, normalise
 from spa.onnx_types import from_type_proto
 
 __all__ = ["ImportConfig", "import_model"]
@@ -36,15 +36,15 @@ def import_model(source: str | Path | onnx.ModelProto, config: ImportConfig = Im
     context with SPA's dialects (a new one is made otherwise). Returns the
     module; raises SPAError naming the file, node or value at fault.
     """
-    model, label = load(source)
-    model, weights = normalise(model, label, config)
+    loaded = load(source)
+    normalise(loaded, config)
     context = context or new_context()
     with context, ir.Location.unknown():
         module = ir.Module.create()
-        _set_model_attributes(module, model)
-        _import_main_graph(module, model, weights, label)
+        _set_model_attributes(module, loaded.proto)
+        _import_main_graph(module, loaded)
     if not module.operation.verify():
-        raise SPAError(f"{label}: the imported module does not verify")
+        raise SPAError(f"{loaded.label}: the imported module does not verify")
     return module
 
 
@@ -59,9 +59,8 @@ def _collect_types(graph: onnx.GraphProto, types: dict[str, onnx.TypeProto]) -> 
                 _collect_types(sub, types)
 
 
-def _import_main_graph(module: ir.Module, model: onnx.ModelProto,
-                       weights: dict[str, onnx.TensorProto], label: str) -> None:
-    graph = model.graph
+def _import_main_graph(module: ir.Module, loaded: LoadedModel) -> None:
+    graph, label = loaded.proto.graph, loaded.label
     initializer_names = {t.name for t in graph.initializer}
     inputs = [i for i in graph.input if i.name not in initializer_names]
     input_types = [from_type_proto(i.type, f"{label}: graph input '{i.name}'") for i in inputs]
@@ -74,7 +73,7 @@ def _import_main_graph(module: ir.Module, model: onnx.ModelProto,
     types: dict[str, onnx.TypeProto] = {}
     _collect_types(graph, types)
     scope = Scope({i.name: arg for i, arg in zip(inputs, block.arguments)})
-    GraphImporter(types, weights).import_body(graph, block, scope)
+    GraphImporter(types, loaded.weights, loaded.base_dir).import_body(graph, block, scope)
     overridable = {i.name for i in graph.input} & initializer_names
     if overridable:  # initializers listed as inputs: keep the inputs' original order
         module.operation.attributes[INPUT_ORDER] = ir.ArrayAttr.get([ir.StringAttr.get(i.name) for i in graph.input])

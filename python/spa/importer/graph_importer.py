@@ -9,6 +9,7 @@ resolved through a scope chain, so sub-graphs can use outer values directly.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import onnx
 from mlir import ir
@@ -58,9 +59,11 @@ def schema_for(node: onnx.NodeProto) -> defs.OpSchema | None:
 class GraphImporter:
     """Imports graphs of one model; `types` maps every value name to its TypeProto."""
 
-    def __init__(self, types: dict[str, onnx.TypeProto], weights: dict[str, onnx.TensorProto]):
+    def __init__(self, types: dict[str, onnx.TypeProto], weights: dict[str, onnx.TensorProto],
+                 base_dir: Path | None):
         self.types = types
-        self.weights = weights
+        self.weights = weights  # initializers taken out of the proto during normalisation
+        self.base_dir = base_dir  # where external data files are
 
     # -- values ------------------------------------------------------------
     def value_type(self, name: str, fallback: ir.Type | None, where: str) -> ir.Type:
@@ -90,7 +93,7 @@ class GraphImporter:
 
     def _initializer(self, tensor: onnx.TensorProto) -> ir.Value:
         data = self.weights.get(tensor.name, tensor)
-        value = tensors.to_attribute(data, tensor.name, f"initializer '{tensor.name}'")
+        value = tensors.to_attribute(data, tensor.name, f"initializer '{tensor.name}'", self.base_dir)
         with ir.Location.name(tensor.name):
             op = ir.Operation.create("onnx.Initializer", results=[value.type],
                                      attributes={"tensor_name": ir.StringAttr.get(tensor.name), "value": value})

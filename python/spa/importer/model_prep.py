@@ -2,9 +2,10 @@
 
 Normalising means: the default domain is converted to SPA's opset with
 onnx.version_converter and ONNX shape inference annotates every value. Both
-run on a copy whose large initializers are detached (only their shapes and
-types matter), so models over protobuf's 2 GB limit work and weights are not
-serialised back and forth; the importer reads them from the original.
+run on the model with its large initializers taken out (only their shapes
+and types matter), so models over protobuf's 2 GB limit work and weights are
+never serialised back and forth. External data is not loaded here at all:
+the importer maps it from disk (see spa.tensors).
 """
 
 from __future__ import annotations
@@ -12,15 +13,15 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import numpy as np
 import onnx
 from onnx import shape_inference, version_converter
 
 from spa.errors import SPAError
 
 SPA_OPSET = 26  # the newest opset onnxruntime 1.31 runs; the dialect is generated for it
-_DETACH_BYTES = 1024  # initializers larger than this are detached during normalisation
+_DETACH_BYTES = 1024  # initializers larger than this are taken out during normalisation
 _DETACHED = "spa-detached"
-_PROTOBUF_LIMIT = 2**31 - 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,17 +38,35 @@ class ImportConfig:
     infer_shapes: bool = True
 
 
-def load(source: str | Path | onnx.ModelProto) -> tuple[onnx.ModelProto, str]:
-    """Return (model, label): the model with external data loaded, and a name for messages."""
+@dataclasses.dataclass
+class LoadedModel:
+    """A model being imported, owned by the importer (it is modified in place).
+
+    label names the model in messages; base_dir is where its external data
+    lives (None for an in-memory model); weights maps the names of
+    initializers taken out by `normalise` to the originals.
+    """
+
+    proto: onnx.ModelProto
+    label: str
+    base_dir: Path | None
+    weights: dict[str, onnx.TensorProto] = dataclasses.field(default_factory=dict)
+
+
+def load(source: str | Path | onnx.ModelProto) -> LoadedModel:
+    """Read a model file (without its external data) or copy a ModelProto."""
     if isinstance(source, onnx.ModelProto):
-        return source, source.graph.name or "<model>"
+        copy = onnx.ModelProto()
+        copy.CopyFrom(source)
+        return LoadedModel(copy, source.graph.name or "<model>", None)
     path = Path(source)
     if not path.is_file():
         raise SPAError(f"{path}: no such file")
     try:
-        return onnx.load(str(path), load_external_data=True), str(path)
+        proto = onnx.load(str(path), load_external_data=False)
     except Exception as error:  # onnx raises DecodeError, OSError, ValueError ...
         raise SPAError(f"{path}: not a readable ONNX model ({_first_line(error)})") from None
+    return LoadedModel(proto, str(path), path.resolve().parent)
 
 
 def default_opset(model: onnx.ModelProto) -> int:
@@ -57,65 +76,65 @@ def default_opset(model: onnx.ModelProto) -> int:
     return 1 if model.graph.node else SPA_OPSET
 
 
-def normalise(model: onnx.ModelProto, label: str,
-              config: ImportConfig) -> tuple[onnx.ModelProto, dict[str, onnx.TensorProto]]:
-    """Check, convert and shape-infer `model`; raises SPAError naming the problem.
-
-    Returns the normalised model, whose large initializers are data-less stubs
-    (data_location EXTERNAL), and the original initializers by name.
-    """
+def normalise(model: LoadedModel, config: ImportConfig) -> None:
+    """Check, convert and shape-infer the model in place; raises SPAError naming the problem."""
+    label = model.label
     if config.check:
-        _check(model, label)
-    skeleton, detached = _detach_weights(model)
-    opset = default_opset(skeleton)
+        _check(model)
+    _take_out_weights(model)
+    proto = model.proto
+    opset = default_opset(proto)
     if opset > SPA_OPSET:
         raise SPAError(f"{label}: opset {opset} is newer than the opset SPA supports ({SPA_OPSET})")
     if opset < SPA_OPSET and config.convert_opset:
         try:
-            skeleton = version_converter.convert_version(skeleton, SPA_OPSET)
+            proto = version_converter.convert_version(proto, SPA_OPSET)
         except Exception as error:
             raise SPAError(f"{label}: cannot convert opset {opset} to {SPA_OPSET}: {_first_line(error)}") from None
-    skeleton.ir_version = max(skeleton.ir_version, onnx.helper.find_min_ir_version_for(
-        list(skeleton.opset_import), ignore_unknown=True))
+    proto.ir_version = max(proto.ir_version, onnx.helper.find_min_ir_version_for(
+        list(proto.opset_import), ignore_unknown=True))
     if config.infer_shapes:
         try:
-            skeleton = shape_inference.infer_shapes(skeleton, data_prop=True)
+            proto = shape_inference.infer_shapes(proto, data_prop=True)
         except Exception as error:
             raise SPAError(f"{label}: shape inference failed: {_first_line(error)}") from None
-    return skeleton, detached
+    model.proto = proto
 
 
-def _check(model: onnx.ModelProto, label: str) -> None:
-    """onnx.checker on the model with its weights (from the file when over 2 GB)."""
-    too_big = model.ByteSize() > _PROTOBUF_LIMIT
-    if too_big and not Path(label).is_file():
-        return  # only the file form of a model over 2 GB can be checked
+def _check(model: LoadedModel) -> None:
+    """onnx.checker: on the file when the model has one (external data stays on disk)."""
     try:
-        onnx.checker.check_model(label if too_big else model)
-    except onnx.checker.ValidationError as error:
-        raise SPAError(f"{label}: invalid ONNX model: {_first_line(error)}") from None
+        if model.base_dir is not None:
+            onnx.checker.check_model(model.label)
+        else:
+            onnx.checker.check_model(model.proto)
+    except (onnx.checker.ValidationError, ValueError) as error:
+        raise SPAError(f"{model.label}: invalid ONNX model: {_first_line(error)}") from None
 
 
-def _detach_weights(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str, onnx.TensorProto]]:
-    """A copy of `model` whose big initializers are stubs, plus the originals by name."""
-    detached: dict[str, onnx.TensorProto] = {}
-    stubs = []
-    for tensor in model.graph.initializer:
-        if tensor.ByteSize() <= _DETACH_BYTES:
-            stubs.append(tensor)
+def _nbytes(tensor: onnx.TensorProto) -> int:
+    """Size estimate from dims and type: cheaper than ByteSize(), which serialises."""
+    try:
+        itemsize = onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize
+    except (KeyError, TypeError, ValueError):
+        return 0
+    return int(np.prod(tensor.dims, dtype=np.int64)) * itemsize
+
+
+def _take_out_weights(model: LoadedModel) -> None:
+    """Replace big in-file initializers by data-less stubs, keeping the originals aside."""
+    initializers = model.proto.graph.initializer
+    kept = list(initializers)
+    del initializers[:]  # detaches the messages without copying their data
+    for tensor in kept:
+        external = tensor.data_location == onnx.TensorProto.EXTERNAL
+        if external or _nbytes(tensor) <= _DETACH_BYTES:
+            initializers.append(tensor)  # external data is already a stub
             continue
-        detached[tensor.name] = tensor
-        stub = onnx.TensorProto(name=tensor.name, data_type=tensor.data_type, dims=tensor.dims,
+        model.weights[tensor.name] = tensor
+        stub = initializers.add(name=tensor.name, data_type=tensor.data_type, dims=tensor.dims,
                                 data_location=onnx.TensorProto.EXTERNAL)
         stub.external_data.add(key="location", value=_DETACHED)
-        stubs.append(stub)
-    skeleton = onnx.ModelProto()
-    saved = list(model.graph.initializer)
-    del model.graph.initializer[:]
-    skeleton.CopyFrom(model)
-    model.graph.initializer.extend(saved)
-    skeleton.graph.initializer.extend(stubs)
-    return skeleton, detached
 
 
 def _first_line(error: Exception) -> str:
