@@ -1,4 +1,4 @@
-"""The `spa` command line: import, export (and, later, analyze and prune) models."""
+"""The `spa` command line: import and export models, and a demo on a bundled example."""
 
 from __future__ import annotations
 
@@ -25,6 +25,12 @@ def _export(args: argparse.Namespace) -> None:
     save_module(read_module(args.module), args.output, external_data=True if args.external_data else None)
 
 
+def _demo(args: argparse.Namespace) -> None:
+    from spa.demo import run_demo
+
+    run_demo()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="spa", description="Structurally Prune Anything: structured pruning of ONNX models.")
@@ -44,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     exporter.add_argument("--external-data", action="store_true",
                           help="store weights in OUTPUT.data beside the model (automatic above 2 GB)")
     exporter.set_defaults(run=_export)
+
+    demo = commands.add_parser("demo", help="run SPA on a bundled example model (no arguments)")
+    demo.set_defaults(run=_demo)
     return parser
 
 

@@ -82,3 +82,9 @@ def test_export_rejects_bad_mlir_without_output(tmp_path: Path) -> None:
 
 def test_usage_error_exits_2() -> None:
     assert spa("import").returncode == 2
+
+
+def test_demo_runs_with_no_arguments() -> None:
+    result = spa("demo")
+    assert result.returncode == 0, result.stderr
+    assert "largest output difference after the round trip = 0" in result.stdout
