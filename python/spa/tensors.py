@@ -41,7 +41,11 @@ def to_attribute(tensor: onnx.TensorProto, blob_name: str, where: str,
         array = _map_external(tensor, base_dir, where)
     elif tensor.HasField("raw_data") and sys.byteorder == "little":
         dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type)
-        array = np.frombuffer(tensor.raw_data, dtype=dtype).reshape(shape)
+        array = np.frombuffer(tensor.raw_data, dtype=dtype)
+        if array.size != int(np.prod(shape, dtype=np.int64)):
+            raise SPAError(f"{where}: holds {array.size} values but its shape {list(shape)} needs "
+                           f"{int(np.prod(shape, dtype=np.int64))}")
+        array = array.reshape(shape)
     else:
         array = numpy_helper.to_array(tensor)
     if array.dtype == np.bool_:

@@ -79,9 +79,9 @@ def default_opset(model: onnx.ModelProto) -> int:
 def normalise(model: LoadedModel, config: ImportConfig) -> None:
     """Check, convert and shape-infer the model in place; raises SPAError naming the problem."""
     label = model.label
+    _take_out_weights(model)
     if config.check:
         _check(model)
-    _take_out_weights(model)
     proto = model.proto
     opset = default_opset(proto)
     if opset > SPA_OPSET:
@@ -102,12 +102,24 @@ def normalise(model: LoadedModel, config: ImportConfig) -> None:
 
 
 def _check(model: LoadedModel) -> None:
-    """onnx.checker: on the file when the model has one (external data stays on disk)."""
+    """onnx.checker on the graph's structure, with big initializers standing in as inputs.
+
+    Checking the weights' bytes too would cost more than loading the model;
+    their sizes are checked when they are read (spa.tensors).
+    """
+    proto = model.proto
+    stubs = [t for t in proto.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
+    structure = onnx.ModelProto()
+    structure.CopyFrom(proto)
+    if stubs:
+        kept = [t for t in structure.graph.initializer if t.data_location != onnx.TensorProto.EXTERNAL]
+        del structure.graph.initializer[:]
+        structure.graph.initializer.extend(kept)
+        listed = {i.name for i in structure.graph.input}
+        structure.graph.input.extend(onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims))
+                                     for t in stubs if t.name not in listed)
     try:
-        if model.base_dir is not None:
-            onnx.checker.check_model(model.label)
-        else:
-            onnx.checker.check_model(model.proto)
+        onnx.checker.check_model(structure)
     except (onnx.checker.ValidationError, ValueError) as error:
         raise SPAError(f"{model.label}: invalid ONNX model: {_first_line(error)}") from None
 
