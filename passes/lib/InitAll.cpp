@@ -4,6 +4,7 @@
 
 #include "spa/Dialect/ONNX/ONNXDialect.h"
 #include "spa/Dialect/SPA/SPADialect.h"
+#include "spa/Transforms/Passes.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/DialectRegistry.h"
@@ -12,4 +13,10 @@ void spa::registerAllDialects(mlir::DialectRegistry &registry) {
   registry.insert<spa::onnx::ONNXDialect, spa::SPADialect, mlir::func::FuncDialect>();
 }
 
-void spa::registerAllPasses() {}
+void spa::registerAllPasses() {
+  static bool registered = [] {
+    spa::registerSPAPasses();
+    return true;
+  }();
+  (void)registered;
+}

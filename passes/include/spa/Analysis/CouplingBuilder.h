@@ -1,0 +1,122 @@
+//===- CouplingBuilder.h - what channel rules record ------------*- C++ -*-===//
+//
+// Channel coupling works on *atoms*: one atom per channel that some op
+// creates (a Conv's output channel, a Gemm's output feature, ...). Every
+// value whose channels SPA tracks carries one tracked axis and, per position
+// along it, the atom it holds. Op rules (ChannelRules.h) read the atoms of
+// their operands and record what ties them:
+//   - the atoms of their results (the same ones, reordered, or fresh ones);
+//   - `unite`: two atoms must be removed together (residual Add, depthwise);
+//   - `member`: a constant slice that is removed with an atom (weights,
+//     biases, norm parameters), per position along one of its axes;
+//   - `block`: atoms that must not be removed, with the reason.
+// Atoms united transitively form a channel; channels that share a value or a
+// constant form a group (ChannelCoupling.h).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef SPA_ANALYSIS_COUPLINGBUILDER_H
+#define SPA_ANALYSIS_COUPLINGBUILDER_H
+
+#include "mlir/IR/BuiltinAttributes.h"
+#include "mlir/IR/Operation.h"
+#include "mlir/IR/Value.h"
+#include "llvm/ADT/DenseMap.h"
+#include "llvm/ADT/EquivalenceClasses.h"
+#include "llvm/ADT/SmallVector.h"
+#include "llvm/ADT/StringMap.h"
+
+#include <functional>
+#include <optional>
+#include <string>
+
+namespace spa {
+
+using Atom = int64_t;
+/// Marks a position that holds no atom (not part of any prunable channel).
+constexpr Atom kNoAtom = -1;
+
+/// What a constant slice is to its channel.
+enum class MemberRole { Producer, Norm, Consumer };
+llvm::StringRef stringifyMemberRole(MemberRole role);
+
+/// The tracked channel axis of a value and the atom at each position.
+struct TrackedAxis {
+  int64_t axis;
+  llvm::SmallVector<Atom> atoms;
+};
+
+/// A constant (onnx.Initializer or onnx.Constant) tied to atoms along `axis`.
+struct MemberSlice {
+  mlir::Operation *constant;
+  int64_t axis;
+  MemberRole role;
+  llvm::SmallVector<Atom> atoms; // one per position along `axis`
+};
+
+class CouplingBuilder {
+public:
+  /// Atoms tracked on `value`, or nullptr when SPA does not track its channels.
+  const TrackedAxis *lookup(mlir::Value value) const;
+  void track(mlir::Value value, int64_t axis, llvm::ArrayRef<Atom> atoms);
+
+  /// `count` new atoms, created by `creator` (an op with a static channel count).
+  llvm::SmallVector<Atom> fresh(int64_t count);
+  void unite(Atom a, Atom b);
+  void uniteAll(llvm::ArrayRef<Atom> a, llvm::ArrayRef<Atom> b);
+
+  /// Forbids removing these atoms; `reason` is shown to users ("graph output").
+  void block(llvm::ArrayRef<Atom> atoms, llvm::StringRef reason);
+  /// Blocks whatever atoms `value` carries.
+  void blockValue(mlir::Value value, llvm::StringRef reason);
+  /// Removing these atoms changes the function even with zeroed weights
+  /// (they feed a reduction over channels, e.g. LayerNorm or Softmax).
+  void markNotFunctionPreserving(llvm::ArrayRef<Atom> atoms, llvm::StringRef reason);
+
+  /// Records that slices of `constantValue` along `axis` go with `atoms`.
+  /// Returns false (and blocks the atoms) if the value is not a constant.
+  bool member(mlir::Value constantValue, int64_t axis, MemberRole role, llvm::ArrayRef<Atom> atoms,
+              llvm::StringRef what);
+
+  // -- read by ChannelCoupling when it forms groups ---------------------------
+  Atom leader(Atom atom) const;
+  int64_t numAtoms() const { return nextAtom; }
+  const llvm::DenseMap<mlir::Value, TrackedAxis> &trackedValues() const { return tracked; }
+  llvm::ArrayRef<MemberSlice> members() const { return memberSlices; }
+  const llvm::DenseMap<Atom, llvm::SmallVector<std::string, 1>> &blockedAtoms() const { return blocked; }
+  const llvm::DenseMap<Atom, std::string> &nonPreservingAtoms() const { return nonPreserving; }
+
+private:
+  Atom nextAtom = 0;
+  mutable llvm::EquivalenceClasses<Atom> classes;
+  llvm::DenseMap<mlir::Value, TrackedAxis> tracked;
+  llvm::SmallVector<MemberSlice> memberSlices;
+  llvm::DenseMap<std::pair<mlir::Operation *, int64_t>, size_t> memberIndex;
+  llvm::DenseMap<Atom, llvm::SmallVector<std::string, 1>> blocked;
+  llvm::DenseMap<Atom, std::string> nonPreserving;
+};
+
+/// A channel rule: reads `op`'s operand atoms from the builder and records
+/// its results' atoms, ties and members. Ops without a rule block their
+/// operands' atoms.
+using ChannelRule = std::function<void(mlir::Operation *op, CouplingBuilder &builder)>;
+using ChannelRuleTable = llvm::StringMap<ChannelRule>;
+
+/// The rules of every op family (one registration function per family).
+const ChannelRuleTable &getChannelRules();
+
+/// Helpers shared by the rule files.
+/// The value's static dimension `axis`, or std::nullopt when unknown.
+std::optional<int64_t> staticDim(mlir::Value value, int64_t axis);
+/// The value's rank, or std::nullopt when unranked.
+std::optional<int64_t> rankOf(mlir::Value value);
+/// The constant elements behind `value` (onnx.Initializer / onnx.Constant), if any.
+mlir::ElementsAttr constantElements(mlir::Value value);
+/// Integer values of a constant operand (shape, axes, pads ...), if constant.
+std::optional<llvm::SmallVector<int64_t>> constantInts(mlir::Value value);
+/// A human-readable label for an op: its ONNX node name, else its op name.
+std::string describe(mlir::Operation *op);
+
+} // namespace spa
+
+#endif // SPA_ANALYSIS_COUPLINGBUILDER_H

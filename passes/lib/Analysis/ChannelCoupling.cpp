@@ -1,0 +1,221 @@
+//===- ChannelCoupling.cpp - the channel-coupling analysis ----------------===//
+//
+// Algorithm: one forward walk over the function's ops in order. Each op's
+// rule (Rules/*.cpp) turns its operands' atoms into its results' atoms and
+// records ties (union-find), constant members and blocks. Ops without a rule,
+// ops with regions and graph outputs block the atoms they touch. Then:
+//   channel = union-find class of atoms;
+//   group   = channels linked by appearing in one value or one constant
+//             (a second union-find over channels);
+// and each group is prunable iff none of its atoms is blocked.
+//
+//===----------------------------------------------------------------------===//
+
+#include "spa/Analysis/ChannelCoupling.h"
+
+#include "Rules/Rules.h"
+
+#include "spa/Dialect/ONNX/ONNXDialect.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "llvm/ADT/MapVector.h"
+
+#include <set>
+
+using namespace mlir;
+using namespace spa;
+
+const ChannelRuleTable &spa::getChannelRules() {
+  static const ChannelRuleTable table = [] {
+    ChannelRuleTable rules;
+    rules::registerConvRules(rules);
+    rules::registerLinearRules(rules);
+    rules::registerNormalizationRules(rules);
+    rules::registerElementwiseRules(rules);
+    rules::registerShapeRules(rules);
+    rules::registerReductionRules(rules);
+    return rules;
+  }();
+  return table;
+}
+
+std::string spa::constantName(Operation *constant) {
+  if (auto initializer = dyn_cast<onnx::InitializerOp>(constant))
+    return initializer.getTensorName().str();
+  if (auto names = constant->getAttrOfType<ArrayAttr>("onnx.output_names"))
+    if (!names.empty())
+      return cast<StringAttr>(names[0]).getValue().str();
+  return "";
+}
+
+namespace {
+
+/// Ops that hold no channels of their own.
+bool isStructural(Operation *op) {
+  return isa<onnx::InitializerOp, onnx::NoValueOp, onnx::ConstantOp, onnx::ConstantOfShapeOp>(op);
+}
+
+void analyseBlock(Block &block, CouplingBuilder &builder) {
+  const ChannelRuleTable &rules = getChannelRules();
+  for (Operation &op : block) {
+    if (isStructural(&op))
+      continue;
+    if (op.hasTrait<OpTrait::IsTerminator>()) {
+      for (Value operand : op.getOperands())
+        builder.blockValue(operand, "graph output");
+      continue;
+    }
+    if (op.getNumRegions() == 0) {
+      auto rule = rules.find(op.getName().getStringRef());
+      if (rule != rules.end()) {
+        rule->second(&op, builder);
+        continue;
+      }
+    }
+    std::string reason = isa<onnx::CustomOp>(op) ? "opaque op " + describe(&op)
+                         : op.getNumRegions()  ? describe(&op) + " has sub-graphs"
+                                               : "no channel rule for " + describe(&op);
+    for (Value operand : op.getOperands())
+      builder.blockValue(operand, reason);
+    // Values captured by sub-graphs are used there too.
+    op.walk([&](Operation *inner) {
+      for (Value operand : inner->getOperands())
+        if (!op.isAncestor(operand.getParentBlock()->getParentOp()))
+          builder.blockValue(operand, reason);
+    });
+  }
+}
+
+/// Union-find over channel indices (dense).
+struct ChannelLinks {
+  llvm::EquivalenceClasses<int64_t> classes;
+  void link(ArrayRef<int64_t> channels) {
+    for (int64_t c : channels)
+      classes.insert(c);
+    for (size_t i = 1; i < channels.size(); ++i)
+      classes.unionSets(channels[0], channels[i]);
+  }
+};
+
+} // namespace
+
+ChannelCoupling::ChannelCoupling(Operation *root) {
+  CouplingBuilder builder;
+  root->walk([&](func::FuncOp function) {
+    if (!function.getBody().empty())
+      analyseBlock(function.getBody().front(), builder);
+  });
+  formGroups(builder);
+}
+
+void ChannelCoupling::formGroups(const CouplingBuilder &builder) {
+  // Channels: dense ids for atom classes, in order of first appearance.
+  llvm::DenseMap<Atom, int64_t> channelOfLeader;
+  auto channelOf = [&](Atom atom) -> int64_t {
+    if (atom == kNoAtom)
+      return -1;
+    auto [it, inserted] = channelOfLeader.try_emplace(builder.leader(atom), channelOfLeader.size());
+    return it->second;
+  };
+  auto toChannels = [&](ArrayRef<Atom> atoms) {
+    SmallVector<int64_t> channels;
+    for (Atom atom : atoms)
+      channels.push_back(channelOf(atom));
+    return channels;
+  };
+  // Link channels that share a constant or a value.
+  ChannelLinks links;
+  std::vector<SmallVector<int64_t>> memberChannels, spaceChannels;
+  for (const MemberSlice &member : builder.members()) {
+    memberChannels.push_back(toChannels(member.atoms));
+    SmallVector<int64_t> present(llvm::make_filter_range(memberChannels.back(), [](int64_t c) { return c >= 0; }));
+    links.link(present);
+  }
+  SmallVector<std::pair<Value, const TrackedAxis *>> spaces;
+  for (auto &[value, tracked] : builder.trackedValues())
+    spaces.push_back({value, &tracked});
+  for (auto &[value, tracked] : spaces) {
+    spaceChannels.push_back(toChannels(tracked->atoms));
+    links.link(spaceChannels.back());
+  }
+  // Groups in order of their first member.
+  llvm::MapVector<int64_t, unsigned> groupOfLeader;
+  auto groupOf = [&](int64_t channel) {
+    auto [it, inserted] = groupOfLeader.insert({links.classes.getLeaderValue(channel), groups.size()});
+    if (inserted)
+      groups.push_back(ChannelGroup{static_cast<unsigned>(groups.size()), 0, true, true, {}, {}, {}});
+    return it->second;
+  };
+  // Channel numbering inside each group, in order of first appearance.
+  SmallVector<int64_t> localIndex(channelOfLeader.size(), -1);
+  auto localize = [&](ChannelGroup &group, ArrayRef<int64_t> channels) {
+    SmallVector<int64_t> local;
+    for (int64_t c : channels) {
+      if (c < 0) {
+        local.push_back(-1);
+        continue;
+      }
+      if (localIndex[c] < 0)
+        localIndex[c] = group.channels++;
+      local.push_back(localIndex[c]);
+    }
+    return local;
+  };
+  for (auto [member, channels] : llvm::zip_equal(builder.members(), memberChannels)) {
+    auto first = llvm::find_if(channels, [](int64_t c) { return c >= 0; });
+    if (first == channels.end())
+      continue;
+    ChannelGroup &group = groups[groupOf(*first)];
+    group.members.push_back(GroupMember{member.constant, constantName(member.constant), member.axis, member.role,
+                                        localize(group, channels)});
+  }
+  for (auto [space, channels] : llvm::zip_equal(spaces, spaceChannels)) {
+    if (channels.empty())
+      continue;
+    ChannelGroup &group = groups[groupOf(channels.front())];
+    group.spaces.push_back(GroupSpace{space.first, space.second->axis, localize(group, channels)});
+  }
+  // Blocks and non-preserving marks, per group.
+  std::vector<std::set<std::string>> reasons(groups.size()), notes(groups.size());
+  for (auto &[atom, atomReasons] : builder.blockedAtoms()) {
+    auto it = channelOfLeader.find(builder.leader(atom));
+    if (it == channelOfLeader.end())
+      continue;
+    unsigned group = groupOf(it->second);
+    groups[group].prunable = false;
+    reasons[group].insert(atomReasons.begin(), atomReasons.end());
+  }
+  for (auto &[atom, note] : builder.nonPreservingAtoms()) {
+    auto it = channelOfLeader.find(builder.leader(atom));
+    if (it == channelOfLeader.end())
+      continue;
+    unsigned group = groupOf(it->second);
+    groups[group].functionPreserving = false;
+    notes[group].insert(note);
+  }
+  for (ChannelGroup &group : groups) {
+    group.reasons.assign(reasons[group.id].begin(), reasons[group.id].end());
+    group.reasons.insert(group.reasons.end(), notes[group.id].begin(), notes[group.id].end());
+  }
+}
+
+llvm::json::Value ChannelCoupling::toJSON() const {
+  llvm::json::Array jsonGroups;
+  for (const ChannelGroup &group : groups) {
+    llvm::json::Array members;
+    for (const GroupMember &member : group.members)
+      members.push_back(llvm::json::Object{{"tensor", member.tensorName},
+                                           {"axis", member.axis},
+                                           {"role", stringifyMemberRole(member.role)},
+                                           {"channel_of_position", llvm::json::Array(member.channelOfPosition)}});
+    jsonGroups.push_back(llvm::json::Object{{"id", group.id},
+                                            {"channels", group.channels},
+                                            {"prunable", group.prunable},
+                                            {"function_preserving", group.functionPreserving},
+                                            {"divisor", 1},
+                                            {"reasons", llvm::json::Array(group.reasons)},
+                                            {"members", std::move(members)}});
+  }
+  return llvm::json::Object{{"groups", std::move(jsonGroups)}};
+}

@@ -1,0 +1,162 @@
+//===- CouplingBuilder.cpp - atoms, ties and members ----------------------===//
+
+#include "spa/Analysis/CouplingBuilder.h"
+
+#include "spa/Dialect/ONNX/ONNXDialect.h"
+
+#include "mlir/IR/AsmState.h"
+#include "mlir/IR/BuiltinTypes.h"
+#include "mlir/IR/DialectResourceBlobManager.h"
+
+using namespace mlir;
+using namespace spa;
+
+StringRef spa::stringifyMemberRole(MemberRole role) {
+  switch (role) {
+  case MemberRole::Producer:
+    return "producer";
+  case MemberRole::Norm:
+    return "norm";
+  case MemberRole::Consumer:
+    return "consumer";
+  }
+  return "unknown";
+}
+
+const TrackedAxis *CouplingBuilder::lookup(Value value) const {
+  auto it = tracked.find(value);
+  return it == tracked.end() ? nullptr : &it->second;
+}
+
+void CouplingBuilder::track(Value value, int64_t axis, ArrayRef<Atom> atoms) {
+  tracked[value] = TrackedAxis{axis, SmallVector<Atom>(atoms)};
+}
+
+SmallVector<Atom> CouplingBuilder::fresh(int64_t count) {
+  SmallVector<Atom> atoms;
+  atoms.reserve(count);
+  for (int64_t i = 0; i < count; ++i) {
+    classes.insert(nextAtom);
+    atoms.push_back(nextAtom++);
+  }
+  return atoms;
+}
+
+void CouplingBuilder::unite(Atom a, Atom b) {
+  if (a != kNoAtom && b != kNoAtom)
+    classes.unionSets(a, b);
+}
+
+void CouplingBuilder::uniteAll(ArrayRef<Atom> a, ArrayRef<Atom> b) {
+  assert(a.size() == b.size() && "uniting atom lists of different lengths");
+  for (auto [x, y] : llvm::zip_equal(a, b))
+    unite(x, y);
+}
+
+void CouplingBuilder::block(ArrayRef<Atom> atoms, StringRef reason) {
+  // One reason per atom list is enough to explain the group.
+  for (Atom atom : atoms) {
+    if (atom == kNoAtom)
+      continue;
+    auto &reasons = blocked[atom];
+    if (reasons.empty() || reasons.back() != reason)
+      reasons.push_back(reason.str());
+  }
+}
+
+void CouplingBuilder::blockValue(Value value, StringRef reason) {
+  if (const TrackedAxis *axis = lookup(value))
+    block(axis->atoms, reason);
+}
+
+void CouplingBuilder::markNotFunctionPreserving(ArrayRef<Atom> atoms, StringRef reason) {
+  for (Atom atom : atoms)
+    if (atom != kNoAtom)
+      nonPreserving.try_emplace(atom, reason.str());
+}
+
+bool CouplingBuilder::member(Value constantValue, int64_t axis, MemberRole role, ArrayRef<Atom> atoms,
+                             StringRef what) {
+  Operation *constant = constantValue.getDefiningOp();
+  if (!constant || !constantElements(constantValue)) {
+    block(atoms, (what + " is computed, not a constant").str());
+    return false;
+  }
+  auto key = std::make_pair(constant, axis);
+  auto [it, inserted] = memberIndex.try_emplace(key, memberSlices.size());
+  if (inserted) {
+    memberSlices.push_back(MemberSlice{constant, axis, role, SmallVector<Atom>(atoms)});
+    return true;
+  }
+  // A shared constant (weight tying): the same positions are the same channel.
+  MemberSlice &existing = memberSlices[it->second];
+  for (auto [x, y] : llvm::zip_equal(existing.atoms, atoms)) {
+    if (x == kNoAtom || y == kNoAtom) {
+      block({x, y}, (what + " is shared with positions outside any channel").str());
+      continue;
+    }
+    unite(x, y);
+  }
+  return true;
+}
+
+Atom CouplingBuilder::leader(Atom atom) const { return classes.getLeaderValue(atom); }
+
+std::optional<int64_t> spa::staticDim(Value value, int64_t axis) {
+  auto type = dyn_cast<RankedTensorType>(value.getType());
+  if (!type || axis < 0 || axis >= type.getRank() || type.isDynamicDim(axis))
+    return std::nullopt;
+  return type.getDimSize(axis);
+}
+
+std::optional<int64_t> spa::rankOf(Value value) {
+  if (auto type = dyn_cast<RankedTensorType>(value.getType()))
+    return type.getRank();
+  return std::nullopt;
+}
+
+ElementsAttr spa::constantElements(Value value) {
+  Operation *op = value.getDefiningOp();
+  if (!op)
+    return {};
+  if (auto initializer = dyn_cast<onnx::InitializerOp>(op))
+    return initializer.getValue();
+  if (auto constant = dyn_cast<onnx::ConstantOp>(op))
+    return constant.getValueAttr();
+  return {};
+}
+
+std::string spa::describe(Operation *op) {
+  std::string label = op->getName().getStringRef().str();
+  if (auto name = op->getAttrOfType<StringAttr>("onnx.node_name"))
+    label += " '" + name.getValue().str() + "'";
+  return label;
+}
+
+std::optional<SmallVector<int64_t>> spa::constantInts(Value value) {
+  ElementsAttr elements = constantElements(value);
+  if (!elements || !elements.getElementType().isInteger())
+    return std::nullopt;
+  SmallVector<int64_t> values;
+  if (auto dense = dyn_cast<DenseIntElementsAttr>(elements)) {
+    for (const APInt &v : dense.getValues<APInt>())
+      values.push_back(v.getSExtValue());
+    return values;
+  }
+  if (auto resource = dyn_cast<DenseResourceElementsAttr>(elements)) {
+    AsmResourceBlob *blob = resource.getRawHandle().getBlob();
+    if (!blob)
+      return std::nullopt;
+    ArrayRef<char> data = blob->getData();
+    unsigned width = elements.getElementType().getIntOrFloatBitWidth();
+    if (width != 64 && width != 32)
+      return std::nullopt;
+    size_t count = data.size() / (width / 8);
+    for (size_t i = 0; i < count; ++i)
+      values.push_back(width == 64 ? reinterpret_cast<const int64_t *>(data.data())[i]
+                                   : reinterpret_cast<const int32_t *>(data.data())[i]);
+    return values;
+  }
+  return std::nullopt;
+}
+

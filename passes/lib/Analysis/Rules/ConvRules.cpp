@@ -1,0 +1,94 @@
+//===- ConvRules.cpp - Conv and ConvTranspose -----------------------------===//
+//
+// Conv: input channel c <-> weight[:, c] (consumer); output channel o <->
+// weight[o] and bias[o] (producer). Depthwise conv (group == in == out
+// channels) ties input channel c to output channel c, so both sides are one
+// channel. Other grouped convs are not pruned yet: their channels are blocked.
+// ConvTranspose is the same with the weight's first two axes swapped.
+//
+//===----------------------------------------------------------------------===//
+
+#include "Rules.h"
+
+#include "spa/Dialect/ONNX/ONNXDialect.h"
+
+using namespace mlir;
+using namespace spa;
+
+namespace {
+
+/// Input atoms on the channel axis (1), blocking them if tracked elsewhere.
+const TrackedAxis *inputChannels(Value input, CouplingBuilder &builder, const std::string &where) {
+  const TrackedAxis *tracked = builder.lookup(input);
+  if (tracked && tracked->axis != 1) {
+    builder.block(tracked->atoms, where + " reads channels on a non-channel axis");
+    return nullptr;
+  }
+  return tracked;
+}
+
+void convRule(Operation *op, CouplingBuilder &builder) {
+  auto conv = cast<onnx::ConvOp>(op);
+  std::string where = describe(op);
+  const TrackedAxis *input = inputChannels(conv.getX(), builder, where);
+  std::optional<int64_t> outChannels = staticDim(conv.getW(), 0);
+  std::optional<int64_t> inPerGroup = staticDim(conv.getW(), 1);
+  if (!outChannels || !inPerGroup) {
+    if (input)
+      builder.block(input->atoms, where + " has a weight of unknown shape");
+    return;
+  }
+  int64_t groups = conv.getGroup();
+  bool depthwise = groups > 1 && *inPerGroup == 1 && input &&
+                   static_cast<int64_t>(input->atoms.size()) == groups && *outChannels == groups;
+  SmallVector<Atom> out;
+  if (depthwise) {
+    out = input->atoms; // channel c in is channel c out
+  } else {
+    out = builder.fresh(*outChannels);
+    if (groups == 1) {
+      if (input)
+        builder.member(conv.getW(), 1, MemberRole::Consumer, input->atoms, where + " weight");
+    } else {
+      std::string reason = where + " is a grouped conv (" + std::to_string(groups) + " groups)";
+      builder.block(out, reason);
+      if (input)
+        builder.block(input->atoms, reason);
+    }
+  }
+  builder.member(conv.getW(), 0, MemberRole::Producer, out, where + " weight");
+  if (!isa<NoneType>(conv.getB().getType()))
+    builder.member(conv.getB(), 0, MemberRole::Producer, out, where + " bias");
+  builder.track(conv.getY(), 1, out);
+}
+
+void convTransposeRule(Operation *op, CouplingBuilder &builder) {
+  auto conv = cast<onnx::ConvTransposeOp>(op);
+  std::string where = describe(op);
+  const TrackedAxis *input = inputChannels(conv.getX(), builder, where);
+  std::optional<int64_t> outPerGroup = staticDim(conv.getW(), 1);
+  if (!outPerGroup || conv.getGroup() != 1) {
+    if (input)
+      builder.block(input->atoms, where + (outPerGroup ? " is a grouped transposed conv" : " has a weight of unknown shape"));
+    if (outPerGroup) {
+      SmallVector<Atom> out = builder.fresh(*outPerGroup * conv.getGroup());
+      builder.block(out, where + " is a grouped transposed conv");
+      builder.track(conv.getY(), 1, out);
+    }
+    return;
+  }
+  if (input)
+    builder.member(conv.getW(), 0, MemberRole::Consumer, input->atoms, where + " weight");
+  SmallVector<Atom> out = builder.fresh(*outPerGroup);
+  builder.member(conv.getW(), 1, MemberRole::Producer, out, where + " weight");
+  if (!isa<NoneType>(conv.getB().getType()))
+    builder.member(conv.getB(), 0, MemberRole::Producer, out, where + " bias");
+  builder.track(conv.getY(), 1, out);
+}
+
+} // namespace
+
+void spa::rules::registerConvRules(ChannelRuleTable &table) {
+  table["onnx.Conv"] = convRule;
+  table["onnx.ConvTranspose"] = convTransposeRule;
+}

@@ -1,0 +1,96 @@
+//===- ElementwiseRules.cpp - elementwise ops, activations, pooling -------===//
+//
+// Elementwise ops (with numpy broadcasting) keep every channel where it is:
+// tracked operands are the same channels (a residual Add unites them) and
+// constant operands spanning the channel axis are sliced with it. Pooling,
+// Resize and Pad work per channel too. Softmax-like ops over the channel axis
+// keep channels but are not function-preserving.
+//
+//===----------------------------------------------------------------------===//
+
+#include "Rules.h"
+
+#include "spa/Dialect/ONNX/ONNXDialect.h"
+
+using namespace mlir;
+using namespace spa;
+
+namespace {
+
+const char *const kElementwiseOps[] = {
+    // unary math and activations
+    "Abs", "Acos", "Acosh", "Asin", "Asinh", "Atan", "Atanh", "Ceil", "Cos", "Cosh", "Erf", "Exp", "Floor",
+    "IsInf", "IsNaN", "Log", "Neg", "Not", "Reciprocal", "Round", "Sign", "Sin", "Sinh", "Sqrt", "Tan",
+    "Tanh", "Relu", "LeakyRelu", "Elu", "Selu", "Celu", "Gelu", "Sigmoid", "HardSigmoid", "HardSwish",
+    "Mish", "Softplus", "Softsign", "ThresholdedRelu", "Shrink", "Swish", "Identity", "Cast", "CastLike",
+    "Dropout", "Clip", "PRelu",
+    // binary and variadic, broadcasting
+    "Add", "Sub", "Mul", "Div", "Pow", "Mod", "Max", "Min", "Sum", "Mean", "Where", "And", "Or", "Xor",
+    "Equal", "Greater", "GreaterOrEqual", "Less", "LessOrEqual", "BitShift", "BitwiseAnd", "BitwiseOr",
+    "BitwiseXor", "BitwiseNot"};
+
+/// Ops that work on each channel separately and keep the channel axis 1.
+const char *const kPerChannelOps[] = {"MaxPool", "AveragePool", "LpPool", "GlobalAveragePool",
+                                      "GlobalMaxPool", "GlobalLpPool", "MaxRoiPool", "DepthToSpace"};
+
+void perChannelRule(Operation *op, CouplingBuilder &builder) {
+  const TrackedAxis *input = builder.lookup(op->getOperand(0));
+  if (!input)
+    return;
+  if (input->axis != 1 || op->getName().getStringRef() == "onnx.DepthToSpace") {
+    builder.block(input->atoms, describe(op) + " works on the channel axis");
+    return;
+  }
+  rules::passThrough(op, builder);
+}
+
+void resizeRule(Operation *op, CouplingBuilder &builder) {
+  auto resize = cast<onnx::ResizeOp>(op);
+  const TrackedAxis *input = builder.lookup(resize.getX());
+  if (!input)
+    return;
+  if (!isa<NoneType>(resize.getSizes().getType())) {
+    builder.block(input->atoms, describe(op) + " has explicit output sizes");
+    return;
+  }
+  rules::passThrough(op, builder);
+}
+
+void padRule(Operation *op, CouplingBuilder &builder) {
+  auto pad = cast<onnx::PadOp>(op);
+  const TrackedAxis *input = builder.lookup(pad.getData());
+  std::optional<int64_t> rank = rankOf(pad.getData());
+  if (!input || !rank)
+    return;
+  std::optional<SmallVector<int64_t>> pads = rules::constantInts(pad.getPads());
+  bool axesGiven = !isa<NoneType>(pad.getAxes().getType());
+  if (!pads || axesGiven || static_cast<int64_t>(pads->size()) != 2 * *rank ||
+      (*pads)[input->axis] != 0 || (*pads)[input->axis + *rank] != 0) {
+    builder.block(input->atoms, describe(op) + " may pad the channel axis");
+    return;
+  }
+  rules::passThrough(op, builder);
+}
+
+void softmaxLikeRule(Operation *op, CouplingBuilder &builder) {
+  const TrackedAxis *input = builder.lookup(op->getOperand(0));
+  std::optional<int64_t> rank = rankOf(op->getOperand(0));
+  if (!input || !rank)
+    return;
+  if (rules::normaliseAxis(static_cast<int64_t>(rules::intAttr(op, "axis", -1)), *rank) == input->axis)
+    builder.markNotFunctionPreserving(input->atoms, describe(op) + " normalises over the channels");
+  rules::passThrough(op, builder);
+}
+
+} // namespace
+
+void spa::rules::registerElementwiseRules(ChannelRuleTable &table) {
+  for (const char *name : kElementwiseOps)
+    table[std::string("onnx.") + name] = broadcastElementwise;
+  for (const char *name : kPerChannelOps)
+    table[std::string("onnx.") + name] = perChannelRule;
+  table["onnx.Resize"] = resizeRule;
+  table["onnx.Pad"] = padRule;
+  for (const char *name : {"Softmax", "LogSoftmax", "Hardmax"})
+    table[std::string("onnx.") + name] = softmaxLikeRule;
+}

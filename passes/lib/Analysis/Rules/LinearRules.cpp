@@ -1,0 +1,133 @@
+//===- LinearRules.cpp - Gemm, MatMul and embedding Gather ----------------===//
+//
+// Gemm/MatMul with a constant weight: input feature k <-> weight row k
+// (column with transB); output feature n <-> weight column n and bias[n].
+// MatMul of two activations (attention) ties the contracted axes of both
+// sides and carries batch/row/column channels through. A Gather from a
+// constant table (embedding) creates one channel per table column.
+//
+//===----------------------------------------------------------------------===//
+
+#include "Rules.h"
+
+#include "spa/Dialect/ONNX/ONNXDialect.h"
+
+using namespace mlir;
+using namespace spa;
+
+namespace {
+
+void gemmRule(Operation *op, CouplingBuilder &builder) {
+  auto gemm = cast<onnx::GemmOp>(op);
+  std::string where = describe(op);
+  int64_t transA = gemm.getTransA(), transB = gemm.getTransB();
+  int64_t featureAxis = transA ? 0 : 1; // K axis of A
+  int64_t weightInAxis = transB ? 1 : 0, weightOutAxis = transB ? 0 : 1;
+  const TrackedAxis *input = builder.lookup(gemm.getA());
+  if (input) {
+    if (input->axis != featureAxis)
+      builder.block(input->atoms, where + " reads channels on its row axis");
+    else
+      builder.member(gemm.getB(), weightInAxis, MemberRole::Consumer, input->atoms, where + " weight");
+  }
+  if (builder.lookup(gemm.getB()))
+    builder.blockValue(gemm.getB(), where + " multiplies two activations");
+  std::optional<int64_t> outFeatures = staticDim(gemm.getB(), weightOutAxis);
+  if (!outFeatures)
+    return;
+  SmallVector<Atom> out = builder.fresh(*outFeatures);
+  builder.member(gemm.getB(), weightOutAxis, MemberRole::Producer, out, where + " weight");
+  Value bias = gemm.getC();
+  if (!isa<NoneType>(bias.getType())) {
+    std::optional<int64_t> rank = rankOf(bias);
+    std::optional<int64_t> size = rank && *rank > 0 ? staticDim(bias, *rank - 1) : std::nullopt;
+    if (size == *outFeatures)
+      builder.member(bias, *rank - 1, MemberRole::Producer, out, where + " bias");
+    else if (size != 1 && rank != 0)
+      builder.block(out, where + " has a bias of unknown shape");
+  }
+  builder.track(gemm.getY(), 1, out);
+}
+
+void matMulRule(Operation *op, CouplingBuilder &builder) {
+  Value lhs = op->getOperand(0), rhs = op->getOperand(1), result = op->getResult(0);
+  std::string where = describe(op);
+  std::optional<int64_t> lhsRank = rankOf(lhs), rhsRank = rankOf(rhs), outRank = rankOf(result);
+  const TrackedAxis *a = builder.lookup(lhs);
+  const TrackedAxis *b = builder.lookup(rhs);
+  if (!lhsRank || !rhsRank || !outRank || *lhsRank < 2 || *rhsRank < 2) {
+    builder.blockValue(lhs, where + " has operands of unknown or vector rank");
+    builder.blockValue(rhs, where + " has operands of unknown or vector rank");
+    return;
+  }
+  ElementsAttr weight = constantElements(rhs);
+  // Contracted axis: lhs last <-> rhs second to last.
+  if (a && a->axis == *lhsRank - 1) {
+    if (b && b->axis == *rhsRank - 2)
+      builder.uniteAll(a->atoms, b->atoms);
+    else if (weight && *rhsRank == 2)
+      builder.member(rhs, 0, MemberRole::Consumer, a->atoms, where + " weight");
+    else
+      builder.block(a->atoms, where + " contracts channels with a computed operand");
+  }
+  if (b && b->axis == *rhsRank - 2 && !(a && a->axis == *lhsRank - 1))
+    builder.block(b->atoms, where + " contracts channels with a computed operand");
+  // Output columns.
+  if (weight && *rhsRank == 2 && !b) {
+    if (std::optional<int64_t> columns = staticDim(rhs, 1)) {
+      SmallVector<Atom> out = builder.fresh(*columns);
+      builder.member(rhs, 1, MemberRole::Producer, out, where + " weight");
+      builder.track(result, *outRank - 1, out);
+    }
+  } else if (b && b->axis == *rhsRank - 1) {
+    builder.track(result, *outRank - 1, b->atoms);
+  }
+  // Rows and batch axes of the lhs carry over.
+  if (a && a->axis == *lhsRank - 2)
+    builder.track(result, *outRank - 2, a->atoms);
+  else if (a && a->axis < *lhsRank - 2)
+    builder.track(result, a->axis + (*outRank - *lhsRank), a->atoms);
+  if (b && b->axis < *rhsRank - 2) {
+    if (builder.lookup(result))
+      builder.block(b->atoms, where + " carries channels on two axes");
+    else
+      builder.track(result, b->axis + (*outRank - *rhsRank), b->atoms);
+  }
+}
+
+void gatherRule(Operation *op, CouplingBuilder &builder) {
+  auto gather = cast<onnx::GatherOp>(op);
+  Value data = gather.getData(), indices = gather.getIndices(), result = gather.getOutput();
+  std::string where = describe(op);
+  std::optional<int64_t> dataRank = rankOf(data), indexRank = rankOf(indices), outRank = rankOf(result);
+  if (!dataRank || !indexRank || !outRank) {
+    builder.blockValue(data, where + " has operands of unknown rank");
+    return;
+  }
+  int64_t axis = rules::normaliseAxis(gather.getAxis(), *dataRank);
+  builder.blockValue(indices, where + " uses channels as indices");
+  const TrackedAxis *tracked = builder.lookup(data);
+  if (tracked) {
+    if (tracked->axis == axis)
+      builder.block(tracked->atoms, where + " gathers along the channel axis");
+    else
+      builder.track(result, tracked->axis < axis ? tracked->axis : tracked->axis + *indexRank - 1, tracked->atoms);
+    return;
+  }
+  // Embedding lookup: table rows are gathered, table columns are channels.
+  if (constantElements(data) && *dataRank == 2 && axis == 0) {
+    if (std::optional<int64_t> columns = staticDim(data, 1)) {
+      SmallVector<Atom> out = builder.fresh(*columns);
+      builder.member(data, 1, MemberRole::Producer, out, where + " table");
+      builder.track(result, *outRank - 1, out);
+    }
+  }
+}
+
+} // namespace
+
+void spa::rules::registerLinearRules(ChannelRuleTable &table) {
+  table["onnx.Gemm"] = gemmRule;
+  table["onnx.MatMul"] = matMulRule;
+  table["onnx.Gather"] = gatherRule;
+}

@@ -1,0 +1,86 @@
+//===- NormalizationRules.cpp - per-channel and cross-channel norms -------===//
+//
+// BatchNormalization / InstanceNormalization: every parameter is per channel
+// (axis 1) and travels with it. LayerNormalization over the channel axis
+// also slices scale and bias, but removing a channel changes the statistics,
+// so its channels are not function-preserving; the same holds for LRN.
+// GroupNormalization's groups are not handled yet: its channels are blocked.
+//
+//===----------------------------------------------------------------------===//
+
+#include "Rules.h"
+
+#include "spa/Dialect/ONNX/ONNXDialect.h"
+
+using namespace mlir;
+using namespace spa;
+
+namespace {
+
+/// Input channels on axis 1, with operands `first..last` as per-channel members.
+void perChannelNorm(Operation *op, CouplingBuilder &builder, unsigned first, unsigned last) {
+  const TrackedAxis *input = builder.lookup(op->getOperand(0));
+  if (!input)
+    return;
+  std::string where = describe(op);
+  if (input->axis != 1) {
+    builder.block(input->atoms, where + " normalises a non-channel axis");
+    return;
+  }
+  for (unsigned index = first; index <= last && index < op->getNumOperands(); ++index)
+    if (!isa<NoneType>(op->getOperand(index).getType()))
+      builder.member(op->getOperand(index), 0, MemberRole::Norm, input->atoms, where + " parameter");
+  for (Value result : op->getResults())
+    if (rankOf(result) == rankOf(op->getOperand(0)))
+      builder.track(result, 1, input->atoms);
+}
+
+void batchNormRule(Operation *op, CouplingBuilder &builder) { perChannelNorm(op, builder, 1, 4); }
+void instanceNormRule(Operation *op, CouplingBuilder &builder) { perChannelNorm(op, builder, 1, 2); }
+
+void layerNormRule(Operation *op, CouplingBuilder &builder) {
+  auto norm = cast<onnx::LayerNormalizationOp>(op);
+  const TrackedAxis *input = builder.lookup(norm.getX());
+  std::optional<int64_t> rank = rankOf(norm.getX());
+  if (!input || !rank)
+    return;
+  std::string where = describe(op);
+  int64_t first = rules::normaliseAxis(norm.getAxis(), *rank);
+  if (input->axis >= first) {
+    builder.markNotFunctionPreserving(input->atoms, where + " normalises over the channels");
+    int64_t paramAxis = input->axis - first;
+    for (Value param : std::initializer_list<Value>{norm.getScale(), norm.getB()}) {
+      if (isa<NoneType>(param.getType()))
+        continue;
+      std::optional<int64_t> paramRank = rankOf(param);
+      if (paramRank && *paramRank == *rank - first)
+        builder.member(param, paramAxis, MemberRole::Norm, input->atoms, where + " parameter");
+      else
+        builder.block(input->atoms, where + " has parameters of unexpected rank");
+    }
+  }
+  builder.track(norm.getY(), input->axis, input->atoms);
+}
+
+void acrossChannelsRule(Operation *op, CouplingBuilder &builder) {
+  const TrackedAxis *input = builder.lookup(op->getOperand(0));
+  if (!input)
+    return;
+  if (input->axis == 1)
+    builder.markNotFunctionPreserving(input->atoms, describe(op) + " mixes neighbouring channels");
+  rules::passThrough(op, builder);
+}
+
+void groupNormRule(Operation *op, CouplingBuilder &builder) {
+  builder.blockValue(op->getOperand(0), describe(op) + " (channel groups are not pruned yet)");
+}
+
+} // namespace
+
+void spa::rules::registerNormalizationRules(ChannelRuleTable &table) {
+  table["onnx.BatchNormalization"] = batchNormRule;
+  table["onnx.InstanceNormalization"] = instanceNormRule;
+  table["onnx.LayerNormalization"] = layerNormRule;
+  table["onnx.LRN"] = acrossChannelsRule;
+  table["onnx.GroupNormalization"] = groupNormRule;
+}

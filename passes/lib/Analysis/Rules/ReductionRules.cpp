@@ -1,0 +1,59 @@
+//===- ReductionRules.cpp - Reduce* ops -----------------------------------===//
+//
+// Reducing other axes keeps the channels (the axis moves when keepdims=0).
+// Reducing over the channels ends them; a sum of zeroed channels is
+// unchanged, so Sum-like reductions stay function-preserving, Mean/Max/...
+// do not.
+//
+//===----------------------------------------------------------------------===//
+
+#include "Rules.h"
+
+#include "spa/Dialect/ONNX/ONNXDialect.h"
+
+using namespace mlir;
+using namespace spa;
+
+namespace {
+
+void reduceRule(Operation *op, CouplingBuilder &builder) {
+  const TrackedAxis *input = builder.lookup(op->getOperand(0));
+  std::optional<int64_t> rank = rankOf(op->getOperand(0));
+  if (!input || !rank)
+    return;
+  std::string where = describe(op);
+  bool keepDims = rules::intAttr(op, "keepdims", 1) != 0;
+  std::optional<SmallVector<int64_t>> axes;
+  bool noAxes = op->getNumOperands() < 2 || isa<NoneType>(op->getOperand(1).getType());
+  if (!noAxes)
+    axes = rules::constantInts(op->getOperand(1));
+  if (!noAxes && !axes) {
+    builder.block(input->atoms, where + " reduces over axes that are not constant");
+    return;
+  }
+  bool reducesAll = noAxes && rules::intAttr(op, "noop_with_empty_axes", 0) == 0;
+  SmallVector<int64_t> reduced;
+  if (axes)
+    for (int64_t a : *axes)
+      reduced.push_back(rules::normaliseAxis(a, *rank));
+  if (reducesAll || llvm::is_contained(reduced, input->axis)) {
+    StringRef name = op->getName().getStringRef();
+    if (name != "onnx.ReduceSum" && name != "onnx.ReduceSumSquare" && name != "onnx.ReduceL1" &&
+        name != "onnx.ReduceL2")
+      builder.markNotFunctionPreserving(input->atoms, where + " reduces over the channels");
+    return;
+  }
+  int64_t shifted = input->axis;
+  if (!keepDims)
+    for (int64_t a : reduced)
+      shifted -= a < input->axis;
+  builder.track(op->getResult(0), shifted, input->atoms);
+}
+
+} // namespace
+
+void spa::rules::registerReductionRules(ChannelRuleTable &table) {
+  for (const char *name : {"ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1",
+                           "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare"})
+    table[std::string("onnx.") + name] = reduceRule;
+}

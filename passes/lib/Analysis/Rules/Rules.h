@@ -1,0 +1,35 @@
+//===- Rules.h - channel rules, one registration per op family --*- C++ -*-===//
+
+#ifndef SPA_LIB_ANALYSIS_RULES_RULES_H
+#define SPA_LIB_ANALYSIS_RULES_RULES_H
+
+#include "spa/Analysis/CouplingBuilder.h"
+
+namespace spa::rules {
+
+void registerConvRules(ChannelRuleTable &table);
+void registerLinearRules(ChannelRuleTable &table);
+void registerNormalizationRules(ChannelRuleTable &table);
+void registerElementwiseRules(ChannelRuleTable &table);
+void registerShapeRules(ChannelRuleTable &table);
+void registerReductionRules(ChannelRuleTable &table);
+
+/// Result `index` of `op` carries exactly the atoms of operand 0 on the same axis.
+void passThrough(mlir::Operation *op, CouplingBuilder &builder);
+
+/// Elementwise with numpy broadcasting over all operands: tracked operands
+/// must agree and are united; constant operands spanning the channel axis
+/// become members; every result carries the channels.
+void broadcastElementwise(mlir::Operation *op, CouplingBuilder &builder);
+
+using spa::constantInts;
+
+/// An integer attribute of `op`, or `fallback` when absent.
+int64_t intAttr(mlir::Operation *op, llvm::StringRef name, int64_t fallback);
+
+/// Normalises a possibly negative axis for a tensor of rank `rank`.
+inline int64_t normaliseAxis(int64_t axis, int64_t rank) { return axis < 0 ? axis + rank : axis; }
+
+} // namespace spa::rules
+
+#endif // SPA_LIB_ANALYSIS_RULES_RULES_H

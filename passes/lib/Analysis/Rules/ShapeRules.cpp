@@ -1,0 +1,266 @@
+//===- ShapeRules.cpp - ops that move channels between axes and tensors ---===//
+//
+// Concat along the channel axis lays its inputs' channels side by side
+// (offset map); Split does the reverse. Flatten and flattening Reshapes turn
+// each channel into a contiguous block of the merged axis (block map).
+// Transpose, Squeeze, Unsqueeze and Expand move the channel axis. Shape and
+// Size only read shapes, which stay consistent after pruning.
+//
+//===----------------------------------------------------------------------===//
+
+#include "Rules.h"
+
+#include "spa/Dialect/ONNX/ONNXDialect.h"
+
+#include "mlir/IR/BuiltinTypes.h"
+
+#include <numeric>
+
+using namespace mlir;
+using namespace spa;
+
+namespace {
+
+int64_t product(ArrayRef<int64_t> dims) {
+  return std::accumulate(dims.begin(), dims.end(), int64_t{1}, std::multiplies<int64_t>());
+}
+
+/// Each atom repeated `inner` times, the whole list `outer` times.
+SmallVector<Atom> blockMap(ArrayRef<Atom> atoms, int64_t outer, int64_t inner) {
+  SmallVector<Atom> positions;
+  positions.reserve(outer * atoms.size() * inner);
+  for (int64_t o = 0; o < outer; ++o)
+    for (Atom atom : atoms)
+      positions.append(inner, atom);
+  return positions;
+}
+
+void concatRule(Operation *op, CouplingBuilder &builder) {
+  auto concat = cast<onnx::ConcatOp>(op);
+  std::optional<int64_t> rank = rankOf(concat.getConcatResult());
+  std::string where = describe(op);
+  if (!rank)
+    return rules::broadcastElementwise(op, builder);
+  int64_t axis = rules::normaliseAxis(static_cast<int64_t>(concat.getAxis()), *rank);
+  bool alongChannels = llvm::any_of(concat.getInputs(), [&](Value input) {
+    const TrackedAxis *tracked = builder.lookup(input);
+    return tracked && tracked->axis == axis;
+  });
+  if (!alongChannels)
+    return rules::broadcastElementwise(op, builder);
+  SmallVector<Atom> atoms;
+  for (Value input : concat.getInputs()) {
+    const TrackedAxis *tracked = builder.lookup(input);
+    if (tracked && tracked->axis == axis) {
+      atoms.append(tracked->atoms);
+      continue;
+    }
+    if (tracked)
+      builder.block(tracked->atoms, where + " joins channels of different axes");
+    std::optional<int64_t> size = staticDim(input, axis);
+    if (!size) {
+      builder.block(atoms, where + " has an input of unknown size");
+      for (Value other : concat.getInputs())
+        builder.blockValue(other, where + " has an input of unknown size");
+      return;
+    }
+    SmallVector<Atom> fixed = builder.fresh(*size); // untracked input: channels that stay
+    builder.block(fixed, where + " input is not prunable");
+    atoms.append(fixed);
+  }
+  builder.track(concat.getConcatResult(), axis, atoms);
+}
+
+void splitRule(Operation *op, CouplingBuilder &builder) {
+  auto split = cast<onnx::SplitOp>(op);
+  const TrackedAxis *input = builder.lookup(split.getInput());
+  std::optional<int64_t> rank = rankOf(split.getInput());
+  if (!input || !rank)
+    return;
+  int64_t axis = rules::normaliseAxis(static_cast<int64_t>(split.getAxis()), *rank);
+  if (input->axis != axis) {
+    for (Value result : split.getOutputs())
+      builder.track(result, input->axis, input->atoms);
+    return;
+  }
+  if (!constantElements(split.getSplit())) {
+    builder.block(input->atoms, describe(op) + " splits the channels without explicit sizes");
+    return;
+  }
+  int64_t offset = 0;
+  for (Value result : split.getOutputs()) {
+    std::optional<int64_t> size = staticDim(result, axis);
+    if (!size || offset + *size > static_cast<int64_t>(input->atoms.size())) {
+      builder.block(input->atoms, describe(op) + " has outputs of unknown size");
+      return;
+    }
+    builder.track(result, axis, ArrayRef<Atom>(input->atoms).slice(offset, *size));
+    offset += *size;
+  }
+}
+
+/// Tracks channels through a reshape whose output axis `outAxis` merges the
+/// input channel axis with the static input axes up to `last` (exclusive).
+void trackMerged(Value result, int64_t outAxis, const TrackedAxis &input, ArrayRef<int64_t> in, int64_t first,
+                 int64_t last, CouplingBuilder &builder) {
+  int64_t outer = product(in.slice(first, input.axis - first));
+  int64_t inner = product(in.slice(input.axis + 1, last - input.axis - 1));
+  builder.track(result, outAxis, blockMap(input.atoms, outer, inner));
+}
+
+/// Reshape: the dims before the channel axis must stay as they are (equal
+/// dims, dynamic ones included); the channel axis may merge with the static
+/// axes after it into one output axis (flattening). Splitting it is blocked.
+void reshapeRule(Operation *op, CouplingBuilder &builder) {
+  Value source = op->getOperand(0), result = op->getResult(0);
+  const TrackedAxis *input = builder.lookup(source);
+  auto inType = dyn_cast<RankedTensorType>(source.getType());
+  auto outType = dyn_cast<RankedTensorType>(result.getType());
+  if (!input)
+    return;
+  std::string where = describe(op);
+  if (!inType || !outType) {
+    builder.block(input->atoms, where + " reshapes a tensor of unknown rank");
+    return;
+  }
+  ArrayRef<int64_t> in = inType.getShape(), out = outType.getShape();
+  int64_t axis = input->axis;
+  if (static_cast<int64_t>(out.size()) <= axis || in.take_front(axis) != out.take_front(axis)) {
+    builder.block(input->atoms, where + " changes the axes before the channels");
+    return;
+  }
+  int64_t merged = in[axis], last = axis + 1;
+  while (!ShapedType::isDynamic(out[axis]) && merged < out[axis] && last < static_cast<int64_t>(in.size()) &&
+         !ShapedType::isDynamic(in[last]))
+    merged *= in[last++];
+  if (ShapedType::isDynamic(in[axis]) || merged != out[axis]) {
+    builder.block(input->atoms, where + " splits the channel axis (e.g. into heads)");
+    return;
+  }
+  trackMerged(result, axis, *input, in, axis, last, builder);
+}
+
+/// Flatten(axis=k): [d0..dk-1, dk..] -> [prod(d0..dk-1), prod(dk..)].
+void flattenRule(Operation *op, CouplingBuilder &builder) {
+  Value source = op->getOperand(0), result = op->getResult(0);
+  const TrackedAxis *input = builder.lookup(source);
+  auto inType = dyn_cast<RankedTensorType>(source.getType());
+  if (!input)
+    return;
+  std::string where = describe(op);
+  if (!inType) {
+    builder.block(input->atoms, where + " flattens a tensor of unknown rank");
+    return;
+  }
+  ArrayRef<int64_t> in = inType.getShape();
+  int64_t rank = in.size();
+  int64_t split = rules::normaliseAxis(rules::intAttr(op, "axis", 1), rank);
+  bool channelsFirst = input->axis < split;
+  int64_t first = channelsFirst ? 0 : split, last = channelsFirst ? split : rank;
+  // The dims merged with the channel axis must be static (they size its blocks).
+  for (int64_t i = first; i < last; ++i)
+    if (i != input->axis && ShapedType::isDynamic(in[i])) {
+      builder.block(input->atoms, where + " flattens channels with dynamic dims");
+      return;
+    }
+  trackMerged(result, channelsFirst ? 0 : 1, *input, in, first, last, builder);
+}
+
+void transposeRule(Operation *op, CouplingBuilder &builder) {
+  auto transpose = cast<onnx::TransposeOp>(op);
+  const TrackedAxis *input = builder.lookup(transpose.getData());
+  std::optional<int64_t> rank = rankOf(transpose.getData());
+  if (!input || !rank)
+    return;
+  SmallVector<int64_t> perm;
+  if (std::optional<ArrayAttr> attr = transpose.getPerm()) {
+    for (Attribute a : *attr)
+      perm.push_back(cast<IntegerAttr>(a).getInt());
+  } else {
+    for (int64_t i = *rank - 1; i >= 0; --i)
+      perm.push_back(i);
+  }
+  for (auto [outAxis, inAxis] : llvm::enumerate(perm))
+    if (inAxis == input->axis)
+      builder.track(transpose.getTransposed(), outAxis, input->atoms);
+}
+
+/// Squeeze/Unsqueeze/Expand: the channel axis moves by the axes removed or added before it.
+void axisShiftRule(Operation *op, CouplingBuilder &builder) {
+  const TrackedAxis *input = builder.lookup(op->getOperand(0));
+  std::optional<int64_t> inRank = rankOf(op->getOperand(0)), outRank = rankOf(op->getResult(0));
+  if (!input || !inRank || !outRank)
+    return;
+  StringRef name = op->getName().getStringRef();
+  int64_t axis = input->axis;
+  if (name == "onnx.Expand") {
+    builder.track(op->getResult(0), axis + (*outRank - *inRank), input->atoms);
+    return;
+  }
+  std::optional<SmallVector<int64_t>> axes =
+      op->getNumOperands() > 1 ? rules::constantInts(op->getOperand(1)) : std::nullopt;
+  if (!axes) {
+    builder.block(input->atoms, describe(op) + " has axes that are not constant");
+    return;
+  }
+  int64_t shifted = axis;
+  if (name == "onnx.Squeeze") {
+    for (int64_t a : *axes) {
+      a = rules::normaliseAxis(a, *inRank);
+      if (a == axis) {
+        builder.block(input->atoms, describe(op) + " squeezes the channel axis");
+        return;
+      }
+      shifted -= a < axis;
+    }
+  } else { // Unsqueeze: axes index the output
+    SmallVector<int64_t> sorted;
+    for (int64_t a : *axes)
+      sorted.push_back(rules::normaliseAxis(a, *outRank));
+    llvm::sort(sorted);
+    for (int64_t a : sorted)
+      shifted += a <= shifted;
+  }
+  builder.track(op->getResult(0), shifted, input->atoms);
+}
+
+void sliceRule(Operation *op, CouplingBuilder &builder) {
+  auto slice = cast<onnx::SliceOp>(op);
+  const TrackedAxis *input = builder.lookup(slice.getData());
+  std::optional<int64_t> rank = rankOf(slice.getData());
+  if (!input || !rank)
+    return;
+  // Sliced axes: the constant `axes`, or 0..len(starts)-1 when absent.
+  bool hasAxes = !isa<NoneType>(slice.getAxes().getType());
+  std::optional<SmallVector<int64_t>> axes =
+      hasAxes ? rules::constantInts(slice.getAxes()) : rules::constantInts(slice.getStarts());
+  bool touchesChannels = true;
+  if (axes) {
+    touchesChannels = false;
+    for (auto [index, a] : llvm::enumerate(*axes))
+      touchesChannels |= (hasAxes ? rules::normaliseAxis(a, *rank) : static_cast<int64_t>(index)) == input->axis;
+  }
+  if (touchesChannels) {
+    builder.block(input->atoms, describe(op) + " slices the channel axis");
+    return;
+  }
+  builder.track(slice.getOutput(), input->axis, input->atoms);
+}
+
+void readsShapeOnly(Operation *, CouplingBuilder &) {}
+
+} // namespace
+
+void spa::rules::registerShapeRules(ChannelRuleTable &table) {
+  table["onnx.Concat"] = concatRule;
+  table["onnx.Split"] = splitRule;
+  table["onnx.Reshape"] = reshapeRule;
+  table["onnx.Flatten"] = flattenRule;
+  table["onnx.Transpose"] = transposeRule;
+  table["onnx.Squeeze"] = axisShiftRule;
+  table["onnx.Unsqueeze"] = axisShiftRule;
+  table["onnx.Expand"] = axisShiftRule;
+  table["onnx.Slice"] = sliceRule;
+  table["onnx.Shape"] = readsShapeOnly;
+  table["onnx.Size"] = readsShapeOnly;
+}

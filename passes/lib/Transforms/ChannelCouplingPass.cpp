@@ -1,0 +1,47 @@
+//===- ChannelCouplingPass.cpp - report the channel groups ----------------===//
+//
+// Runs the ChannelCoupling analysis and writes its groups as JSON; see
+// Passes.td for the format. The IR is not changed.
+//
+//===----------------------------------------------------------------------===//
+
+#include "spa/Analysis/ChannelCoupling.h"
+#include "spa/Transforms/Passes.h"
+
+#include "mlir/Support/FileUtilities.h"
+#include "llvm/Support/ToolOutputFile.h"
+
+namespace spa {
+#define GEN_PASS_DEF_SPACHANNELCOUPLING
+#include "spa/Transforms/Passes.h.inc"
+} // namespace spa
+
+using namespace mlir;
+
+namespace {
+
+struct ChannelCouplingPass : public spa::impl::SPAChannelCouplingBase<ChannelCouplingPass> {
+  using Base::Base;
+
+  void runOnOperation() override {
+    spa::ChannelCoupling coupling(getOperation());
+    for (const spa::ChannelGroup &group : coupling.getGroups()) {
+      ++numGroups;
+      if (group.prunable) {
+        ++numPrunableGroups;
+        numPrunableChannels += group.channels;
+      }
+    }
+    std::string error;
+    std::unique_ptr<llvm::ToolOutputFile> file = openOutputFile(output, &error);
+    if (!file) {
+      getOperation().emitError() << "spa-channel-coupling: cannot write " << output << ": " << error;
+      return signalPassFailure();
+    }
+    file->os() << llvm::formatv("{0:2}", coupling.toJSON()) << "\n";
+    file->keep();
+    markAllAnalysesPreserved();
+  }
+};
+
+} // namespace

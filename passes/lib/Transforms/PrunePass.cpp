@@ -1,0 +1,201 @@
+//===- PrunePass.cpp - remove planned channels ----------------------------===//
+//
+// Algorithm: recompute the channel coupling, validate the plan against it,
+// then for every group with removed channels
+//   1. shrink the tracked axis of every value carrying the group (result
+//      types are updated in place);
+//   2. collect, per constant, the positions to keep on each axis, and
+//      replace the constant's value by the sliced copy;
+//   3. fix the attributes and shape operands that count channels.
+// Nothing is changed unless the whole plan validates.
+//
+//===----------------------------------------------------------------------===//
+
+#include "ConstantSlicing.h"
+
+#include "spa/Analysis/ChannelCoupling.h"
+#include "spa/Transforms/Passes.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinTypes.h"
+#include "llvm/ADT/MapVector.h"
+#include "llvm/ADT/StringExtras.h"
+#include "llvm/Support/JSON.h"
+#include "llvm/Support/MemoryBuffer.h"
+
+namespace spa {
+#define GEN_PASS_DEF_SPAPRUNE
+#include "spa/Transforms/Passes.h.inc"
+} // namespace spa
+
+using namespace mlir;
+using namespace spa;
+
+namespace {
+
+using RemovedChannels = llvm::DenseMap<unsigned, llvm::DenseSet<int64_t>>;
+
+/// Parses and validates the plan; emits an error on `module` and returns nullopt if it is wrong.
+std::optional<RemovedChannels> readPlan(StringRef path, const ChannelCoupling &coupling, ModuleOp module) {
+  auto fail = [&](const Twine &message) -> std::optional<RemovedChannels> {
+    module.emitError() << "spa-prune: plan " << path << ": " << message;
+    return std::nullopt;
+  };
+  auto buffer = llvm::MemoryBuffer::getFile(path);
+  if (!buffer)
+    return fail("cannot be read: " + buffer.getError().message());
+  llvm::Expected<llvm::json::Value> json = llvm::json::parse((*buffer)->getBuffer());
+  if (!json)
+    return fail("is not JSON: " + llvm::toString(json.takeError()));
+  const llvm::json::Object *root = json->getAsObject();
+  const llvm::json::Array *groups = root ? root->getArray("groups") : nullptr;
+  if (!groups)
+    return fail("has no \"groups\" list");
+  ArrayRef<ChannelGroup> known = coupling.getGroups();
+  RemovedChannels removed;
+  for (const llvm::json::Value &entry : *groups) {
+    const llvm::json::Object *group = entry.getAsObject();
+    std::optional<int64_t> id = group ? group->getInteger("id") : std::nullopt;
+    const llvm::json::Array *channels = group ? group->getArray("removed") : nullptr;
+    if (!id || !channels)
+      return fail("every group needs an \"id\" and a \"removed\" list");
+    if (*id < 0 || *id >= static_cast<int64_t>(known.size()))
+      return fail("group " + Twine(*id) + " does not exist (the model has " + Twine(known.size()) + " groups)");
+    const ChannelGroup &target = known[*id];
+    if (std::optional<int64_t> count = group->getInteger("channels"); count && *count != target.channels)
+      return fail("group " + Twine(*id) + " has " + Twine(target.channels) + " channels, the plan says " +
+                  Twine(*count) + " (was the plan made for another model?)");
+    if (!target.prunable && !channels->empty())
+      return fail("group " + Twine(*id) + " is not prunable: " + llvm::join(target.reasons, "; "));
+    auto &set = removed[*id];
+    for (const llvm::json::Value &channel : *channels) {
+      std::optional<int64_t> index = channel.getAsInteger();
+      if (!index || *index < 0 || *index >= target.channels)
+        return fail("group " + Twine(*id) + " has no channel " + (index ? Twine(*index) : Twine("(not an integer)")));
+      set.insert(*index);
+    }
+    if (static_cast<int64_t>(set.size()) >= target.channels && target.channels > 0)
+      return fail("group " + Twine(*id) + " would lose all its " + Twine(target.channels) + " channels");
+  }
+  return removed;
+}
+
+SmallVector<int64_t> keptPositions(ArrayRef<int64_t> channelOfPosition, const llvm::DenseSet<int64_t> &removed) {
+  SmallVector<int64_t> kept;
+  for (auto [position, channel] : llvm::enumerate(channelOfPosition))
+    if (channel < 0 || !removed.contains(channel))
+      kept.push_back(position);
+  return kept;
+}
+
+Type withDim(Type type, int64_t axis, int64_t size) {
+  auto ranked = cast<RankedTensorType>(type);
+  SmallVector<int64_t> shape(ranked.getShape());
+  shape[axis] = size;
+  return ranked.clone(shape);
+}
+
+/// Replaces the value of a constant op (initializer or onnx.Constant).
+void setConstantValue(Operation *constant, ElementsAttr value) {
+  if (auto initializer = dyn_cast<onnx::InitializerOp>(constant))
+    initializer.setValueAttr(value);
+  else
+    cast<onnx::ConstantOp>(constant).setValueAttr(value);
+  constant->getResult(0).setType(value.getType());
+}
+
+/// Rewrites an integer shape-like operand of `op` (Reshape target, Split sizes).
+void replaceIntOperand(Operation *op, unsigned index, ArrayRef<int64_t> values, unsigned &counter) {
+  Value operand = op->getOperand(index);
+  Operation *constant = operand.getDefiningOp();
+  std::string name = constantName(constant) + "_pruned" + std::to_string(counter++);
+  OpBuilder builder(op);
+  ElementsAttr elements = makeInt64Elements(op->getContext(), values, name);
+  auto replacement = builder.create<onnx::InitializerOp>(op->getLoc(), builder.getStringAttr(name), elements);
+  op->setOperand(index, replacement.getResult());
+  if (constant->use_empty())
+    constant->erase();
+}
+
+struct PrunePass : public spa::impl::SPAPruneBase<PrunePass> {
+  using Base::Base;
+  unsigned renamed = 0; // suffix counter for the shape constants this pass makes
+
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    if (plan.empty()) {
+      module.emitError() << "spa-prune needs a plan: --spa-prune=plan=PLAN.json";
+      return signalPassFailure();
+    }
+    ChannelCoupling coupling(module);
+    std::optional<RemovedChannels> removed = readPlan(plan, coupling, module);
+    if (!removed)
+      return signalPassFailure();
+
+    llvm::MapVector<Operation *, SmallVector<AxisSlice>> slices;
+    llvm::DenseMap<Operation *, SmallVector<Type>> oldResultTypes;
+    for (const ChannelGroup &group : coupling.getGroups()) {
+      auto it = removed->find(group.id);
+      if (it == removed->end() || it->second.empty())
+        continue;
+      numRemovedChannels += it->second.size();
+      for (const GroupSpace &space : group.spaces) {
+        Value value = space.value;
+        Operation *owner = value.getDefiningOp();
+        if (owner && !oldResultTypes.count(owner))
+          oldResultTypes[owner] = SmallVector<Type>(owner->getResultTypes());
+        value.setType(withDim(space.value.getType(), space.axis,
+                                    keptPositions(space.channelOfPosition, it->second).size()));
+      }
+      for (const GroupMember &member : group.members)
+        slices[member.constant].push_back(AxisSlice{member.axis, keptPositions(member.channelOfPosition, it->second)});
+    }
+    for (auto &[constant, axisSlices] : slices) {
+      ElementsAttr value = constantElements(constant->getResult(0));
+      for (const AxisSlice &slice : axisSlices) {
+        value = value ? sliceElements(value, slice, constantName(constant)) : value;
+        if (!value) {
+          constant->emitError() << "spa-prune: cannot slice constant '" << constantName(constant)
+                                << "' of type " << constant->getResult(0).getType();
+          return signalPassFailure();
+        }
+      }
+      setConstantValue(constant, value);
+      ++numSlicedConstants;
+    }
+    for (auto &[op, oldTypes] : oldResultTypes)
+      fixChannelCounts(op, oldTypes);
+  }
+
+  /// Attributes and shape operands that count the channels of `op`'s results.
+  void fixChannelCounts(Operation *op, ArrayRef<Type> oldTypes) {
+    if (auto conv = dyn_cast<onnx::ConvOp>(op)) {
+      if (conv.getGroup() > 1) // depthwise: one group per remaining channel
+        conv.setGroup(cast<RankedTensorType>(conv.getY().getType()).getDimSize(1));
+      return;
+    }
+    if (isa<onnx::ReshapeOp>(op)) {
+      std::optional<SmallVector<int64_t>> target = constantInts(op->getOperand(1));
+      auto newType = cast<RankedTensorType>(op->getResult(0).getType());
+      if (!target)
+        return;
+      for (int64_t axis = 0; axis < static_cast<int64_t>(target->size()); ++axis)
+        if ((*target)[axis] > 0)
+          (*target)[axis] = newType.getDimSize(axis);
+      replaceIntOperand(op, 1, *target, renamed);
+      return;
+    }
+    if (auto split = dyn_cast<onnx::SplitOp>(op)) {
+      if (isa<NoneType>(split.getSplit().getType()))
+        return;
+      int64_t rank = cast<RankedTensorType>(split.getInput().getType()).getRank();
+      int64_t axis = split.getAxis() < 0 ? split.getAxis() + rank : split.getAxis();
+      SmallVector<int64_t> sizes;
+      for (Value result : split.getOutputs())
+        sizes.push_back(cast<RankedTensorType>(result.getType()).getDimSize(axis));
+      replaceIntOperand(op, 1, sizes, renamed);
+    }
+  }
+};
+
+} // namespace
