@@ -1,2 +1,15 @@
-"""SPA: Structurally Prune Anything."""
+"""SPA: Structurally Prune Anything.
+
+`spa.load(path)` gives a Model (see spa.model) with `coupling_groups()`,
+`plan(...)`, `prune(plan)` and `save(path)`.
+"""
+
 __version__ = "0.1.0"
+
+
+def load(source, config=None):
+    """Import an ONNX model (path or ModelProto); see spa.model.load."""
+    from spa.model import load as _load
+    from spa.importer import ImportConfig
+
+    return _load(source, config or ImportConfig())

@@ -1,0 +1,118 @@
+"""The Python API: load a model, look at its channel groups, prune it, save it.
+
+    import spa
+    model = spa.load("model.onnx")
+    plan = model.plan(criterion="l1", ratio=0.3)
+    model.prune(plan)
+    model.save("pruned.onnx")
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import numpy as np
+import onnx
+from mlir import ir
+
+from spa import passes, select, stats, tensors
+from spa.criteria import make_criterion, score_groups
+from spa.errors import SPAError
+from spa.exporter import export_module, save_module
+from spa.groups import Group, Plan
+from spa.importer import ImportConfig, import_model
+
+
+class Model:
+    """An ONNX model held as an onnx-dialect MLIR module."""
+
+    def __init__(self, module: ir.Module, label: str = "<model>"):
+        self.module = module
+        self.label = label
+        self._groups: list[Group] | None = None
+
+    # -- reading ---------------------------------------------------------------
+    def coupling_groups(self) -> list[Group]:
+        """The groups of coupled channels (computed once per model state)."""
+        if self._groups is None:
+            self._groups = passes.coupling_groups(self.module)
+        return self._groups
+
+    def weights(self) -> dict[str, np.ndarray]:
+        """Every initializer's data by ONNX name (read-only views, no copies)."""
+        result = {}
+        with self.module.context:
+            for op in stats.main_ops(self.module):
+                if op.name == "onnx.Initializer":
+                    result[ir.StringAttr(op.attributes["tensor_name"]).value] = tensors.to_array(op.attributes["value"])
+        return result
+
+    def stats(self) -> stats.ModelStats:
+        """Parameter and MAC counts."""
+        return stats.module_stats(self.module)
+
+    # -- pruning ---------------------------------------------------------------
+    def plan(self, criterion: str = "l1", ratio: float | None = None, target_params: float | None = None,
+             target_flops: float | None = None, global_ranking: bool = False, round_to: int = 1,
+             protect: Iterable[str] = (), seed: int = 0) -> Plan:
+        """Choose channels to remove.
+
+        Exactly one of `ratio` (fraction of each group's channels, or of all
+        channels with `global_ranking`), `target_params` or `target_flops`
+        (fraction of the model's parameters / MACs to remove) must be given.
+        `protect` names initializers whose groups are left alone.
+        """
+        given = [v is not None for v in (ratio, target_params, target_flops)]
+        if sum(given) != 1:
+            raise SPAError("give exactly one of ratio, target_params and target_flops")
+        groups = self.coupling_groups()
+        options = {"seed": seed} if criterion == "random" else {}
+        scores = score_groups(make_criterion(criterion, **options), groups, self.weights())
+        protect = tuple(protect)
+        unknown = set(protect) - set(self.weights())
+        if unknown:
+            raise SPAError(f"--protect: no initializer named {', '.join(sorted(unknown))}")
+        if ratio is not None:
+            chooser = select.select_global if global_ranking else select.select_per_group
+            return chooser(groups, scores, ratio, round_to=round_to, protected=protect)
+        if target_params is not None:
+            shapes = {name: array.shape for name, array in self.weights().items()}
+            costs = {g.id: select.params_per_channel(g, shapes) for g in groups}
+            return select.select_target(groups, scores, costs, self.stats().params, target_params,
+                                        round_to=round_to, protected=protect)
+        costs = self._macs_per_channel(groups)
+        return select.select_target(groups, scores, costs, self.stats().macs, target_flops,
+                                    round_to=round_to, protected=protect)
+
+    def _macs_per_channel(self, groups: list[Group]) -> dict[int, float]:
+        macs = stats.macs_per_weight(self.module)
+        shapes = {name: array.shape for name, array in self.weights().items()}
+        costs = {}
+        for group in groups:
+            cost = 0.0
+            for member in group.members:
+                if member.tensor in macs and group.channels:
+                    share = member.positions_in_group() / shapes[member.tensor][member.axis]
+                    cost += macs[member.tensor] * share / group.channels
+            costs[group.id] = cost
+        return costs
+
+    def prune(self, plan: Plan) -> None:
+        """Remove the plan's channels (in place)."""
+        passes.apply_plan(self.module, plan, self.coupling_groups())
+        self._groups = None
+
+    # -- writing ---------------------------------------------------------------
+    def to_onnx(self) -> onnx.ModelProto:
+        return export_module(self.module)
+
+    def save(self, path: str | Path, external_data: bool | None = None) -> None:
+        """Write the model as ONNX (atomically; external data above 2 GB or when asked)."""
+        save_module(self.module, path, external_data)
+
+
+def load(source: str | Path | onnx.ModelProto, config: ImportConfig = ImportConfig()) -> Model:
+    """Import an ONNX file or ModelProto as a Model."""
+    label = str(source) if not isinstance(source, onnx.ModelProto) else (source.graph.name or "<model>")
+    return Model(import_model(source, config), label)

@@ -1,0 +1,80 @@
+"""Parameter and MAC counts of an onnx-dialect module, read from its types."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from mlir import ir
+
+from spa.exporter import MAIN_FUNCTION
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelStats:
+    """params: elements of all float initializers; macs: multiply-accumulates of
+    Conv/ConvTranspose/Gemm/MatMul for one sample (dynamic dims count as 1)."""
+
+    params: int
+    macs: int
+
+
+def _shape(value: ir.Value) -> list[int] | None:
+    if not isinstance(value.type, ir.RankedTensorType):
+        return None
+    return [d if d >= 0 else 1 for d in value.type.shape]
+
+
+def _macs(op: ir.Operation) -> int:
+    name = op.name
+    if name in ("onnx.Conv", "onnx.ConvTranspose"):
+        out, weight = _shape(op.results[0]), _shape(op.operands[1])
+        if out is None or weight is None:
+            return 0
+        per_output = int(np.prod(weight[1:]))  # Conv: (in/groups) x kernel
+        if name == "onnx.ConvTranspose":
+            per_output = weight[0] * int(np.prod(weight[2:])) // max(out[1], 1)
+        return int(np.prod(out)) * per_output
+    if name in ("onnx.Gemm", "onnx.MatMul"):
+        out, lhs = _shape(op.results[0]), _shape(op.operands[0])
+        if out is None or lhs is None:
+            return 0
+        transposed = name == "onnx.Gemm" and "transA" in op.attributes and ir.IntegerAttr(op.attributes["transA"]).value
+        inner = lhs[0] if transposed else lhs[-1]
+        return int(np.prod(out)) * inner
+    return 0
+
+
+def macs_per_weight(module: ir.Module) -> dict[str, int]:
+    """MACs of the Conv/Gemm/MatMul ops, keyed by the name of their weight initializer."""
+    result: dict[str, int] = {}
+    with module.context:
+        for op in main_ops(module):
+            if op.name in ("onnx.Conv", "onnx.ConvTranspose", "onnx.Gemm", "onnx.MatMul"):
+                producer = op.operands[1].owner
+                if not isinstance(producer, ir.Block) and producer.name == "onnx.Initializer":
+                    name = ir.StringAttr(producer.attributes["tensor_name"]).value
+                    result[name] = result.get(name, 0) + _macs(op.operation)
+    return result
+
+
+def main_ops(module: ir.Module) -> list:
+    """The ops of `func.func @main_graph`, in order (call with the module's context active)."""
+    for function in module.body.operations:
+        if ir.StringAttr(function.attributes["sym_name"]).value == MAIN_FUNCTION:
+            return list(function.regions[0].blocks[0].operations)
+    return []
+
+
+def module_stats(module: ir.Module) -> ModelStats:
+    """Count parameters and MACs of the main function of `module`."""
+    params = macs = 0
+    with module.context:
+        for op in main_ops(module):
+            if op.name == "onnx.Initializer":
+                shaped = op.results[0].type
+                if isinstance(shaped.element_type, ir.FloatType):
+                    params += int(np.prod(shaped.shape))
+            else:
+                macs += _macs(op.operation)
+    return ModelStats(params, macs)
