@@ -25,6 +25,58 @@ def _export(args: argparse.Namespace) -> None:
     save_module(read_module(args.module), args.output, external_data=True if args.external_data else None)
 
 
+def _analyze(args: argparse.Namespace) -> None:
+    import json
+
+    from spa.model import load
+    from spa.report import groups_summary
+
+    model = load(args.model)
+    groups = model.coupling_groups()
+    if args.json:
+        print(json.dumps({"groups": [group.to_json() for group in groups]}, indent=1))
+        return
+    shapes = {name: array.shape for name, array in model.weights().items()}
+    print(f"{args.model}")
+    print(groups_summary(groups, shapes))
+
+
+def _prune(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from spa.groups import plan_to_json
+    from spa.model import load
+    from spa.report import change_line, stats_line
+
+    model = load(args.model)
+    before = model.stats()
+    ratio = args.ratio
+    if ratio is None and args.target_params is None and args.target_flops is None:
+        ratio = 0.3
+    plan = model.plan(criterion=args.criterion, ratio=ratio, target_params=args.target_params,
+                      target_flops=args.target_flops, global_ranking=args.global_ranking,
+                      round_to=args.round_to, protect=args.protect, seed=args.seed)
+    if args.plan_out:
+        Path(args.plan_out).write_text(plan_to_json(plan, model.coupling_groups(), indent=1))
+    groups = model.coupling_groups()
+    model.prune(plan)
+    after = model.stats()
+    model.save(args.output)
+    print(f"criterion {args.criterion}: removed {plan.removed_count()} channels from "
+          f"{sum(1 for c in plan.removed.values() if c)} of {sum(g.prunable for g in groups)} prunable groups")
+    print(stats_line("before", before))
+    print(stats_line("after", after))
+    print(change_line(before, after))
+    print(f"wrote {args.output}")
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not a fraction in [0, 1)")
+    return value
+
+
 def _demo(args: argparse.Namespace) -> None:
     from spa.demo import run_demo
 
@@ -51,7 +103,31 @@ def build_parser() -> argparse.ArgumentParser:
                           help="store weights in OUTPUT.data beside the model (automatic above 2 GB)")
     exporter.set_defaults(run=_export)
 
-    demo = commands.add_parser("demo", help="run SPA on a bundled example model (no arguments)")
+    analyze = commands.add_parser("analyze", help="show the groups of coupled channels of an ONNX model")
+    analyze.add_argument("model", help="ONNX model file (.onnx)")
+    analyze.add_argument("--json", action="store_true",
+                         help="print every group with its members (tensor, axis, channel of each position)")
+    analyze.set_defaults(run=_analyze)
+
+    prune = commands.add_parser("prune", help="remove channels from an ONNX model")
+    prune.add_argument("model", help="ONNX model file (.onnx)")
+    prune.add_argument("-o", "--output", required=True, help="pruned ONNX model file")
+    prune.add_argument("--criterion", default="l1", choices=["l1", "l2", "random"],
+                       help="how channels are scored (default l1)")
+    amount = prune.add_mutually_exclusive_group()
+    amount.add_argument("--ratio", type=_fraction, help="fraction of channels to remove (default 0.3)")
+    amount.add_argument("--target-params", type=_fraction, help="fraction of parameters to remove")
+    amount.add_argument("--target-flops", type=_fraction, help="fraction of MACs to remove")
+    prune.add_argument("--global", dest="global_ranking", action="store_true",
+                       help="rank channels across groups instead of removing --ratio of each group")
+    prune.add_argument("--round-to", type=int, default=1, help="keep a multiple of N channels per group")
+    prune.add_argument("--protect", nargs="+", default=[], metavar="NAME",
+                       help="initializers whose groups must not be pruned")
+    prune.add_argument("--plan-out", help="write the plan (removed indices per tensor) as JSON")
+    prune.add_argument("--seed", type=int, default=0, help="seed of the random criterion")
+    prune.set_defaults(run=_prune)
+
+    demo = commands.add_parser("demo", help="prune a bundled trained MNIST model (no arguments)")
     demo.set_defaults(run=_demo)
     return parser
 

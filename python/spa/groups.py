@@ -55,6 +55,11 @@ class Member:
             raise SPAError(f"{where} ({tensor}): channel_of_position must hold integers")
         return cls(tensor, axis, role, tuple(positions))
 
+    def to_json(self) -> dict[str, Any]:
+        """The member as the analysis writes it."""
+        return {"tensor": self.tensor, "axis": self.axis, "role": self.role,
+                "channel_of_position": list(self.channel_of_position)}
+
     def positions_in_group(self) -> int:
         """Number of positions along `axis` that belong to the group (those not -1)."""
         return sum(1 for channel in self.channel_of_position if channel >= 0)
@@ -106,6 +111,12 @@ class Group:
             if bad:
                 raise SPAError(f"{where}, member {member.tensor}: channel {bad[0]} is outside 0..{channels - 1}")
         return cls(group_id, channels, prunable, tuple(reasons), function_preserving, divisor, members)
+
+    def to_json(self) -> dict[str, Any]:
+        """The group as the analysis writes it."""
+        return {"id": self.id, "channels": self.channels, "prunable": self.prunable,
+                "function_preserving": self.function_preserving, "divisor": self.divisor,
+                "reasons": list(self.reasons), "members": [m.to_json() for m in self.members]}
 
     def positions(self, member: Member, removed_channels: Iterable[int]) -> list[int]:
         """Sorted positions along `member.axis` of `member.tensor` to delete when `removed_channels` go."""

@@ -40,12 +40,28 @@ class Model:
         return self._groups
 
     def weights(self) -> dict[str, np.ndarray]:
-        """Every initializer's data by ONNX name (read-only views, no copies)."""
+        """Every constant's data by ONNX name: initializers (read-only views, no
+        copies), Constant nodes and ConstantOfShape fills (broadcast views)."""
         result = {}
         with self.module.context:
             for op in stats.main_ops(self.module):
+                attributes = op.attributes
                 if op.name == "onnx.Initializer":
-                    result[ir.StringAttr(op.attributes["tensor_name"]).value] = tensors.to_array(op.attributes["value"])
+                    result[ir.StringAttr(attributes["tensor_name"]).value] = tensors.to_array(attributes["value"])
+                elif op.name in ("onnx.Constant", "onnx.ConstantOfShape", "onnx.Identity") \
+                        and "onnx.output_names" in attributes:
+                    name = ir.StringAttr(ir.ArrayAttr(attributes["onnx.output_names"])[0]).value
+                    shape = op.results[0].type
+                    if op.name == "onnx.Constant" and "value" in attributes:
+                        result[name] = tensors.to_array(attributes["value"])
+                    elif op.name == "onnx.Identity" and not isinstance(op.operands[0].owner, ir.Block) \
+                            and op.operands[0].owner.name == "onnx.Initializer":
+                        source = ir.StringAttr(op.operands[0].owner.attributes["tensor_name"]).value
+                        result[name] = result[source]
+                    elif op.name == "onnx.ConstantOfShape" and shape.has_static_shape:
+                        fill = tensors.to_array(attributes["value"]).reshape(-1)[:1] if "value" in attributes \
+                            else np.zeros(1, np.float32)
+                        result[name] = np.broadcast_to(fill, shape.shape)
         return result
 
     def stats(self) -> stats.ModelStats:

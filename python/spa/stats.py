@@ -12,7 +12,7 @@ from spa.exporter import MAIN_FUNCTION
 
 @dataclasses.dataclass(frozen=True)
 class ModelStats:
-    """params: elements of all float initializers; macs: multiply-accumulates of
+    """params: elements of all float initializers (and ConstantOfShape fills); macs: multiply-accumulates of
     Conv/ConvTranspose/Gemm/MatMul for one sample (dynamic dims count as 1)."""
 
     params: int
@@ -71,8 +71,10 @@ def module_stats(module: ir.Module) -> ModelStats:
     params = macs = 0
     with module.context:
         for op in main_ops(module):
-            if op.name == "onnx.Initializer":
+            if op.name in ("onnx.Initializer", "onnx.ConstantOfShape"):  # (light graphs fill weights at run time)
                 shaped = op.results[0].type
+                if not shaped.has_static_shape:
+                    continue
                 if isinstance(shaped.element_type, ir.FloatType):
                     params += int(np.prod(shaped.shape))
             else:

@@ -108,3 +108,74 @@ def export(name: str, dynamo: bool, seed: int = 0) -> onnx.ModelProto:
     buffer = io.BytesIO()
     torch.onnx.export(module, (example,), buffer, dynamo=False, input_names=["input"], output_names=["output"])
     return onnx.load_from_string(buffer.getvalue())
+
+
+class ChannelShuffle(nn.Module):
+    """ShuffleNet channel shuffle: Reshape -> Transpose -> Reshape between two convs."""
+
+    def __init__(self, groups: int = 2):
+        super().__init__()
+        self.groups = groups
+        self.before = nn.Conv2d(3, 8, 1)
+        self.after = nn.Conv2d(8, 4, 1)
+
+    def forward(self, x):
+        x = self.before(x)
+        n, c, h, w = x.shape
+        x = x.reshape(n, self.groups, c // self.groups, h, w).transpose(1, 2).reshape(n, c, h, w)
+        return self.after(x)
+
+
+class SqueezeExcite(nn.Module):
+    """Squeeze-and-excitation: global pool, two 1x1 convs, sigmoid gate multiplied back."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 16, 3, padding=1)
+        self.reduce = nn.Conv2d(16, 4, 1)
+        self.expand = nn.Conv2d(4, 16, 1)
+        self.out = nn.Conv2d(16, 6, 1)
+
+    def forward(self, x):
+        x = torch.relu(self.conv(x))
+        gate = torch.sigmoid(self.expand(torch.relu(self.reduce(x.mean(dim=(2, 3), keepdim=True)))))
+        return self.out(x * gate)
+
+
+class SplitBranches(nn.Module):
+    """A conv output split along channels into two branches that are concatenated again."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 12, 3, padding=1)
+        self.left = nn.Conv2d(4, 4, 3, padding=1)
+        self.out = nn.Conv2d(12, 5, 1)
+
+    def forward(self, x):
+        a, b = torch.split(self.conv(x), [4, 8], dim=1)
+        return self.out(torch.cat([torch.relu(self.left(a)), b], dim=1))
+
+
+class ConcatChain(nn.Module):
+    """DenseNet-style block: every layer sees the concat of all earlier outputs."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.layers = nn.ModuleList(nn.Sequential(nn.BatchNorm2d(8 + 4 * i), nn.ReLU(), nn.Conv2d(8 + 4 * i, 4, 3, padding=1))
+                                    for i in range(3))
+        self.head = nn.Conv2d(20, 3, 1)
+
+    def forward(self, x):
+        features = [self.stem(x)]
+        for layer in self.layers:
+            features.append(layer(torch.cat(features, dim=1)))
+        return self.head(torch.cat(features, dim=1))
+
+
+ZOO.update({
+    "channel_shuffle": (ChannelShuffle, (1, 3, 6, 6)),
+    "squeeze_excite": (SqueezeExcite, (1, 3, 8, 8)),
+    "split": (SplitBranches, (1, 3, 8, 8)),
+    "concat_chain": (ConcatChain, (1, 3, 8, 8)),
+})

@@ -78,7 +78,7 @@ void CouplingBuilder::markNotFunctionPreserving(ArrayRef<Atom> atoms, StringRef 
 bool CouplingBuilder::member(Value constantValue, int64_t axis, MemberRole role, ArrayRef<Atom> atoms,
                              StringRef what) {
   Operation *constant = constantValue.getDefiningOp();
-  if (!constant || !constantElements(constantValue)) {
+  if (!constant || !isSliceableConstant(constantValue)) {
     block(atoms, (what + " is computed, not a constant").str());
     return false;
   }
@@ -123,7 +123,16 @@ ElementsAttr spa::constantElements(Value value) {
     return initializer.getValue();
   if (auto constant = dyn_cast<onnx::ConstantOp>(op))
     return constant.getValueAttr();
+  if (auto identity = dyn_cast<onnx::IdentityOp>(op)) // exporters share equal weights this way
+    return constantElements(identity.getInput());
   return {};
+}
+
+bool spa::isSliceableConstant(Value value) {
+  if (constantElements(value))
+    return true;
+  auto fill = value.getDefiningOp<onnx::ConstantOfShapeOp>();
+  return fill && constantInts(fill.getInput()) && isa<RankedTensorType>(value.getType());
 }
 
 std::string spa::describe(Operation *op) {

@@ -19,6 +19,7 @@
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinTypes.h"
 #include "llvm/ADT/MapVector.h"
+#include "llvm/ADT/SetVector.h"
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/JSON.h"
 #include "llvm/Support/MemoryBuffer.h"
@@ -95,12 +96,25 @@ Type withDim(Type type, int64_t axis, int64_t size) {
   return ranked.clone(shape);
 }
 
-/// Replaces the value of a constant op (initializer or onnx.Constant).
-void setConstantValue(Operation *constant, ElementsAttr value) {
-  if (auto initializer = dyn_cast<onnx::InitializerOp>(constant))
+/// Replaces the value of a constant op (initializer, onnx.Constant, or an
+/// Identity of a shared constant, which becomes an initializer of its own;
+/// the shared source is added to `maybeUnused`).
+void setConstantValue(Operation *constant, ElementsAttr value, SmallVectorImpl<Operation *> &maybeUnused) {
+  if (auto initializer = dyn_cast<onnx::InitializerOp>(constant)) {
     initializer.setValueAttr(value);
-  else
-    cast<onnx::ConstantOp>(constant).setValueAttr(value);
+  } else if (auto node = dyn_cast<onnx::ConstantOp>(constant)) {
+    node.setValueAttr(value);
+  } else {
+    auto identity = cast<onnx::IdentityOp>(constant);
+    OpBuilder builder(identity);
+    auto own = builder.create<onnx::InitializerOp>(identity.getLoc(), builder.getStringAttr(constantName(identity)),
+                                                   value);
+    identity.getOutput().replaceAllUsesWith(own.getResult());
+    if (Operation *shared = identity.getInput().getDefiningOp())
+      maybeUnused.push_back(shared);
+    identity.erase();
+    return;
+  }
   constant->getResult(0).setType(value.getType());
 }
 
@@ -150,8 +164,19 @@ struct PrunePass : public spa::impl::SPAPruneBase<PrunePass> {
       for (const GroupMember &member : group.members)
         slices[member.constant].push_back(AxisSlice{member.axis, keptPositions(member.channelOfPosition, it->second)});
     }
+    // Read every value first: an Identity member shares its source's data,
+    // which may itself be sliced as another member.
+    llvm::DenseMap<Operation *, ElementsAttr> original;
+    SmallVector<Operation *> maybeUnused;
+    for (auto &entry : slices)
+      original[entry.first] = constantElements(entry.first->getResult(0));
     for (auto &[constant, axisSlices] : slices) {
-      ElementsAttr value = constantElements(constant->getResult(0));
+      if (auto fill = dyn_cast<onnx::ConstantOfShapeOp>(constant)) {
+        resizeFill(fill, axisSlices);
+        ++numSlicedConstants;
+        continue;
+      }
+      ElementsAttr value = original[constant];
       for (const AxisSlice &slice : axisSlices) {
         value = value ? sliceElements(value, slice, constantName(constant)) : value;
         if (!value) {
@@ -160,11 +185,24 @@ struct PrunePass : public spa::impl::SPAPruneBase<PrunePass> {
           return signalPassFailure();
         }
       }
-      setConstantValue(constant, value);
+      setConstantValue(constant, value, maybeUnused);
       ++numSlicedConstants;
     }
+    for (Operation *shared : llvm::SetVector<Operation *>(maybeUnused.begin(), maybeUnused.end()))
+      if (shared->use_empty())
+        shared->erase();
     for (auto &[op, oldTypes] : oldResultTypes)
       fixChannelCounts(op, oldTypes);
+  }
+
+  /// A ConstantOfShape member only needs its shape operand (and type) shrunk.
+  void resizeFill(onnx::ConstantOfShapeOp fill, ArrayRef<AxisSlice> axisSlices) {
+    auto type = cast<RankedTensorType>(fill.getOutput().getType());
+    SmallVector<int64_t> shape(type.getShape());
+    for (const AxisSlice &slice : axisSlices)
+      shape[slice.axis] = slice.kept.size();
+    replaceIntOperand(fill, 0, shape, renamed);
+    fill.getOutput().setType(type.clone(shape));
   }
 
   /// Attributes and shape operands that count the channels of `op`'s results.

@@ -46,7 +46,7 @@ struct TrackedAxis {
   llvm::SmallVector<Atom> atoms;
 };
 
-/// A constant (onnx.Initializer or onnx.Constant) tied to atoms along `axis`.
+/// A constant (see isSliceableConstant) tied to atoms along `axis`.
 struct MemberSlice {
   mlir::Operation *constant;
   int64_t axis;
@@ -112,6 +112,9 @@ std::optional<int64_t> staticDim(mlir::Value value, int64_t axis);
 std::optional<int64_t> rankOf(mlir::Value value);
 /// The constant elements behind `value` (onnx.Initializer / onnx.Constant), if any.
 mlir::ElementsAttr constantElements(mlir::Value value);
+/// True for values SPA can slice: constant elements, or a ConstantOfShape
+/// (a filled tensor) whose shape is constant.
+bool isSliceableConstant(mlir::Value value);
 /// Integer values of a constant operand (shape, axes, pads ...), if constant.
 std::optional<llvm::SmallVector<int64_t>> constantInts(mlir::Value value);
 /// A human-readable label for an op: its ONNX node name, else its op name.

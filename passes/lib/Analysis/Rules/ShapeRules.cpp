@@ -108,9 +108,13 @@ void trackMerged(Value result, int64_t outAxis, const TrackedAxis &input, ArrayR
   builder.track(result, outAxis, blockMap(input.atoms, outer, inner));
 }
 
-/// Reshape: the dims before the channel axis must stay as they are (equal
-/// dims, dynamic ones included); the channel axis may merge with the static
-/// axes after it into one output axis (flattening). Splitting it is blocked.
+/// Reshape, three cases around the channel axis (dims before it unchanged):
+///  - merge: the channel axis and static neighbours become one output axis
+///    (flattening, or heads x head_dim back to hidden) -> block map;
+///  - split: the channel axis becomes (A, B) -> channels live on B and the
+///    atoms of the A copies are united (the same head dims in every head;
+///    channel shuffle keeps the same channels in every group);
+///  - anything else is blocked.
 void reshapeRule(Operation *op, CouplingBuilder &builder) {
   Value source = op->getOperand(0), result = op->getResult(0);
   const TrackedAxis *input = builder.lookup(source);
@@ -124,20 +128,35 @@ void reshapeRule(Operation *op, CouplingBuilder &builder) {
     return;
   }
   ArrayRef<int64_t> in = inType.getShape(), out = outType.getShape();
-  int64_t axis = input->axis;
-  if (static_cast<int64_t>(out.size()) <= axis || in.take_front(axis) != out.take_front(axis)) {
-    builder.block(input->atoms, where + " changes the axes before the channels");
+  int64_t axis = input->axis, inRank = in.size(), outRank = out.size();
+  // Longest common prefix of equal dims (dynamic ones included), up to the channel axis.
+  int64_t common = 0;
+  while (common < axis && common < outRank && in[common] == out[common])
+    ++common;
+  if (common == outRank || ShapedType::isDynamic(out[common]) || ShapedType::isDynamic(in[axis])) {
+    builder.block(input->atoms, where + " reshapes the channel axis dynamically");
     return;
   }
-  int64_t merged = in[axis], last = axis + 1;
-  while (!ShapedType::isDynamic(out[axis]) && merged < out[axis] && last < static_cast<int64_t>(in.size()) &&
-         !ShapedType::isDynamic(in[last]))
+  // Merge: in[common..last) -> out[common], the channel axis among them.
+  int64_t merged = 1, last = common;
+  while (last < inRank && !ShapedType::isDynamic(in[last]) && merged < out[common])
     merged *= in[last++];
-  if (ShapedType::isDynamic(in[axis]) || merged != out[axis]) {
-    builder.block(input->atoms, where + " splits the channel axis (e.g. into heads)");
+  if (merged == out[common] && last > axis) {
+    trackMerged(result, common, *input, in, common, last, builder);
     return;
   }
-  trackMerged(result, axis, *input, in, axis, last, builder);
+  // Split: in[axis] -> out[axis] x out[axis + 1] with the prefix unchanged.
+  if (common == axis && axis + 1 < outRank && !ShapedType::isDynamic(out[axis + 1]) &&
+      out[axis] * out[axis + 1] == in[axis] && inRank + 1 == outRank &&
+      in.drop_front(axis + 1) == out.drop_front(axis + 2)) {
+    int64_t copies = out[axis], size = out[axis + 1];
+    SmallVector<Atom> atoms(input->atoms.begin(), input->atoms.begin() + size);
+    for (int64_t copy = 1; copy < copies; ++copy)
+      builder.uniteAll(atoms, ArrayRef<Atom>(input->atoms).slice(copy * size, size));
+    builder.track(result, axis + 1, atoms);
+    return;
+  }
+  builder.block(input->atoms, where + " reshapes the channel axis in a way SPA does not follow");
 }
 
 /// Flatten(axis=k): [d0..dk-1, dk..] -> [prod(d0..dk-1), prod(dk..)].
@@ -247,7 +266,33 @@ void sliceRule(Operation *op, CouplingBuilder &builder) {
   builder.track(slice.getOutput(), input->axis, input->atoms);
 }
 
-void readsShapeOnly(Operation *, CouplingBuilder &) {}
+/// Shape reads sizes only; but a computation on the channel count (e.g. an
+/// attention scale sqrt(head_dim)) changes when channels are removed.
+void shapeRule(Operation *op, CouplingBuilder &builder) {
+  const TrackedAxis *input = builder.lookup(op->getOperand(0));
+  std::optional<int64_t> rank = rankOf(op->getOperand(0));
+  if (!input || !rank)
+    return;
+  int64_t start = rules::normaliseAxis(rules::intAttr(op, "start", 0), *rank);
+  int64_t end = op->hasAttr("end") ? rules::normaliseAxis(rules::intAttr(op, "end", *rank), *rank) : *rank;
+  if (input->axis < start || input->axis >= end)
+    return;
+  int64_t channelEntry = input->axis - start;
+  for (Operation *user : op->getResult(0).getUsers()) {
+    auto gather = dyn_cast<onnx::GatherOp>(user);
+    std::optional<SmallVector<int64_t>> indices = gather ? constantInts(gather.getIndices()) : std::nullopt;
+    if (indices && !llvm::is_contained(*indices, channelEntry) &&
+        !llvm::is_contained(*indices, channelEntry - (end - start)))
+      continue;
+    builder.markNotFunctionPreserving(input->atoms, describe(op) + " reads the channel count");
+    return;
+  }
+}
+
+void sizeRule(Operation *op, CouplingBuilder &builder) {
+  if (const TrackedAxis *input = builder.lookup(op->getOperand(0)))
+    builder.markNotFunctionPreserving(input->atoms, describe(op) + " reads the channel count");
+}
 
 } // namespace
 
@@ -261,6 +306,6 @@ void spa::rules::registerShapeRules(ChannelRuleTable &table) {
   table["onnx.Unsqueeze"] = axisShiftRule;
   table["onnx.Expand"] = axisShiftRule;
   table["onnx.Slice"] = sliceRule;
-  table["onnx.Shape"] = readsShapeOnly;
-  table["onnx.Size"] = readsShapeOnly;
+  table["onnx.Shape"] = shapeRule;
+  table["onnx.Size"] = sizeRule;
 }
