@@ -38,7 +38,7 @@ struct ChannelCouplingPass : public spa::impl::SPAChannelCouplingBase<ChannelCou
       getOperation().emitError() << "spa-channel-coupling: cannot write " << output << ": " << error;
       return signalPassFailure();
     }
-    file->os() << llvm::formatv("{0:2}", coupling.toJSON()) << "\n";
+    file->os() << llvm::formatv("{0}", coupling.toJSON()) << "\n"; // compact: one line per module
     file->keep();
     markAllAnalysesPreserved();
   }

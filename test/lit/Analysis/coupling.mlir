@@ -1,0 +1,145 @@
+// RUN: spa-opt %s --split-input-file --spa-channel-coupling=output=- -o /dev/null | filecheck %s
+// Channel rules: which constants each group ties together, and why groups are blocked.
+// Keys of the JSON objects are printed in sorted order.
+
+// Conv -> Relu -> Conv: the first conv's output channels are its weight rows and
+// bias, and the second conv's weight columns.
+// CHECK-LABEL: "groups"
+// CHECK-SAME: "channels":4,"divisor":1,"function_preserving":true,"id":0
+// CHECK-SAME: "axis":0,"channel_of_position":[0,1,2,3],"role":"producer","tensor":"w1"
+// CHECK-SAME: "axis":0,"channel_of_position":[0,1,2,3],"role":"producer","tensor":"b1"
+// CHECK-SAME: "axis":1,"channel_of_position":[0,1,2,3],"role":"consumer","tensor":"w2"
+// CHECK-SAME: "prunable":true
+// CHECK-SAME: "reasons":["graph output"]
+func.func @main_graph(%x: tensor<1x3x4x4xf32>) -> tensor<1x2x4x4xf32> {
+  %w1 = onnx.Initializer "w1" = dense<1.0> : tensor<4x3x1x1xf32>
+  %b1 = onnx.Initializer "b1" = dense<0.0> : tensor<4xf32>
+  %w2 = onnx.Initializer "w2" = dense<1.0> : tensor<2x4x1x1xf32>
+  %none = onnx.NoValue
+  %y = "onnx.Conv"(%x, %w1, %b1) : (tensor<1x3x4x4xf32>, tensor<4x3x1x1xf32>, tensor<4xf32>) -> tensor<1x4x4x4xf32>
+  %r = "onnx.Relu"(%y) : (tensor<1x4x4x4xf32>) -> tensor<1x4x4x4xf32>
+  %z = "onnx.Conv"(%r, %w2, %none) : (tensor<1x4x4x4xf32>, tensor<2x4x1x1xf32>, none) -> tensor<1x2x4x4xf32>
+  return %z : tensor<1x2x4x4xf32>
+}
+
+// -----
+
+// A residual Add unites the channels of both branches into one group.
+// CHECK-LABEL: "groups"
+// CHECK-SAME: "channels":4,{{.*}}"id":0,"members":[
+// CHECK-SAME: "tensor":"wa"
+// CHECK-SAME: "tensor":"wb"
+// CHECK-SAME: "tensor":"wc"
+// CHECK-SAME: "prunable":true
+func.func @main_graph(%x: tensor<1x3x4x4xf32>) -> tensor<1x2x4x4xf32> {
+  %wa = onnx.Initializer "wa" = dense<1.0> : tensor<4x3x1x1xf32>
+  %wb = onnx.Initializer "wb" = dense<1.0> : tensor<4x3x1x1xf32>
+  %wc = onnx.Initializer "wc" = dense<1.0> : tensor<2x4x1x1xf32>
+  %none = onnx.NoValue
+  %a = "onnx.Conv"(%x, %wa, %none) : (tensor<1x3x4x4xf32>, tensor<4x3x1x1xf32>, none) -> tensor<1x4x4x4xf32>
+  %b = "onnx.Conv"(%x, %wb, %none) : (tensor<1x3x4x4xf32>, tensor<4x3x1x1xf32>, none) -> tensor<1x4x4x4xf32>
+  %s = "onnx.Add"(%a, %b) : (tensor<1x4x4x4xf32>, tensor<1x4x4x4xf32>) -> tensor<1x4x4x4xf32>
+  %z = "onnx.Conv"(%s, %wc, %none) : (tensor<1x4x4x4xf32>, tensor<2x4x1x1xf32>, none) -> tensor<1x2x4x4xf32>
+  return %z : tensor<1x2x4x4xf32>
+}
+
+// -----
+
+// Depthwise conv: input channel c is output channel c, so one group spans both convs;
+// a grouped (non-depthwise) conv blocks its channels.
+// CHECK-LABEL: "groups"
+// CHECK-SAME: "id":0,"members":[{"axis":0,"channel_of_position":[0,1,2,3],"role":"producer","tensor":"w1"},{"axis":0,"channel_of_position":[0,1,2,3],"role":"producer","tensor":"dw"}
+// CHECK-SAME: "reasons":["onnx.Conv 'grouped' is a grouped conv (2 groups)"]
+func.func @main_graph(%x: tensor<1x3x4x4xf32>) -> tensor<1x2x4x4xf32> {
+  %w1 = onnx.Initializer "w1" = dense<1.0> : tensor<4x3x1x1xf32>
+  %dw = onnx.Initializer "dw" = dense<1.0> : tensor<4x1x3x3xf32>
+  %wg = onnx.Initializer "wg" = dense<1.0> : tensor<2x2x1x1xf32>
+  %none = onnx.NoValue
+  %a = "onnx.Conv"(%x, %w1, %none) : (tensor<1x3x4x4xf32>, tensor<4x3x1x1xf32>, none) -> tensor<1x4x4x4xf32>
+  %d = "onnx.Conv"(%a, %dw, %none) {group = 4 : i64, pads = [1, 1, 1, 1]} : (tensor<1x4x4x4xf32>, tensor<4x1x3x3xf32>, none) -> tensor<1x4x4x4xf32>
+  %g = "onnx.Conv"(%d, %wg, %none) {group = 2 : i64, onnx.node_name = "grouped"} : (tensor<1x4x4x4xf32>, tensor<2x2x1x1xf32>, none) -> tensor<1x2x4x4xf32>
+  return %g : tensor<1x2x4x4xf32>
+}
+
+// -----
+
+// Concat lays channels side by side: the consumer's columns map to both producers.
+// CHECK-LABEL: "groups"
+// CHECK-SAME: "channels":5
+// CHECK-SAME: "axis":1,"channel_of_position":[0,1,2,3,4],"role":"consumer","tensor":"wc"
+func.func @main_graph(%x: tensor<1x3x4x4xf32>) -> tensor<1x2x4x4xf32> {
+  %wa = onnx.Initializer "wa" = dense<1.0> : tensor<2x3x1x1xf32>
+  %wb = onnx.Initializer "wb" = dense<1.0> : tensor<3x3x1x1xf32>
+  %wc = onnx.Initializer "wc" = dense<1.0> : tensor<2x5x1x1xf32>
+  %none = onnx.NoValue
+  %a = "onnx.Conv"(%x, %wa, %none) : (tensor<1x3x4x4xf32>, tensor<2x3x1x1xf32>, none) -> tensor<1x2x4x4xf32>
+  %b = "onnx.Conv"(%x, %wb, %none) : (tensor<1x3x4x4xf32>, tensor<3x3x1x1xf32>, none) -> tensor<1x3x4x4xf32>
+  %c = "onnx.Concat"(%a, %b) {axis = 1 : i64} : (tensor<1x2x4x4xf32>, tensor<1x3x4x4xf32>) -> tensor<1x5x4x4xf32>
+  %z = "onnx.Conv"(%c, %wc, %none) : (tensor<1x5x4x4xf32>, tensor<2x5x1x1xf32>, none) -> tensor<1x2x4x4xf32>
+  return %z : tensor<1x2x4x4xf32>
+}
+
+// -----
+
+// Flatten turns each channel into a block of H*W Gemm columns.
+// CHECK-LABEL: "groups"
+// CHECK-SAME: "axis":1,"channel_of_position":[0,0,0,0,1,1,1,1],"role":"consumer","tensor":"fc"
+func.func @main_graph(%x: tensor<?x3x2x2xf32>) -> tensor<?x5xf32> {
+  %w = onnx.Initializer "w" = dense<1.0> : tensor<2x3x1x1xf32>
+  %fc = onnx.Initializer "fc" = dense<1.0> : tensor<5x8xf32>
+  %none = onnx.NoValue
+  %a = "onnx.Conv"(%x, %w, %none) : (tensor<?x3x2x2xf32>, tensor<2x3x1x1xf32>, none) -> tensor<?x2x2x2xf32>
+  %f = "onnx.Flatten"(%a) {axis = 1 : i64} : (tensor<?x2x2x2xf32>) -> tensor<?x8xf32>
+  %y = "onnx.Gemm"(%f, %fc, %none) {transB = 1 : i64} : (tensor<?x8xf32>, tensor<5x8xf32>, none) -> tensor<?x5xf32>
+  return %y : tensor<?x5xf32>
+}
+
+// -----
+
+// An op of another domain is opaque: the channels it reads are not prunable.
+// CHECK-LABEL: "groups"
+// CHECK-SAME: "id":0
+// CHECK-SAME: "prunable":false,"reasons":["opaque op onnx.Custom"]
+func.func @main_graph(%x: tensor<1x3xf32>) -> tensor<1x4xf32> {
+  %w = onnx.Initializer "w" = dense<1.0> : tensor<3x4xf32>
+  %y = "onnx.MatMul"(%x, %w) : (tensor<1x3xf32>, tensor<3x4xf32>) -> tensor<1x4xf32>
+  %z = "onnx.Custom"(%y) {domain = "acme", op_type = "Magic"} : (tensor<1x4xf32>) -> tensor<1x4xf32>
+  return %z : tensor<1x4xf32>
+}
+
+// -----
+
+// LayerNorm over the channels slices its scale and bias but is not function-preserving.
+// CHECK-LABEL: "groups"
+// CHECK-SAME: "function_preserving":false
+// CHECK-SAME: "role":"norm","tensor":"gamma"
+// CHECK-SAME: "prunable":true,"reasons":["onnx.LayerNormalization normalises over the channels"]
+func.func @main_graph(%x: tensor<2x3xf32>) -> tensor<2x2xf32> {
+  %w = onnx.Initializer "w" = dense<1.0> : tensor<3x4xf32>
+  %gamma = onnx.Initializer "gamma" = dense<1.0> : tensor<4xf32>
+  %beta = onnx.Initializer "beta" = dense<0.0> : tensor<4xf32>
+  %w2 = onnx.Initializer "w2" = dense<1.0> : tensor<4x2xf32>
+  %y = "onnx.MatMul"(%x, %w) : (tensor<2x3xf32>, tensor<3x4xf32>) -> tensor<2x4xf32>
+  %n, %mean, %inv = "onnx.LayerNormalization"(%y, %gamma, %beta) : (tensor<2x4xf32>, tensor<4xf32>, tensor<4xf32>) -> (tensor<2x4xf32>, none, none)
+  %z = "onnx.MatMul"(%n, %w2) : (tensor<2x4xf32>, tensor<4x2xf32>) -> tensor<2x2xf32>
+  return %z : tensor<2x2xf32>
+}
+
+// -----
+
+// Splitting hidden features into heads ties the same head dim in every head.
+// CHECK-LABEL: "groups"
+// CHECK-SAME: "channels":2
+// CHECK-SAME: "axis":1,"channel_of_position":[0,1,0,1],"role":"producer","tensor":"wq"
+func.func @main_graph(%x: tensor<3x5xf32>) -> tensor<3x5xf32> {
+  %wq = onnx.Initializer "wq" = dense<1.0> : tensor<5x4xf32>
+  %shape = onnx.Initializer "shape" = dense<[3, 2, 2]> : tensor<3xi64>
+  %back = onnx.Initializer "back" = dense<[3, 4]> : tensor<2xi64>
+  %wo = onnx.Initializer "wo" = dense<1.0> : tensor<4x5xf32>
+  %q = "onnx.MatMul"(%x, %wq) : (tensor<3x5xf32>, tensor<5x4xf32>) -> tensor<3x4xf32>
+  %h = "onnx.Reshape"(%q, %shape) : (tensor<3x4xf32>, tensor<3xi64>) -> tensor<3x2x2xf32>
+  %r = "onnx.Relu"(%h) : (tensor<3x2x2xf32>) -> tensor<3x2x2xf32>
+  %m = "onnx.Reshape"(%r, %back) : (tensor<3x2x2xf32>, tensor<2xi64>) -> tensor<3x4xf32>
+  %o = "onnx.MatMul"(%m, %wo) : (tensor<3x4xf32>, tensor<4x5xf32>) -> tensor<3x5xf32>
+  return %o : tensor<3x5xf32>
+}
