@@ -6,9 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import onnx
 import pytest
-from onnx import helper
+from onnx import helper, numpy_helper
 
 from conftest import LIGHT_MODELS, assert_same_outputs, random_inputs, run
 
@@ -92,3 +93,70 @@ def test_demo_runs_with_no_arguments() -> None:
     assert accuracy["before"] > 98.0
     assert accuracy["after"] > 80.0  # L1 at ratio 0.3 with no fine-tuning keeps most accuracy
     assert "removed" in lines
+
+
+def test_analyze_summarises_and_lists_members(tmp_path: Path) -> None:
+    from spa.data import demo_model_path
+
+    summary = spa("analyze", str(demo_model_path()))
+    assert summary.returncode == 0, summary.stderr
+    assert "4 channel groups, 3 prunable" in summary.stdout
+    assert "graph output" in summary.stdout
+    listing = spa("analyze", str(demo_model_path()), "--json")
+    groups = __import__("json").loads(listing.stdout)["groups"]
+    flatten_consumer = [m for g in groups for m in g["members"] if m["tensor"] == "classifier.0.weight" and m["axis"] == 1]
+    assert len(flatten_consumer) == 1 and len(flatten_consumer[0]["channel_of_position"]) == 64 * 7 * 7
+
+
+def test_prune_writes_a_smaller_valid_model_and_plan(tmp_path: Path) -> None:
+    from spa.data import demo_model_path, load_demo_images
+
+    output, plan = tmp_path / "pruned.onnx", tmp_path / "plan.json"
+    result = spa("prune", str(demo_model_path()), "-o", str(output), "--criterion", "l2", "--ratio", "0.5",
+                 "--round-to", "8", "--protect", "features.0.weight", "--plan-out", str(plan))
+    assert result.returncode == 0, result.stderr
+    assert "removed" in result.stdout and "MACs" in result.stdout
+    model = onnx.load(output)
+    onnx.checker.check_model(model, full_check=True)
+    shapes = {t.name: list(t.dims) for t in model.graph.initializer}
+    assert shapes["features.0.weight"][0] == 32  # protected
+    assert shapes["features.3.weight"][0] == 32  # half of 64, a multiple of 8
+    assert shapes["classifier.0.weight"] == [64, 32 * 7 * 7]
+    entries = __import__("json").loads(plan.read_text())["groups"]
+    assert {e["id"] for e in entries} == {1, 2}
+    images, labels = load_demo_images()
+    (logits,) = run(output, {"image": images[:20]})
+    assert logits.shape == (20, 10)
+
+
+def test_prune_reports_unknown_protected_name(tmp_path: Path) -> None:
+    from spa.data import demo_model_path
+
+    result = spa("prune", str(demo_model_path()), "-o", str(tmp_path / "x.onnx"), "--protect", "no.such.weight")
+    assert result.returncode == 1 and "no.such.weight" in result.stderr
+    assert not (tmp_path / "x.onnx").exists()
+
+
+def test_custom_op_blocks_its_channels_and_pruning_stays_valid(tmp_path: Path) -> None:
+    # A com.microsoft op (which onnxruntime runs) sits between two MatMuls: the
+    # channels it reads must not be pruned, the others may be.
+    rng = np.random.default_rng(0)
+    weights = [numpy_helper.from_array(rng.standard_normal(s).astype(np.float32), n)
+               for n, s in (("w1", (6, 8)), ("w2", (8, 8)), ("w3", (8, 4)))]
+    nodes = [helper.make_node("MatMul", ["x", "w1"], ["a"]), helper.make_node("Relu", ["a"], ["r"]),
+             helper.make_node("MatMul", ["r", "w2"], ["b"]),
+             helper.make_node("Gelu", ["b"], ["g"], domain="com.microsoft"),
+             helper.make_node("MatMul", ["g", "w3"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2, 6])],
+                              [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [2, 4])], weights)
+    source = _write(tmp_path / "custom.onnx", helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)], ir_version=10))
+    analysis = __import__("json").loads(spa("analyze", str(source), "--json").stdout)["groups"]
+    blocked = [g for g in analysis if "opaque op onnx.Custom" in g["reasons"]]
+    assert blocked and not blocked[0]["prunable"]
+    output = tmp_path / "pruned.onnx"
+    assert spa("prune", str(source), "-o", str(output), "--ratio", "0.5").returncode == 0
+    shapes = {t.name: list(t.dims) for t in onnx.load(output).graph.initializer}
+    assert shapes == {"w1": [6, 4], "w2": [4, 8], "w3": [8, 4]}
+    (y,) = run(output, {"x": rng.standard_normal((2, 6)).astype(np.float32)})
+    assert y.shape == (2, 4)
