@@ -179,3 +179,21 @@ ZOO.update({
     "split": (SplitBranches, (1, 3, 8, 8)),
     "concat_chain": (ConcatChain, (1, 3, 8, 8)),
 })
+
+
+class ResNeXtBlock(nn.Module):
+    """ResNeXt bottleneck: 1x1, grouped 3x3 (cardinality 4), 1x1, residual add."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 16, 3, padding=1)
+        self.reduce = nn.Sequential(nn.Conv2d(16, 16, 1), nn.BatchNorm2d(16), nn.ReLU())
+        self.grouped = nn.Sequential(nn.Conv2d(16, 16, 3, padding=1, groups=4), nn.BatchNorm2d(16), nn.ReLU())
+        self.expand = nn.Sequential(nn.Conv2d(16, 16, 1), nn.BatchNorm2d(16))
+
+    def forward(self, x):
+        x = self.stem(x)
+        return torch.relu(x + self.expand(self.grouped(self.reduce(x))))
+
+
+ZOO["resnext_block"] = (ResNeXtBlock, (1, 3, 8, 8))

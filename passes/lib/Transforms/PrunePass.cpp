@@ -208,7 +208,10 @@ struct PrunePass : public spa::impl::SPAPruneBase<PrunePass> {
   /// Attributes and shape operands that count the channels of `op`'s results.
   void fixChannelCounts(Operation *op, ArrayRef<Type> oldTypes) {
     if (auto conv = dyn_cast<onnx::ConvOp>(op)) {
-      if (conv.getGroup() > 1) // depthwise: one group per remaining channel
+      // Depthwise (one group per channel) keeps one group per remaining channel;
+      // other grouped convs keep their groups and shrink each of them.
+      int64_t oldChannels = cast<RankedTensorType>(oldTypes[0]).getDimSize(1);
+      if (conv.getGroup() > 1 && static_cast<int64_t>(conv.getGroup()) == oldChannels)
         conv.setGroup(cast<RankedTensorType>(conv.getY().getType()).getDimSize(1));
       return;
     }

@@ -45,11 +45,11 @@ func.func @main_graph(%x: tensor<1x3x4x4xf32>) -> tensor<1x2x4x4xf32> {
 
 // -----
 
-// Depthwise conv: input channel c is output channel c, so one group spans both convs;
-// a grouped (non-depthwise) conv blocks its channels.
+// Depthwise conv: input channel c is output channel c, so one group spans both convs.
+// A grouped conv (2 groups of 2 inputs) keeps its groups: position j of every group
+// is one channel, so the 4 channels above become 2, each removed from both groups.
 // CHECK-LABEL: "groups"
-// CHECK-SAME: "id":0,"members":[{"axis":0,"channel_of_position":[0,1,2,3],"role":"producer","tensor":"w1"},{"axis":0,"channel_of_position":[0,1,2,3],"role":"producer","tensor":"dw"}
-// CHECK-SAME: "reasons":["onnx.Conv 'grouped' is a grouped conv (2 groups)"]
+// CHECK-SAME: "channels":2,{{.*}}"id":0,"members":[{"axis":0,"channel_of_position":[0,1,0,1],"role":"producer","tensor":"w1"},{"axis":0,"channel_of_position":[0,1,0,1],"role":"producer","tensor":"dw"},{"axis":1,"channel_of_position":[0,1],"role":"consumer","tensor":"wg"}],"prunable":true
 func.func @main_graph(%x: tensor<1x3x4x4xf32>) -> tensor<1x2x4x4xf32> {
   %w1 = onnx.Initializer "w1" = dense<1.0> : tensor<4x3x1x1xf32>
   %dw = onnx.Initializer "dw" = dense<1.0> : tensor<4x1x3x3xf32>

@@ -3,7 +3,8 @@
 // Conv: input channel c <-> weight[:, c] (consumer); output channel o <->
 // weight[o] and bias[o] (producer). Depthwise conv (group == in == out
 // channels) ties input channel c to output channel c, so both sides are one
-// channel. Other grouped convs are not pruned yet: their channels are blocked.
+// channel. Other grouped convs keep their groups: the same positions are
+// removed from every group, on the input side and on the output side.
 // ConvTranspose is the same with the weight's first two axes swapped.
 //
 //===----------------------------------------------------------------------===//
@@ -49,8 +50,20 @@ void convRule(Operation *op, CouplingBuilder &builder) {
     if (groups == 1) {
       if (input)
         builder.member(conv.getW(), 1, MemberRole::Consumer, input->atoms, where + " weight");
+    } else if (*outChannels % groups == 0 && (!input || static_cast<int64_t>(input->atoms.size()) == groups * *inPerGroup)) {
+      // Grouped conv: keep the groups, remove the same positions in each of them.
+      int64_t outPerGroup = *outChannels / groups;
+      for (int64_t g = 1; g < groups; ++g)
+        builder.uniteAll(ArrayRef<Atom>(out).take_front(outPerGroup), ArrayRef<Atom>(out).slice(g * outPerGroup, outPerGroup));
+      if (input) {
+        for (int64_t g = 1; g < groups; ++g)
+          builder.uniteAll(ArrayRef<Atom>(input->atoms).take_front(*inPerGroup),
+                           ArrayRef<Atom>(input->atoms).slice(g * *inPerGroup, *inPerGroup));
+        builder.member(conv.getW(), 1, MemberRole::Consumer, ArrayRef<Atom>(input->atoms).take_front(*inPerGroup),
+                       where + " weight");
+      }
     } else {
-      std::string reason = where + " is a grouped conv (" + std::to_string(groups) + " groups)";
+      std::string reason = where + " is a grouped conv with unexpected shapes";
       builder.block(out, reason);
       if (input)
         builder.block(input->atoms, reason);
