@@ -127,6 +127,12 @@ void reshapeRule(Operation *op, CouplingBuilder &builder) {
     builder.block(input->atoms, where + " reshapes a tensor of unknown rank");
     return;
   }
+  // The target must be a constant for spa-prune to rewrite it; a computed one
+  // (e.g. Shape -> Concat) may hold the old channel count.
+  if (!constantInts(op->getOperand(1))) {
+    builder.block(input->atoms, where + " has a computed target shape");
+    return;
+  }
   ArrayRef<int64_t> in = inType.getShape(), out = outType.getShape();
   int64_t axis = input->axis, inRank = in.size(), outRank = out.size();
   // Longest common prefix of equal dims (dynamic ones included), up to the channel axis.
