@@ -48,10 +48,23 @@ def _node_value(model: onnx.ModelProto, node: onnx.NodeProto) -> np.ndarray:
     return np.full(tuple(int(d) for d in shape), fill)
 
 
+def _unshare_identities(model: onnx.ModelProto) -> None:
+    """Exporters share equal weights through Identity nodes; give each use its own copy,
+    so that masking one group's slice of a shared weight leaves the other uses alone."""
+    initializers = {t.name: t for t in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type == "Identity" and node.input[0] in initializers:
+            copy = numpy_helper.from_array(numpy_helper.to_array(initializers[node.input[0]]), node.output[0])
+            del node.input[:]
+            node.op_type = "Constant"
+            node.attribute.append(onnx.helper.make_attribute("value", copy))
+
+
 def masked_model(base: onnx.ModelProto, plan_dict: dict) -> onnx.ModelProto:
     """A copy of `base` with every member slice of the plan set to zero."""
     model = onnx.ModelProto()
     model.CopyFrom(base)
+    _unshare_identities(model)
     places = _constant_arrays(model)
     for group in plan_dict["groups"]:
         for member in group["members"]:

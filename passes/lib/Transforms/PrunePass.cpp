@@ -19,7 +19,6 @@
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinTypes.h"
 #include "llvm/ADT/MapVector.h"
-#include "llvm/ADT/SetVector.h"
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/JSON.h"
 #include "llvm/Support/MemoryBuffer.h"
@@ -96,26 +95,34 @@ Type withDim(Type type, int64_t axis, int64_t size) {
   return ranked.clone(shape);
 }
 
-/// Replaces the value of a constant op (initializer, onnx.Constant, or an
-/// Identity of a shared constant, which becomes an initializer of its own;
-/// the shared source is added to `maybeUnused`).
-void setConstantValue(Operation *constant, ElementsAttr value, SmallVectorImpl<Operation *> &maybeUnused) {
-  if (auto initializer = dyn_cast<onnx::InitializerOp>(constant)) {
+/// Replaces the value of a constant op (initializer or onnx.Constant).
+void setConstantValue(Operation *constant, ElementsAttr value) {
+  if (auto initializer = dyn_cast<onnx::InitializerOp>(constant))
     initializer.setValueAttr(value);
-  } else if (auto node = dyn_cast<onnx::ConstantOp>(constant)) {
-    node.setValueAttr(value);
-  } else {
-    auto identity = cast<onnx::IdentityOp>(constant);
+  else
+    cast<onnx::ConstantOp>(constant).setValueAttr(value);
+  constant->getResult(0).setType(value.getType());
+}
+
+/// Exporters share equal weights through Identity nodes; each use may belong
+/// to another group, so every Identity of an initializer becomes an
+/// initializer of its own (sharing the immutable data, not copying it).
+void unshareIdentityConstants(ModuleOp module) {
+  SmallVector<onnx::IdentityOp> shared;
+  module.walk([&](onnx::IdentityOp identity) {
+    if (identity.getInput().getDefiningOp<onnx::InitializerOp>())
+      shared.push_back(identity);
+  });
+  for (onnx::IdentityOp identity : shared) {
+    auto source = identity.getInput().getDefiningOp<onnx::InitializerOp>();
     OpBuilder builder(identity);
     auto own = builder.create<onnx::InitializerOp>(identity.getLoc(), builder.getStringAttr(constantName(identity)),
-                                                   value);
+                                                   source.getValue());
     identity.getOutput().replaceAllUsesWith(own.getResult());
-    if (Operation *shared = identity.getInput().getDefiningOp())
-      maybeUnused.push_back(shared);
     identity.erase();
-    return;
+    if (source->use_empty())
+      source->erase();
   }
-  constant->getResult(0).setType(value.getType());
 }
 
 /// Rewrites an integer shape-like operand of `op` (Reshape target, Split sizes).
@@ -141,10 +148,11 @@ struct PrunePass : public spa::impl::SPAPruneBase<PrunePass> {
       module.emitError() << "spa-prune needs a plan: --spa-prune=plan=PLAN.json";
       return signalPassFailure();
     }
-    ChannelCoupling coupling(module);
-    std::optional<RemovedChannels> removed = readPlan(plan, coupling, module);
+    std::optional<RemovedChannels> removed = readPlan(plan, ChannelCoupling(module), module);
     if (!removed)
       return signalPassFailure();
+    unshareIdentityConstants(module);
+    ChannelCoupling coupling(module); // the same groups, now without shared constants
 
     llvm::MapVector<Operation *, SmallVector<AxisSlice>> slices;
     llvm::DenseMap<Operation *, SmallVector<Type>> oldResultTypes;
@@ -164,19 +172,13 @@ struct PrunePass : public spa::impl::SPAPruneBase<PrunePass> {
       for (const GroupMember &member : group.members)
         slices[member.constant].push_back(AxisSlice{member.axis, keptPositions(member.channelOfPosition, it->second)});
     }
-    // Read every value first: an Identity member shares its source's data,
-    // which may itself be sliced as another member.
-    llvm::DenseMap<Operation *, ElementsAttr> original;
-    SmallVector<Operation *> maybeUnused;
-    for (auto &entry : slices)
-      original[entry.first] = constantElements(entry.first->getResult(0));
     for (auto &[constant, axisSlices] : slices) {
       if (auto fill = dyn_cast<onnx::ConstantOfShapeOp>(constant)) {
         resizeFill(fill, axisSlices);
         ++numSlicedConstants;
         continue;
       }
-      ElementsAttr value = original[constant];
+      ElementsAttr value = constantElements(constant->getResult(0));
       for (const AxisSlice &slice : axisSlices) {
         value = value ? sliceElements(value, slice, constantName(constant)) : value;
         if (!value) {
@@ -185,12 +187,9 @@ struct PrunePass : public spa::impl::SPAPruneBase<PrunePass> {
           return signalPassFailure();
         }
       }
-      setConstantValue(constant, value, maybeUnused);
+      setConstantValue(constant, value);
       ++numSlicedConstants;
     }
-    for (Operation *shared : llvm::SetVector<Operation *>(maybeUnused.begin(), maybeUnused.end()))
-      if (shared->use_empty())
-        shared->erase();
     for (auto &[op, oldTypes] : oldResultTypes)
       fixChannelCounts(op, oldTypes);
   }
