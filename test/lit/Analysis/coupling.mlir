@@ -143,3 +143,23 @@ func.func @main_graph(%x: tensor<3x5xf32>) -> tensor<3x5xf32> {
   %o = "onnx.MatMul"(%m, %wo) : (tensor<3x4xf32>, tensor<4x5xf32>) -> tensor<3x5xf32>
   return %o : tensor<3x5xf32>
 }
+
+// -----
+
+// GroupNormalization (2 groups of 2) keeps its groups: position j of each group is one
+// channel, its scale and bias are sliced, and the statistics make it non-preserving.
+// CHECK-LABEL: "groups"
+// CHECK-SAME: "channels":2,{{.*}}"function_preserving":false
+// CHECK-SAME: "axis":0,"channel_of_position":[0,1,0,1],"role":"norm","tensor":"gscale"
+// CHECK-SAME: "prunable":true,"reasons":["onnx.GroupNormalization normalises over channel groups"]
+func.func @main_graph(%x: tensor<1x3x2x2xf32>) -> tensor<1x2x2x2xf32> {
+  %w = onnx.Initializer "w" = dense<1.0> : tensor<4x3x1x1xf32>
+  %gscale = onnx.Initializer "gscale" = dense<1.0> : tensor<4xf32>
+  %gbias = onnx.Initializer "gbias" = dense<0.0> : tensor<4xf32>
+  %w2 = onnx.Initializer "w2" = dense<1.0> : tensor<2x4x1x1xf32>
+  %none = onnx.NoValue
+  %a = "onnx.Conv"(%x, %w, %none) : (tensor<1x3x2x2xf32>, tensor<4x3x1x1xf32>, none) -> tensor<1x4x2x2xf32>
+  %n = "onnx.GroupNormalization"(%a, %gscale, %gbias) {num_groups = 2 : i64} : (tensor<1x4x2x2xf32>, tensor<4xf32>, tensor<4xf32>) -> tensor<1x4x2x2xf32>
+  %z = "onnx.Conv"(%n, %w2, %none) : (tensor<1x4x2x2xf32>, tensor<2x4x1x1xf32>, none) -> tensor<1x2x2x2xf32>
+  return %z : tensor<1x2x2x2xf32>
+}

@@ -4,7 +4,7 @@
 // (axis 1) and travels with it. LayerNormalization over the channel axis
 // also slices scale and bias, but removing a channel changes the statistics,
 // so its channels are not function-preserving; the same holds for LRN.
-// GroupNormalization's groups are not handled yet: its channels are blocked.
+// GroupNormalization keeps its groups and loses the same positions in each.
 //
 //===----------------------------------------------------------------------===//
 
@@ -71,8 +71,28 @@ void acrossChannelsRule(Operation *op, CouplingBuilder &builder) {
   rules::passThrough(op, builder);
 }
 
+/// GroupNormalization keeps its groups: position j of every group is one
+/// channel (as for grouped convs). Statistics are per group, so removing
+/// channels changes them: not function-preserving.
 void groupNormRule(Operation *op, CouplingBuilder &builder) {
-  builder.blockValue(op->getOperand(0), describe(op) + " (channel groups are not pruned yet)");
+  auto norm = cast<onnx::GroupNormalizationOp>(op);
+  const TrackedAxis *input = builder.lookup(norm.getX());
+  if (!input)
+    return;
+  std::string where = describe(op);
+  int64_t groups = norm.getNumGroups(), channels = input->atoms.size();
+  if (input->axis != 1 || groups <= 0 || channels % groups != 0) {
+    builder.block(input->atoms, where + " normalises channel groups SPA cannot follow");
+    return;
+  }
+  int64_t perGroup = channels / groups;
+  ArrayRef<Atom> atoms = input->atoms;
+  for (int64_t g = 1; g < groups; ++g)
+    builder.uniteAll(atoms.take_front(perGroup), atoms.slice(g * perGroup, perGroup));
+  builder.markNotFunctionPreserving(input->atoms, where + " normalises over channel groups");
+  for (Value param : std::initializer_list<Value>{norm.getScale(), norm.getBias()})
+    builder.member(param, 0, MemberRole::Norm, input->atoms, where + " parameter");
+  builder.track(norm.getY(), 1, input->atoms);
 }
 
 } // namespace
