@@ -4,9 +4,10 @@ Run from the repository root after installing (`pip install ".[test]"`):
 
     python benchmarks/bench_prune.py
 
-1. Prune (load + analyse + L1 + prune + save) PyTorch-exported ResNet-50 with
-   real-size weights at ratio 0.3, in-process and as the `spa prune` CLI, as
-   a ratio to onnx.load + onnx.save of the same file (target <= 3x).
+1. Prune (load + analyse + L1 + prune + save) PyTorch-exported ResNet-50 and
+   (when torchvision is installed) ViT-B/16 with real-size weights at ratio
+   0.3, in-process and as the `spa prune` CLI, as a ratio to onnx.load +
+   onnx.save of the same file (target <= 3x).
 2. onnxruntime latency of dense vs pruned ResNet-50 at ratios 0.3 and 0.5,
    and the speed-up as a fraction of the MACs reduction.
 3. spa-channel-coupling time on synthetic residual conv graphs of 1k, 10k and
@@ -29,7 +30,20 @@ sys.path.insert(0, str(Path(__file__).parent))
 from bench_roundtrip import best_of, torch_resnet50  # noqa: E402
 
 
-def prune_timing(path: Path, folder: Path, repeat: int) -> None:
+def torch_vit_b_16(folder: Path) -> Path | None:
+    try:
+        import torch
+        import torchvision
+    except ImportError:
+        return None
+    path = folder / "vit_b_16.onnx"
+    torch.manual_seed(0)
+    model = torchvision.models.vit_b_16(weights=None).eval()
+    torch.onnx.export(model, (torch.randn(1, 3, 224, 224),), str(path), dynamo=False)
+    return path
+
+
+def prune_timing(path: Path, folder: Path, repeat: int, label: str = "ResNet-50") -> None:
     import spa
 
     out = folder / "pruned.onnx"
@@ -47,7 +61,7 @@ def prune_timing(path: Path, folder: Path, repeat: int) -> None:
                        check=True, capture_output=True)
 
     base = best_of(repeat, baseline)
-    print(f"ResNet-50 ({path.stat().st_size / 1e6:.0f} MB): load+save {base:.3f} s")
+    print(f"{label} ({path.stat().st_size / 1e6:.0f} MB): load+save {base:.3f} s")
     for label, action in (("spa prune (API)", api), ("spa prune (CLI)", cli)):
         seconds = best_of(repeat, action)
         print(f"  {label:18s} {seconds:6.3f} s  = {seconds / base:5.2f}x load+save")
@@ -125,6 +139,9 @@ def main() -> None:
         folder = Path(name)
         resnet = torch_resnet50(folder)
         prune_timing(resnet, folder, repeat=3)
+        vit = torch_vit_b_16(folder)
+        if vit is not None:
+            prune_timing(vit, folder, repeat=3, label="ViT-B/16")
         speedup(resnet, folder)
     analysis_scaling()
 
