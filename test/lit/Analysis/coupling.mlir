@@ -163,3 +163,16 @@ func.func @main_graph(%x: tensor<1x3x2x2xf32>) -> tensor<1x2x2x2xf32> {
   %z = "onnx.Conv"(%n, %w2, %none) : (tensor<1x4x2x2xf32>, tensor<2x4x1x1xf32>, none) -> tensor<1x2x2x2xf32>
   return %z : tensor<1x2x2x2xf32>
 }
+
+// -----
+
+// An op without a channel rule (TopK over the channels) blocks what it reads.
+// CHECK-LABEL: "groups"
+// CHECK-SAME: "prunable":false,"reasons":["no channel rule for onnx.TopK 'topk'"]
+func.func @main_graph(%x: tensor<2x3xf32>) -> tensor<2x2xf32> {
+  %w = onnx.Initializer "w" = dense<1.0> : tensor<3x4xf32>
+  %k = onnx.Initializer "k" = dense<2> : tensor<1xi64>
+  %y = "onnx.MatMul"(%x, %w) : (tensor<2x3xf32>, tensor<3x4xf32>) -> tensor<2x4xf32>
+  %values, %indices = "onnx.TopK"(%y, %k) {onnx.node_name = "topk"} : (tensor<2x4xf32>, tensor<1xi64>) -> (tensor<2x2xf32>, tensor<2x2xi64>)
+  return %values : tensor<2x2xf32>
+}
