@@ -197,3 +197,24 @@ class ResNeXtBlock(nn.Module):
 
 
 ZOO["resnext_block"] = (ResNeXtBlock, (1, 3, 8, 8))
+
+
+class ShapeDerivedHeads(nn.Module):
+    """Self-attention written by hand: the head reshapes take batch and length from
+    x.shape (Shape -> Gather -> Concat targets) and head count/size as constants."""
+
+    def __init__(self, dim: int = 16, heads: int = 4):
+        super().__init__()
+        self.heads = heads
+        self.q, self.k, self.v = nn.Linear(dim, dim), nn.Linear(dim, dim), nn.Linear(dim, dim)
+        self.out = nn.Linear(dim, 5)
+
+    def forward(self, x):
+        b, t = x.shape[0], x.shape[1]
+        split = lambda y: y.reshape(b, t, self.heads, -1).transpose(1, 2)  # noqa: E731
+        q, k, v = split(self.q(x)), split(self.k(x)), split(self.v(x))
+        attention = torch.softmax(q @ k.transpose(-1, -2), dim=-1)
+        return self.out((attention @ v).transpose(1, 2).reshape(b, t, 16))
+
+
+ZOO["shape_derived_heads"] = (ShapeDerivedHeads, (2, 6, 16))

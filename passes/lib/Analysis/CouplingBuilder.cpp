@@ -135,6 +135,22 @@ bool spa::isSliceableConstant(Value value) {
   return fill && constantInts(fill.getInput()) && isa<RankedTensorType>(value.getType());
 }
 
+std::optional<SmallVector<ShapePiece>> spa::shapePieces(Value shape) {
+  if (std::optional<SmallVector<int64_t>> values = constantInts(shape))
+    return SmallVector<ShapePiece>{ShapePiece{shape, 0, static_cast<int64_t>(values->size()), values}};
+  auto concat = shape.getDefiningOp<onnx::ConcatOp>();
+  if (!concat || concat.getAxis() != 0)
+    return std::nullopt;
+  SmallVector<ShapePiece> pieces;
+  for (auto [index, piece] : llvm::enumerate(concat.getInputs())) {
+    auto type = dyn_cast<RankedTensorType>(piece.getType());
+    if (!type || type.getRank() != 1 || type.isDynamicDim(0))
+      return std::nullopt;
+    pieces.push_back(ShapePiece{piece, static_cast<unsigned>(index), type.getDimSize(0), constantInts(piece)});
+  }
+  return pieces;
+}
+
 std::string spa::describe(Operation *op) {
   std::string label = op->getName().getStringRef().str();
   if (auto name = op->getAttrOfType<StringAttr>("onnx.node_name"))

@@ -215,14 +215,27 @@ struct PrunePass : public spa::impl::SPAPruneBase<PrunePass> {
       return;
     }
     if (isa<onnx::ReshapeOp>(op)) {
-      std::optional<SmallVector<int64_t>> target = constantInts(op->getOperand(1));
+      // Rewrite the constant pieces of the target where the output size changed.
+      std::optional<SmallVector<ShapePiece>> pieces = shapePieces(op->getOperand(1));
+      auto oldType = cast<RankedTensorType>(oldTypes[0]);
       auto newType = cast<RankedTensorType>(op->getResult(0).getType());
-      if (!target)
+      if (!pieces)
         return;
-      for (int64_t axis = 0; axis < static_cast<int64_t>(target->size()); ++axis)
-        if ((*target)[axis] > 0)
-          (*target)[axis] = newType.getDimSize(axis);
-      replaceIntOperand(op, 1, *target, renamed);
+      int64_t position = 0;
+      Operation *concat = pieces->size() == 1 && pieces->front().value == op->getOperand(1)
+                              ? nullptr
+                              : op->getOperand(1).getDefiningOp();
+      for (ShapePiece &piece : *pieces) {
+        bool changed = false;
+        for (int64_t i = 0; i < piece.size; ++i, ++position) {
+          if (!piece.constant || (*piece.constant)[i] <= 0 || oldType.getDimSize(position) == newType.getDimSize(position))
+            continue;
+          (*piece.constant)[i] = newType.getDimSize(position);
+          changed = true;
+        }
+        if (changed)
+          replaceIntOperand(concat ? concat : op, concat ? piece.operandIndex : 1, *piece.constant, renamed);
+      }
       return;
     }
     if (auto split = dyn_cast<onnx::SplitOp>(op)) {

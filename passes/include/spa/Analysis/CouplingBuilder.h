@@ -117,6 +117,18 @@ mlir::ElementsAttr constantElements(mlir::Value value);
 bool isSliceableConstant(mlir::Value value);
 /// Integer values of a constant operand (shape, axes, pads ...), if constant.
 std::optional<llvm::SmallVector<int64_t>> constantInts(mlir::Value value);
+/// One piece of a shape operand: `size` entries, from `value`; `constant`
+/// holds them when the piece is a constant.
+struct ShapePiece {
+  mlir::Value value;
+  unsigned operandIndex; // in the Concat building the shape (0 for a plain constant)
+  int64_t size;
+  std::optional<llvm::SmallVector<int64_t>> constant;
+};
+/// The pieces of a shape operand: itself when constant, else the inputs of
+/// the Concat (axis 0) of 1-D pieces that computes it (e.g. Shape-derived
+/// batch dims next to constant feature dims); std::nullopt otherwise.
+std::optional<llvm::SmallVector<ShapePiece>> shapePieces(mlir::Value shape);
 /// A human-readable label for an op: its ONNX node name, else its op name.
 std::string describe(mlir::Operation *op);
 

@@ -111,9 +111,11 @@ void trackMerged(Value result, int64_t outAxis, const TrackedAxis &input, ArrayR
 /// Reshape, three cases around the channel axis (dims before it unchanged):
 ///  - merge: the channel axis and static neighbours become one output axis
 ///    (flattening, or heads x head_dim back to hidden) -> block map;
-///  - split: the channel axis becomes (A, B) -> channels live on B and the
-///    atoms of the A copies are united (the same head dims in every head;
-///    channel shuffle keeps the same channels in every group);
+///  - split: the channel axis becomes (A, ..., B) -> channels live on B and
+///    the atoms of the copies are united (the same head dims in every head
+///    and in q, k and v; channel shuffle keeps the same channels per group);
+///  - regroup: the axes before the channels change, the channels and the axes
+///    after them do not (static sizes) -> same positions;
 ///  - anything else is blocked.
 void reshapeRule(Operation *op, CouplingBuilder &builder) {
   Value source = op->getOperand(0), result = op->getResult(0);
@@ -127,9 +129,18 @@ void reshapeRule(Operation *op, CouplingBuilder &builder) {
     builder.block(input->atoms, where + " reshapes a tensor of unknown rank");
     return;
   }
-  // The target must be a constant for spa-prune to rewrite it; a computed one
-  // (e.g. Shape -> Concat) may hold the old channel count.
-  if (!constantInts(op->getOperand(1))) {
+  // spa-prune rewrites the target entry of the axis whose size changes: it
+  // must be in a constant piece (Shape-derived pieces elsewhere are fine).
+  std::optional<SmallVector<ShapePiece>> pieces = shapePieces(op->getOperand(1));
+  auto constantAt = [&](int64_t position) {
+    for (const ShapePiece &piece : *pieces) {
+      if (position < piece.size)
+        return piece.constant.has_value();
+      position -= piece.size;
+    }
+    return false;
+  };
+  if (!pieces) {
     builder.block(input->atoms, where + " has a computed target shape");
     return;
   }
@@ -148,19 +159,50 @@ void reshapeRule(Operation *op, CouplingBuilder &builder) {
   while (last < inRank && !ShapedType::isDynamic(in[last]) && merged < out[common])
     merged *= in[last++];
   if (merged == out[common] && last > axis) {
+    if (!constantAt(common)) {
+      builder.block(input->atoms, where + " has a computed target size for the channels");
+      return;
+    }
     trackMerged(result, common, *input, in, common, last, builder);
     return;
   }
-  // Split: in[axis] -> out[axis] x out[axis + 1] with the prefix unchanged.
-  if (common == axis && axis + 1 < outRank && !ShapedType::isDynamic(out[axis + 1]) &&
-      out[axis] * out[axis + 1] == in[axis] && inRank + 1 == outRank &&
-      in.drop_front(axis + 1) == out.drop_front(axis + 2)) {
-    int64_t copies = out[axis], size = out[axis + 1];
+  // Split: in[axis] -> out[axis] x ... x out[last] (prefix and suffix unchanged);
+  // channels live on the last factor, the others are copies (qkv, heads, groups).
+  int64_t factors = 1, lastFactor = axis;
+  while (common == axis && lastFactor < outRank && !ShapedType::isDynamic(out[lastFactor]) && factors < in[axis])
+    factors *= out[lastFactor++];
+  --lastFactor;
+  if (common == axis && factors == in[axis] && lastFactor > axis &&
+      in.drop_front(axis + 1) == out.drop_front(lastFactor + 1)) {
+    if (!constantAt(lastFactor)) {
+      builder.block(input->atoms, where + " has a computed target size for the channels");
+      return;
+    }
+    int64_t size = out[lastFactor], copies = in[axis] / size;
     SmallVector<Atom> atoms(input->atoms.begin(), input->atoms.begin() + size);
     for (int64_t copy = 1; copy < copies; ++copy)
       builder.uniteAll(atoms, ArrayRef<Atom>(input->atoms).slice(copy * size, size));
-    builder.track(result, axis + 1, atoms);
+    builder.track(result, lastFactor, atoms);
     return;
+  }
+  // Other axes regrouped (e.g. windows of a spatial grid) while the channel
+  // axis and everything after it stay: the channels keep their positions.
+  int64_t outAxis = outRank - (inRank - axis);
+  auto staticProduct = [](ArrayRef<int64_t> dims) -> std::optional<int64_t> {
+    if (llvm::any_of(dims, ShapedType::isDynamic))
+      return std::nullopt;
+    return product(dims);
+  };
+  if (outAxis >= 0 && in.drop_front(axis) == out.drop_front(outAxis)) {
+    std::optional<int64_t> before = staticProduct(in.take_front(axis)), after = staticProduct(out.take_front(outAxis));
+    if (before && before == after) {
+      if (!constantAt(outAxis)) {
+        builder.block(input->atoms, where + " has a computed target size for the channels");
+        return;
+      }
+      builder.track(result, outAxis, input->atoms);
+      return;
+    }
   }
   builder.block(input->atoms, where + " reshapes the channel axis in a way SPA does not follow");
 }
