@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Iterable
 
@@ -95,11 +96,53 @@ class Model:
         if target_params is not None:
             shapes = {name: array.shape for name, array in self.weights().items()}
             costs = {g.id: select.params_per_channel(g, shapes) for g in groups}
-            return select.select_target(groups, scores, costs, self.stats().params, target_params,
-                                        round_to=round_to, protected=protect)
-        costs = self._macs_per_channel(groups)
-        return select.select_target(groups, scores, costs, self.stats().macs, target_flops,
-                                    round_to=round_to, protected=protect)
+            total, target, measure = self.stats().params, target_params, "params"
+        else:
+            costs = self._macs_per_channel(groups)
+            total, target, measure = self.stats().macs, target_flops, "macs"
+
+        def plan_for(fraction: float) -> Plan:
+            return select.select_target(groups, scores, costs, total, fraction, round_to=round_to, protected=protect)
+
+        return self._calibrate(plan_for, target, measure)
+
+    def _calibrate(self, plan_for, target: float, measure: str, steps: int = 8) -> Plan:
+        """The plan whose *measured* reduction first reaches `target`.
+
+        Per-channel costs add up the producer and consumer sides of each layer
+        separately, which overestimates what removing both sides saves; so the
+        selection's own target is searched (bisection) until pruning a copy of
+        the model removes at least `target` of the parameters or MACs.
+        """
+        before = getattr(self.stats(), measure)
+        if before == 0:
+            return plan_for(target)
+
+        def achieved(plan: Plan) -> float:
+            trial = Model(self._clone(), self.label)
+            trial.prune(plan)
+            return 1 - getattr(trial.stats(), measure) / before
+
+        low, high = target, min(0.999, max(target, 0.0) * 3 + 0.01)
+        best = plan_for(high)
+        if achieved(best) < target:
+            return best  # the target cannot be reached; this is the most the selection removes
+        for _ in range(steps):
+            middle = (low + high) / 2
+            plan = plan_for(middle)
+            if achieved(plan) >= target:
+                high, best = middle, plan
+            else:
+                low = middle
+        first = plan_for(target)
+        return first if achieved(first) >= target else best
+
+    def _clone(self) -> ir.Module:
+        """A deep copy of the module (through bytecode: weights stay binary)."""
+        buffer = io.BytesIO()
+        self.module.operation.write_bytecode(buffer)
+        with self.module.context:
+            return ir.Module.parse(buffer.getvalue())
 
     def _macs_per_channel(self, groups: list[Group]) -> dict[int, float]:
         macs = stats.macs_per_weight(self.module)

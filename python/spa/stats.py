@@ -51,11 +51,26 @@ def macs_per_weight(module: ir.Module) -> dict[str, int]:
     with module.context:
         for op in main_ops(module):
             if op.name in ("onnx.Conv", "onnx.ConvTranspose", "onnx.Gemm", "onnx.MatMul"):
-                producer = op.operands[1].owner
-                if not isinstance(producer, ir.Block) and producer.name == "onnx.Initializer":
-                    name = ir.StringAttr(producer.attributes["tensor_name"]).value
+                name = constant_name(op.operands[1])
+                if name is not None:
                     result[name] = result.get(name, 0) + _macs(op.operation)
     return result
+
+
+def constant_name(value: ir.Value) -> str | None:
+    """The ONNX name of the constant behind `value` (initializer, Constant, ConstantOfShape
+    or Identity of one), as the coupling analysis names members; None if computed."""
+    producer = value.owner
+    if isinstance(producer, ir.Block):
+        return None
+    if producer.name == "onnx.Initializer":
+        return ir.StringAttr(producer.attributes["tensor_name"]).value
+    if producer.name in ("onnx.Constant", "onnx.ConstantOfShape", "onnx.Identity") \
+            and "onnx.output_names" in producer.attributes:
+        if producer.name == "onnx.Identity" and constant_name(producer.operands[0]) is None:
+            return None
+        return ir.StringAttr(ir.ArrayAttr(producer.attributes["onnx.output_names"])[0]).value
+    return None
 
 
 def main_ops(module: ir.Module) -> list:

@@ -160,3 +160,21 @@ def test_custom_op_blocks_its_channels_and_pruning_stays_valid(tmp_path: Path) -
     assert shapes == {"w1": [6, 4], "w2": [4, 8], "w3": [8, 4]}
     (y,) = run(output, {"x": rng.standard_normal((2, 6)).astype(np.float32)})
     assert y.shape == (2, 4)
+
+
+@pytest.mark.parametrize("option, measure", [("--target-flops", "macs"), ("--target-params", "params")])
+def test_prune_targets_are_met_as_measured(option: str, measure: str, tmp_path: Path) -> None:
+    import spa
+    from spa.data import demo_model_path
+
+    output = tmp_path / "pruned.onnx"
+    assert spa_cli_ok("prune", str(demo_model_path()), "-o", str(output), option, "0.4")
+    before = getattr(spa.load(demo_model_path()).stats(), measure)
+    after = getattr(spa.load(output).stats(), measure)
+    assert 0.4 <= 1 - after / before <= 0.5
+
+
+def spa_cli_ok(*args: str) -> bool:
+    result = spa(*args)
+    assert result.returncode == 0, result.stderr
+    return True
