@@ -1,5 +1,6 @@
 """The torchvision architectures of the zoo: each prunes at ratio 0.3 into a valid
-model that matches the zero-mask oracle (random weights, TorchScript export).
+model that matches the zero-mask oracle (random weights; TorchScript export, and
+the dynamo exporter for a few).
 
 The slowest exports are marked slow; `pytest -m slow` runs them.
 """
@@ -24,18 +25,25 @@ FAST = ["resnet18", "resnet50", "resnext50_32x4d", "densenet121", "squeezenet1_1
 SLOW = ["alexnet", "vgg16_bn", "vit_b_16", "swin_t"]
 
 
-def export(name: str) -> onnx.ModelProto:
+DYNAMO_FAST = ["resnet18", "shufflenet_v2_x1_0"]
+DYNAMO_SLOW = ["densenet121", "efficientnet_b0", "vit_b_16"]
+
+
+def export(name: str, dynamo: bool = False) -> onnx.ModelProto:
     torch.manual_seed(0)
     options = {"aux_logits": False, "init_weights": False} if name in ("googlenet", "inception_v3") else {}
     module = getattr(torchvision.models, name)(weights=None, **options).eval()
     size = 299 if name == "inception_v3" else 224
+    example = (torch.randn(1, 3, size, size),)
+    if dynamo:
+        return torch.onnx.export(module, example, dynamo=True, verbose=False).model_proto
     buffer = io.BytesIO()
-    torch.onnx.export(module, (torch.randn(1, 3, size, size),), buffer, dynamo=False)
+    torch.onnx.export(module, example, buffer, dynamo=False)
     return onnx.load_from_string(buffer.getvalue())
 
 
-def check(name: str) -> None:
-    original = export(name)
+def check(name: str, dynamo: bool = False) -> None:
+    original = export(name, dynamo)
     pruned, masked, plan, groups = prune_and_mask(original)
     onnx.checker.check_model(pruned, full_check=True)
     assert sum(len(g["removed"]) for g in plan["groups"]) > 0
@@ -55,3 +63,14 @@ def test_torchvision_model_prunes_like_the_oracle(name: str) -> None:
 @pytest.mark.parametrize("name", SLOW)
 def test_large_torchvision_model_prunes_like_the_oracle(name: str) -> None:
     check(name)
+
+
+@pytest.mark.parametrize("name", DYNAMO_FAST)
+def test_dynamo_export_prunes_like_the_oracle(name: str) -> None:
+    check(name, dynamo=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", DYNAMO_SLOW)
+def test_large_dynamo_export_prunes_like_the_oracle(name: str) -> None:
+    check(name, dynamo=True)
