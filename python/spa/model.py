@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Mapping
 
 import numpy as np
 import onnx
@@ -85,20 +85,21 @@ class Model:
             raise SPAError("give exactly one of ratio, target_params and target_flops")
         groups = self.coupling_groups()
         options = {"seed": seed} if criterion == "random" else {}
-        scores = score_groups(make_criterion(criterion, **options), groups, self.weights())
+        weights = self.weights()  # one walk over the constants for scores, names and shapes
+        scores = score_groups(make_criterion(criterion, **options), groups, weights)
         protect = tuple(protect)
-        unknown = set(protect) - set(self.weights())
+        unknown = set(protect) - set(weights)
         if unknown:
             raise SPAError(f"--protect: no initializer named {', '.join(sorted(unknown))}")
+        shapes = {name: array.shape for name, array in weights.items()}
         if ratio is not None:
             chooser = select.select_global if global_ranking else select.select_per_group
             return chooser(groups, scores, ratio, round_to=round_to, protected=protect)
         if target_params is not None:
-            shapes = {name: array.shape for name, array in self.weights().items()}
             costs = {g.id: select.params_per_channel(g, shapes) for g in groups}
             total, target, measure = self.stats().params, target_params, "params"
         else:
-            costs = self._macs_per_channel(groups)
+            costs = self._macs_per_channel(groups, shapes)
             total, target, measure = self.stats().macs, target_flops, "macs"
 
         def plan_for(fraction: float) -> Plan:
@@ -144,9 +145,8 @@ class Model:
         with self.module.context:
             return ir.Module.parse(buffer.getvalue())
 
-    def _macs_per_channel(self, groups: list[Group]) -> dict[int, float]:
+    def _macs_per_channel(self, groups: list[Group], shapes: Mapping[str, tuple[int, ...]]) -> dict[int, float]:
         macs = stats.macs_per_weight(self.module)
-        shapes = {name: array.shape for name, array in self.weights().items()}
         costs = {}
         for group in groups:
             cost = 0.0
