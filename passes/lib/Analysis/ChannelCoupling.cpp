@@ -178,22 +178,22 @@ void ChannelCoupling::formGroups(const CouplingBuilder &builder) {
   }
   // Blocks and non-preserving marks, per group.
   std::vector<std::set<std::string>> reasons(groups.size()), notes(groups.size());
-  for (auto &[atom, atomReasons] : builder.blockedAtoms()) {
+  auto groupOfAtom = [&](Atom atom) -> std::optional<unsigned> {
     auto it = channelOfLeader.find(builder.leader(atom));
     if (it == channelOfLeader.end())
-      continue;
-    unsigned group = groupOf(it->second);
-    groups[group].prunable = false;
-    reasons[group].insert(atomReasons.begin(), atomReasons.end());
-  }
-  for (auto &[atom, note] : builder.nonPreservingAtoms()) {
-    auto it = channelOfLeader.find(builder.leader(atom));
-    if (it == channelOfLeader.end())
-      continue;
-    unsigned group = groupOf(it->second);
-    groups[group].functionPreserving = false;
-    notes[group].insert(note);
-  }
+      return std::nullopt;
+    return groupOf(it->second);
+  };
+  for (auto &[atom, atomReasons] : builder.blockedAtoms())
+    if (std::optional<unsigned> group = groupOfAtom(atom)) {
+      groups[*group].prunable = false;
+      reasons[*group].insert(atomReasons.begin(), atomReasons.end());
+    }
+  for (auto &[atom, note] : builder.nonPreservingAtoms())
+    if (std::optional<unsigned> group = groupOfAtom(atom)) {
+      groups[*group].functionPreserving = false;
+      notes[*group].insert(note);
+    }
   for (ChannelGroup &group : groups) {
     group.reasons.assign(reasons[group.id].begin(), reasons[group.id].end());
     group.reasons.insert(group.reasons.end(), notes[group.id].begin(), notes[group.id].end());
