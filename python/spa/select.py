@@ -1,7 +1,8 @@
 """Choosing which channels to remove: per group, globally, or up to a cost target.
 
 Every selector returns a `Plan` and obeys the same rules for each group:
-only prunable groups with scores are touched; groups with a member tensor
+only prunable groups with scores are touched (a criterion that cannot
+score a group leaves it out of the scores); groups with a member tensor
 named in `protected` are skipped; at least one channel is kept; the removed
 count is a multiple of `group.divisor`; and the kept count is a multiple of
 `round_to` when the group allows it (otherwise the rounding is dropped for
@@ -33,7 +34,7 @@ def select_per_group(groups: Sequence[Group], scores: Mapping[int, np.ndarray], 
     _check_fraction(ratio, "ratio")
     _check_round_to(round_to)
     removed: dict[int, tuple[int, ...]] = {}
-    for group in _eligible(groups, protected):
+    for group in _eligible(groups, protected, scores):
         order = _ascending(_checked_scores(group, scores))
         allowed = allowed_removal_counts(group, round_to)
         wanted = math.floor(ratio * group.channels + 1e-9)
@@ -53,7 +54,7 @@ def select_global(groups: Sequence[Group], scores: Mapping[int, np.ndarray], rat
     """
     _check_fraction(ratio, "ratio")
     _check_round_to(round_to)
-    eligible = _eligible(groups, protected)
+    eligible = _eligible(groups, protected, scores)
     unit_costs = {group.id: 1.0 for group in eligible}
     total = sum(group.channels for group in eligible)
     target = math.floor(ratio * total + 1e-9)
@@ -74,7 +75,7 @@ def select_target(groups: Sequence[Group], scores: Mapping[int, np.ndarray],
     _check_round_to(round_to)
     if not total_cost > 0:
         raise SPAError(f"total cost must be positive, got {total_cost}")
-    eligible = _eligible(groups, protected)
+    eligible = _eligible(groups, protected, scores)
     for group in eligible:
         cost = cost_per_channel.get(group.id)
         if cost is None or not cost >= 0:
@@ -148,12 +149,13 @@ def _push_step(heap: list[tuple[float, int, int]], group_id: int, step: int, ord
         heapq.heappush(heap, (float(normalized[group_id][channels].mean()), group_id, step))
 
 
-def _eligible(groups: Sequence[Group], protected: Iterable[str]) -> list[Group]:
-    """Prunable groups with no member tensor in `protected`, in id order."""
+def _eligible(groups: Sequence[Group], protected: Iterable[str], scores: Mapping[int, np.ndarray]) -> list[Group]:
+    """Prunable, scored groups with no member tensor in `protected`, in id order."""
     if isinstance(protected, str):
         protected = (protected,)
     protected_names = set(protected)
-    return sorted((g for g in groups if g.prunable and not any(m.tensor in protected_names for m in g.members)),
+    return sorted((g for g in groups if g.prunable and g.id in scores
+                   and not any(m.tensor in protected_names for m in g.members)),
                   key=lambda g: g.id)
 
 

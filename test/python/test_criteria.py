@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from spa.criteria import (CRITERIA, L1Criterion, L2Criterion, MagnitudeCriterion, RandomCriterion, lamp,
+from spa.criteria import (CRITERIA, BNScaleCriterion, CroPCriterion, Criterion, FPGMCriterion, GraSPCriterion,
+                          L1Criterion, L2Criterion, MagnitudeCriterion, OBDCriterion, RandomCriterion, SNIPCriterion,
+                          TaylorCriterion, lamp,
                           make_criterion, score_groups)
 from spa.errors import SPAError
 from spa.groups import Group, Member
@@ -120,7 +122,7 @@ def test_random_is_reproducible_per_seed_and_group() -> None:
 
 
 def test_registry_and_factory() -> None:
-    assert set(CRITERIA) == {"l1", "l2", "random"}
+    assert set(CRITERIA) == {"l1", "l2", "random", "bn_scale", "fpgm", "taylor", "snip", "grasp", "crop", "obd"}
     l1 = make_criterion("l1", normalizer="max")
     assert isinstance(l1, L1Criterion) and l1.p == 1 and l1.normalizer == "max"
     assert make_criterion("l2").p == 2
@@ -128,8 +130,8 @@ def test_registry_and_factory() -> None:
 
 
 def test_factory_errors_are_clear() -> None:
-    with pytest.raises(SPAError, match="unknown criterion 'taylor'; choose from l1, l2, random"):
-        make_criterion("taylor")
+    with pytest.raises(SPAError, match="unknown criterion 'magic'; choose from bn_scale, crop, fpgm"):
+        make_criterion("magic")
     with pytest.raises(SPAError, match="criterion 'l1'"):
         make_criterion("l1", colour="red")
     with pytest.raises(SPAError, match="unknown normalizer"):
@@ -146,3 +148,82 @@ def test_score_groups_scores_only_prunable_groups() -> None:
     scores = score_groups(L1Criterion(normalizer="none"), [prunable, frozen], {"w": W})
     assert list(scores) == [1]
     np.testing.assert_allclose(scores[1], [3, 3, 2])
+
+
+# -- criteria beyond magnitude -------------------------------------------------------------------
+G = np.array([[0.5, 1.0], [-1.0, 2.0], [0.0, -3.0]])  # a gradient (or H g) of W's shape
+
+
+def test_bn_scale_reads_only_the_scales() -> None:
+    bn = group(3, ("conv", 0, "producer", [0, 1, 2]), ("gamma", 0, "norm", [0, 1, 2]),
+               ("beta", 0, "norm", [0, 1, 2]))
+    weights = {"conv": W, "gamma": np.array([0.5, -2.0, 1.0]), "beta": np.array([9.0, 9.0, 9.0])}
+    scores = BNScaleCriterion(normalizer="none").scores(bn, weights, {"norm_scales": {"gamma": weights["gamma"]}})
+    np.testing.assert_allclose(scores, [0.5, 2.0, 1.0])
+
+
+def test_bn_scale_leaves_groups_without_batchnorm_unscored() -> None:
+    plain = group(3, ("w", 0, "producer", [0, 1, 2]), group_id=4)
+    assert score_groups(BNScaleCriterion(), [plain], {"w": W}, {"norm_scales": {}}) == {}
+
+
+def test_fpgm_sums_distances_to_the_other_filters() -> None:
+    # Filters (rows) at 0, 1 and 3 on a line: distances 0->(1,3): 1+3, 1->(0,3): 1+2, 3->(0,1): 3+2.
+    filters = np.array([[0.0], [1.0], [3.0]])
+    rows = group(3, ("f", 0, "producer", [0, 1, 2]))
+    np.testing.assert_allclose(FPGMCriterion(normalizer="none").scores(rows, {"f": filters}), [4, 3, 5])
+
+
+def test_fpgm_uses_producers_by_default() -> None:
+    both = group(2, ("w", 1, "consumer", [0, 1]), ("f", 0, "producer", [0, 1]))
+    weights = {"w": np.array([[100.0, 0.0]]), "f": np.array([[0.0, 0.0], [3.0, 4.0]])}
+    np.testing.assert_allclose(FPGMCriterion(normalizer="none").scores(both, weights), [5, 5])
+
+
+@pytest.mark.parametrize("criterion, kind, expected", [
+    # rows of |W*G|: 0.5+2, 3+0, 0+3
+    (TaylorCriterion(normalizer="none"), "gradients", [2.5, 3.0, 3.0]),
+    (SNIPCriterion(normalizer="none"), "gradients", [2.5, 3.0, 3.0]),
+    # rows of W*G signed: 0.5-2, -3+0, 0-3
+    (GraSPCriterion(), "hessian_gradient", [-1.5, -3.0, -3.0]),
+    (CroPCriterion(normalizer="none"), "hessian_gradient", [2.5, 3.0, 3.0]),
+    # rows of W^2*G/2 with G as the Fisher: (0.5+4)/2, (-9+0)/2, (0-3)/2
+    (OBDCriterion(normalizer="none"), "squared_gradients", [2.25, -4.5, -1.5]),
+])
+def test_derivative_criteria_by_hand(criterion: Criterion, kind: str, expected: list[float]) -> None:
+    rows = group(3, ("w", 0, "producer", [0, 1, 2]))
+    np.testing.assert_allclose(criterion.scores(rows, {"w": W}, {kind: {"w": G}}), expected)
+
+
+def test_derivative_criteria_skip_members_without_data() -> None:
+    both = group(3, ("w", 0, "producer", [0, 1, 2]), ("b", 0, "producer", [0, 1, 2]))
+    scores = TaylorCriterion(normalizer="none").scores(both, {"w": W, "b": np.ones(3)}, {"gradients": {"w": G}})
+    np.testing.assert_allclose(scores, [2.5, 3.0, 3.0])
+
+
+class _Gradients:
+    kinds = ("gradients",)
+
+    def __init__(self, arrays: dict[str, np.ndarray]) -> None:
+        self.arrays = arrays
+
+    def tensors(self, kind: str, names: list[str]) -> dict[str, np.ndarray]:
+        return {name: self.arrays[name] for name in names if name in self.arrays}
+
+
+def test_score_groups_fetches_what_the_criterion_needs() -> None:
+    rows = group(3, ("w", 0, "producer", [0, 1, 2]))
+    scores = score_groups(TaylorCriterion(normalizer="none"), [rows], {"w": W}, provider=_Gradients({"w": G}))
+    np.testing.assert_allclose(scores[0], [2.5, 3.0, 3.0])
+
+
+def test_provider_errors_name_what_is_missing() -> None:
+    rows = group(3, ("w", 0, "producer", [0, 1, 2]))
+    with pytest.raises(SPAError, match="taylor criterion needs gradients .* no data provider"):
+        score_groups(TaylorCriterion(), [rows], {"w": W})
+    with pytest.raises(SPAError, match=r"grasp criterion needs Hessian-gradient products \(H g\), which _Gradients"):
+        score_groups(GraSPCriterion(), [rows], {"w": W}, provider=_Gradients({"w": G}))
+    with pytest.raises(SPAError, match="for none of the model's weights .* name_map"):
+        score_groups(TaylorCriterion(), [rows], {"w": W}, provider=_Gradients({"conv.weight": G}))
+    with pytest.raises(SPAError, match="have shape"):
+        score_groups(TaylorCriterion(), [rows], {"w": W}, provider=_Gradients({"w": G.T}))

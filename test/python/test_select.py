@@ -161,10 +161,14 @@ def test_protected_and_unprunable_groups_are_skipped() -> None:
     assert set(select_per_group(groups, scores, 0.5).removed) == {0, 1}
 
 
+def test_groups_without_scores_are_left_alone() -> None:
+    groups = [simple(0, 4), simple(1, 4)]
+    assert select_per_group(groups, {1: np.arange(4.0)}, 0.5).removed == {1: (0, 1)}
+    assert select_global(groups, {}, 0.5).removed == {}
+
+
 def test_bad_scores_and_settings_are_errors() -> None:
     groups = [simple(0, 4)]
-    with pytest.raises(SPAError, match="group 0: no scores"):
-        select_per_group(groups, {}, 0.5)
     with pytest.raises(SPAError, match=r"shape \(3,\), expected \(4,\)"):
         select_per_group(groups, {0: np.ones(3)}, 0.5)
     with pytest.raises(SPAError, match="finite"):
