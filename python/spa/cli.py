@@ -44,8 +44,10 @@ def _analyze(args: argparse.Namespace) -> None:
 def _prune(args: argparse.Namespace) -> None:
     from pathlib import Path
 
+    from spa.calibration import load_calibration
     from spa.groups import plan_to_json
     from spa.model import load
+    from spa.obspa import OBSPAOptions
     from spa.report import change_line, stats_line
 
     model = load(args.model)
@@ -53,9 +55,16 @@ def _prune(args: argparse.Namespace) -> None:
     ratio = args.ratio
     if ratio is None and args.target_params is None and args.target_flops is None:
         ratio = 0.3
+    if args.criterion != "obspa" and (args.calibration or args.hessian != "auto"):
+        raise SPAError("--calibration and --hessian are options of --criterion obspa")
+    calibration = None
+    if args.calibration:
+        calibration = load_calibration(args.calibration, model.input_names(), args.calibration_samples)
+    options = OBSPAOptions(hessian=args.hessian, samples=args.synthetic_samples, damp=args.damp, seed=args.seed)
     plan = model.plan(criterion=args.criterion, ratio=ratio, target_params=args.target_params,
                       target_flops=args.target_flops, global_ranking=args.global_ranking,
-                      round_to=args.round_to, protect=args.protect, seed=args.seed)
+                      round_to=args.round_to, protect=args.protect, seed=args.seed,
+                      calibration=calibration, obspa=options)
     if args.plan_out:
         Path(args.plan_out).write_text(plan_to_json(plan, model.coupling_groups(), indent=1))
     groups = model.coupling_groups()
@@ -64,10 +73,16 @@ def _prune(args: argparse.Namespace) -> None:
     model.save(args.output)
     print(f"criterion {args.criterion}: removed {plan.removed_count()} channels from "
           f"{sum(1 for c in plan.removed.values() if c)} of {sum(g.prunable for g in groups)} prunable groups")
+    print(f"data used: {plan.data_used}")
+    if plan.weight_updates:
+        print(f"corrected {len(plan.weight_updates)} weight tensors of the kept channels")
     print(stats_line("before", before))
     print(stats_line("after", after))
     print(change_line(before, after))
     print(f"wrote {args.output}")
+
+
+CRITERION_CHOICES = ["l1", "l2", "random", "bn_scale", "fpgm", "obspa", "taylor", "snip", "grasp", "crop", "obd"]
 
 
 def _fraction(text: str) -> float:
@@ -112,8 +127,10 @@ def build_parser() -> argparse.ArgumentParser:
     prune = commands.add_parser("prune", help="remove channels from an ONNX model")
     prune.add_argument("model", help="ONNX model file (.onnx)")
     prune.add_argument("-o", "--output", required=True, help="pruned ONNX model file")
-    prune.add_argument("--criterion", default="l1", choices=["l1", "l2", "random"],
-                       help="how channels are scored (default l1)")
+    prune.add_argument("--criterion", default="l1", choices=CRITERION_CHOICES,
+                       help="how channels are scored (default l1); obspa also corrects the kept weights; "
+                            "taylor, snip, grasp, crop and obd need gradients, which only the Python API "
+                            "can provide (spa.providers.TorchProvider)")
     amount = prune.add_mutually_exclusive_group()
     amount.add_argument("--ratio", type=_fraction, help="fraction of channels to remove (default 0.3)")
     amount.add_argument("--target-params", type=_fraction, help="fraction of parameters to remove")
@@ -124,7 +141,19 @@ def build_parser() -> argparse.ArgumentParser:
     prune.add_argument("--protect", nargs="+", default=[], metavar="NAME",
                        help="initializers whose groups must not be pruned")
     prune.add_argument("--plan-out", help="write the plan (removed indices per tensor) as JSON")
-    prune.add_argument("--seed", type=int, default=0, help="seed of the random criterion")
+    prune.add_argument("--seed", type=int, default=0, help="seed of the random criterion and synthetic inputs")
+    obspa = prune.add_argument_group("obspa", "options of --criterion obspa")
+    obspa.add_argument("--calibration", metavar="DATA.npz",
+                       help="inputs to estimate layer Hessians from (.npz with one array per model input, "
+                            "or .npy for a single input); without it OBSPA is data-free")
+    obspa.add_argument("--calibration-samples", type=int, default=None, metavar="N",
+                       help="use only the first N calibration samples")
+    obspa.add_argument("--hessian", default="auto", choices=["auto", "calibration", "data-free", "identity"],
+                       help="where layer Hessians come from (default: calibration if given, else data-free)")
+    obspa.add_argument("--synthetic-samples", type=int, default=128, metavar="N",
+                       help="synthetic inputs for data-free Hessians (default 128)")
+    obspa.add_argument("--damp", type=float, default=0.01,
+                       help="Hessian dampening, a fraction of its mean diagonal (default 0.01)")
     prune.set_defaults(run=_prune)
 
     demo = commands.add_parser("demo", help="prune a bundled trained MNIST model (no arguments)")

@@ -165,9 +165,17 @@ def load_groups(source: str | bytes | Mapping[str, Any]) -> list[Group]:
 
 @dataclass(frozen=True)
 class Plan:
-    """Which channels to remove: group id -> sorted removed channel indices."""
+    """Which channels to remove: group id -> sorted removed channel indices.
+
+    `weight_updates` (initializer name -> array of its unpruned shape) are
+    written into the model before the channels are removed: OBSPA's
+    corrections of the kept weights. `data_used` says what data the
+    criterion read, for reports.
+    """
 
     removed: dict[int, tuple[int, ...]] = field(default_factory=dict)
+    weight_updates: dict[str, np.ndarray] = field(default_factory=dict)
+    data_used: str = ""
 
     def removed_count(self) -> int:
         """Total number of channels removed over all groups."""

@@ -10,8 +10,8 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Iterable, Mapping
 
 import numpy as np
 import onnx
@@ -23,6 +23,8 @@ from spa.errors import SPAError
 from spa.exporter import export_module, save_module
 from spa.groups import Group, Plan
 from spa.importer import ImportConfig, import_model
+from spa.obspa import OBSPA, OBSPAOptions
+from spa.providers import Provider
 
 
 class Model:
@@ -39,6 +41,14 @@ class Model:
         if self._groups is None:
             self._groups = passes.coupling_groups(self.module)
         return self._groups
+
+    def input_names(self) -> list[str]:
+        """Names of the graph inputs (in order)."""
+        with self.module.context:
+            terminator = stats.main_ops(self.module)[-1]
+            if "onnx.input_names" in terminator.attributes:
+                return [ir.StringAttr(n).value for n in ir.ArrayAttr(terminator.attributes["onnx.input_names"])]
+        return [i.name for i in self.to_onnx().graph.input]
 
     def weights(self) -> dict[str, np.ndarray]:
         """Every constant's data by ONNX name: initializers (read-only views, no
@@ -72,25 +82,51 @@ class Model:
     # -- pruning ---------------------------------------------------------------
     def plan(self, criterion: str = "l1", ratio: float | None = None, target_params: float | None = None,
              target_flops: float | None = None, global_ranking: bool = False, round_to: int = 1,
-             protect: Iterable[str] = (), seed: int = 0) -> Plan:
+             protect: Iterable[str] = (), seed: int = 0, provider: Provider | None = None,
+             calibration: Mapping[str, np.ndarray] | None = None, obspa: OBSPAOptions | None = None,
+             criterion_options: Mapping[str, object] | None = None) -> Plan:
         """Choose channels to remove.
 
         Exactly one of `ratio` (fraction of each group's channels, or of all
         channels with `global_ranking`), `target_params` or `target_flops`
         (fraction of the model's parameters / MACs to remove) must be given.
-        `protect` names initializers whose groups are left alone.
+        `protect` names initializers whose groups are left alone. `criterion`
+        is a name from spa.criteria.CRITERIA or "obspa"; derivative criteria
+        read their data from `provider` (see spa.providers); OBSPA uses
+        `calibration` (graph input name -> (N, ...) array) when given, else
+        data-free Hessians, with `obspa` options, and the returned plan
+        carries its weight corrections. `criterion_options` go to the
+        criterion's constructor. `plan.data_used` says what data was read.
         """
         given = [v is not None for v in (ratio, target_params, target_flops)]
         if sum(given) != 1:
             raise SPAError("give exactly one of ratio, target_params and target_flops")
+        if calibration is not None and criterion != "obspa":
+            raise SPAError(f"calibration data is only used by the obspa criterion, not {criterion}")
         groups = self.coupling_groups()
-        options = {"seed": seed} if criterion == "random" else {}
         weights = self.weights()  # one walk over the constants for scores, names and shapes
-        scores = score_groups(make_criterion(criterion, **options), groups, weights)
-        protect = tuple(protect)
         unknown = set(protect) - set(weights)
         if unknown:
             raise SPAError(f"--protect: no initializer named {', '.join(sorted(unknown))}")
+        pruner = None
+        if criterion == "obspa":
+            pruner = OBSPA(self.to_onnx(), groups, weights, calibration, obspa or OBSPAOptions(seed=seed))
+            scores, data_used = pruner.scores(), pruner.description
+        else:
+            options = dict(criterion_options or {})
+            if criterion == "random":
+                options.setdefault("seed", seed)
+            chosen = make_criterion(criterion, **options)
+            scores = score_groups(chosen, groups, weights, self._graph_data(), provider)
+            data_used = _data_used(chosen, provider, len(scores), sum(g.prunable for g in groups))
+        plan = self._select(groups, weights, scores, ratio, target_params, target_flops, global_ranking,
+                            round_to, tuple(protect))
+        updates = pruner.updates(plan) if pruner is not None else {}
+        return Plan(plan.removed, updates, data_used)
+
+    def _select(self, groups: list[Group], weights: Mapping[str, np.ndarray], scores: dict[int, np.ndarray],
+                ratio: float | None, target_params: float | None, target_flops: float | None,
+                global_ranking: bool, round_to: int, protect: tuple[str, ...]) -> Plan:
         shapes = {name: array.shape for name, array in weights.items()}
         if ratio is not None:
             chooser = select.select_global if global_ranking else select.select_per_group
@@ -157,8 +193,64 @@ class Model:
             costs[group.id] = cost
         return costs
 
+    def _graph_data(self) -> dict[str, dict[str, np.ndarray]]:
+        """Data kinds the graph itself supplies: the scale tensor of every normalisation op."""
+        weights = self.weights()
+        scales = {}
+        with self.module.context:
+            for op in stats.main_ops(self.module):
+                if op.name in _NORM_OPS and len(op.operands) > 1:
+                    name = stats.constant_name(op.operands[1])
+                    if name in weights:
+                        scales[name] = weights[name]
+        return {"norm_scales": scales}
+
+    def set_weights(self, arrays: Mapping[str, np.ndarray]) -> None:
+        """Replace the data of initializers (name -> array of the same shape; cast to their type).
+
+        A name that is an Identity of an initializer (how TorchScript exports
+        share equal weights) gets an initializer of its own, so the other
+        users keep the old data. Raises SPAError for a name that is no
+        initializer or a shape that differs.
+        """
+        remaining = dict(arrays)
+        with self.module.context:
+            for op in stats.main_ops(self.module):
+                if op.name == "onnx.Initializer":
+                    name = ir.StringAttr(op.attributes["tensor_name"]).value
+                elif op.name == "onnx.Identity" and "onnx.output_names" in op.attributes \
+                        and not isinstance(op.operands[0].owner, ir.Block) \
+                        and op.operands[0].owner.name == "onnx.Initializer":
+                    name = ir.StringAttr(ir.ArrayAttr(op.attributes["onnx.output_names"])[0]).value
+                else:
+                    continue
+                if name in remaining:
+                    self._replace_constant(op, name, remaining.pop(name))
+        if remaining:
+            raise SPAError(f"set_weights: no initializer named {', '.join(sorted(remaining))}")
+
+    def _replace_constant(self, op: ir.Operation, name: str, array: np.ndarray) -> None:
+        """Give the initializer (or initializer Identity) `op` named `name` the data `array`."""
+        source = op if op.name == "onnx.Initializer" else op.operands[0].owner
+        old_type = ir.RankedTensorType(source.results[0].type)
+        if tuple(array.shape) != tuple(old_type.shape):
+            raise SPAError(f"set_weights: {name} has shape {list(old_type.shape)}, got {list(array.shape)}")
+        data = np.ascontiguousarray(array, dtype=tensors.to_array(source.attributes["value"]).dtype)
+        value = ir.DenseResourceElementsAttr.get_from_buffer(memoryview(data.reshape(-1)), f"{name}_updated",
+                                                             source.attributes["value"].type)
+        if op.name == "onnx.Initializer":
+            op.attributes["value"] = value
+            return
+        with ir.InsertionPoint(op), op.location:
+            fresh = ir.Operation.create("onnx.Initializer", results=[op.results[0].type],
+                                        attributes={"tensor_name": ir.StringAttr.get(name), "value": value})
+        op.results[0].replace_all_uses_with(fresh.results[0])
+        op.erase()
+
     def prune(self, plan: Plan) -> None:
-        """Remove the plan's channels (in place)."""
+        """Write the plan's weight updates, then remove its channels (in place)."""
+        if plan.weight_updates:
+            self.set_weights(plan.weight_updates)
         passes.apply_plan(self.module, plan, self.coupling_groups())
         self._groups = None
 
@@ -169,6 +261,25 @@ class Model:
     def save(self, path: str | Path, external_data: bool | None = None) -> None:
         """Write the model as ONNX (atomically; external data above 2 GB or when asked)."""
         save_module(self.module, path, external_data)
+
+
+_NORM_OPS = ("onnx.BatchNormalization", "onnx.InstanceNormalization", "onnx.LayerNormalization",
+             "onnx.GroupNormalization")
+
+
+def _data_used(criterion, provider: Provider | None, scored: int, prunable: int) -> str:
+    """A sentence on what data a criterion read and how many groups it could score."""
+    if criterion.name == "random":
+        text = "no data (random scores)"
+    elif criterion.name == "bn_scale":
+        text = "normalisation scales from the graph"
+    elif criterion.needs:
+        text = f"{', '.join(criterion.needs)} from {type(provider).__name__}"
+    else:
+        text = "weights only"
+    if scored < prunable:
+        text += f"; {prunable - scored} of {prunable} prunable groups could not be scored and are kept"
+    return text
 
 
 def load(source: str | Path | onnx.ModelProto, config: ImportConfig = ImportConfig()) -> Model:

@@ -178,3 +178,36 @@ def spa_cli_ok(*args: str) -> bool:
     result = spa(*args)
     assert result.returncode == 0, result.stderr
     return True
+
+
+def test_prune_obspa_with_calibration_reports_its_data(tmp_path: Path) -> None:
+    from spa.data import demo_model_path, load_demo_images
+
+    images, labels = load_demo_images()
+    np.savez(tmp_path / "calibration.npz", image=images[:64])
+    out = tmp_path / "pruned.onnx"
+    result = spa("prune", str(demo_model_path()), "-o", str(out), "--criterion", "obspa", "--ratio", "0.5",
+                 "--calibration", str(tmp_path / "calibration.npz"))
+    assert result.returncode == 0, result.stderr
+    assert "data used: Hessians from 64 calibration samples" in result.stdout
+    assert "corrected" in result.stdout
+    predictions = run(out, {"image": images[64:]})[0].argmax(axis=1)
+    assert (predictions == labels[64:]).mean() > 0.9
+
+
+@pytest.mark.parametrize("arguments, expected", [
+    (["--criterion", "obspa", "--calibration", "missing.npz"], "missing.npz: calibration file not found"),
+    (["--criterion", "obspa", "--calibration", "wrong.npz"], "expected arrays named image"),
+    (["--criterion", "l1", "--calibration", "wrong.npz"], "options of --criterion obspa"),
+    (["--criterion", "taylor"], "taylor criterion needs gradients"),
+])
+def test_prune_criterion_data_errors(arguments: list[str], expected: str, tmp_path: Path) -> None:
+    from spa.data import demo_model_path
+
+    np.savez(tmp_path / "wrong.npz", pixels=np.zeros((2, 1, 28, 28), np.float32), extra=np.zeros(2))
+    out = tmp_path / "pruned.onnx"
+    result = subprocess.run([sys.executable, "-m", "spa", "prune", str(demo_model_path()), "-o", str(out),
+                             *arguments], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 1
+    assert expected in result.stderr and result.stderr.count("\n") == 1, result.stderr
+    assert not out.exists()

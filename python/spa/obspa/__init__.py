@@ -1,0 +1,232 @@
+"""OBSPA: group-level Optimal Brain Surgeon with weight reconstruction.
+
+    pruner = OBSPA(onnx_model, groups, weights, calibration=None)   # data-free
+    scores = pruner.scores()              # group id -> per-channel score (any selector takes them)
+    updates = pruner.updates(plan)        # initializer name -> corrected array for that plan
+
+Every consumer layer of a group (the Conv/Gemm/MatMul weights that read its
+channels, see `layers`) gets a Hessian H = E[x x^T] of its inputs from one
+source (`hessians`): calibration data, data-free synthetic inputs, or the
+identity. A group's channels are ordered by greedy OBS removal summed over
+its consumers (`solver.greedy_scores`); once a plan is chosen, each consumer
+is refitted on its kept columns (and bias), so the pruned model reproduces
+the dense layer outputs as closely as H allows. Producers of removed
+channels are simply deleted by the prune pass. Groups with no reconstructible
+consumer fall back to L2 magnitude scores and get no correction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+
+from spa.criteria import L2Criterion
+from spa.errors import SPAError
+from spa.groups import Group, Member, Plan
+from spa.obspa.hessians import (
+    HessianAccumulator,
+    batch_statistics_model,
+    calibration_batches,
+    run_activations,
+    synthetic_batches,
+)
+from spa.obspa.layers import LinearLayer, find_layers
+from spa.obspa.solver import ConsumerState, damped, greedy_scores, inverse, reconstruct
+
+HESSIAN_SOURCES = ("auto", "calibration", "data-free", "identity")
+
+
+@dataclass(frozen=True)
+class OBSPAOptions:
+    """OBSPA settings.
+
+    `hessian`: auto (calibration when data is given, else data-free),
+    calibration, data-free or identity; `samples`: synthetic samples for
+    data-free; `batch_size`: samples per onnxruntime run; `damp`: dampening
+    as a fraction of mean(diag H); `steps`: greedy steps per group;
+    `seed`: of the synthetic inputs.
+    """
+
+    hessian: str = "auto"
+    samples: int = 128
+    batch_size: int = 16
+    damp: float = 0.01
+    steps: int = 32
+    seed: int = 0
+
+
+class OBSPA:
+    """OBSPA scores and weight corrections for one model state.
+
+    Takes the model as ONNX (for its graph and to run it), the channel
+    groups, the weights by name, optional calibration inputs (graph input
+    name -> (N, ...) array) and options. Raises SPAError for bad options,
+    calibration data that does not fit the model, or a data-free run on a
+    model whose input shape is not static.
+    """
+
+    def __init__(self, model: onnx.ModelProto, groups: list[Group], weights: Mapping[str, np.ndarray],
+                 calibration: Mapping[str, np.ndarray] | None = None, options: OBSPAOptions | None = None
+                 ) -> None:
+        options = options or OBSPAOptions()
+        if options.hessian not in HESSIAN_SOURCES:
+            raise SPAError(f"obspa: unknown Hessian source {options.hessian!r}; "
+                           f"choose from {', '.join(HESSIAN_SOURCES)}")
+        if not options.damp > 0:
+            raise SPAError(f"obspa: damp must be positive, got {options.damp}")
+        source = options.hessian
+        if source == "auto":
+            source = "calibration" if calibration is not None else "data-free"
+        if source == "calibration" and calibration is None:
+            raise SPAError("obspa: the calibration Hessian needs calibration data (--calibration DATA.npz)")
+        self.groups = groups
+        self.weights = weights
+        self.options = options
+        model = onnx.shape_inference.infer_shapes(model)
+        self.layers, self.skipped = find_layers(model, groups, weights)
+        self.source = source
+        self._hessians = self._layer_hessians(model, calibration)
+        self._inverses: dict[tuple[str, int], np.ndarray] = {}
+        self.fallback_groups: list[int] = []
+        self.description = self._describe(calibration)
+
+    # -- Hessians ---------------------------------------------------------------
+    def _all_layers(self) -> list[LinearLayer]:
+        return [layer for layers in self.layers.values() for layer in layers]
+
+    def _has_bias(self, layer: LinearLayer) -> bool:
+        return self.source != "identity" and (layer.bias is not None or layer.bn_mean is not None)
+
+    def _layer_hessians(self, model: onnx.ModelProto, calibration: Mapping[str, np.ndarray] | None
+                        ) -> dict[tuple[str, int], np.ndarray]:
+        layers = self._all_layers()
+        if self.source == "identity":
+            return {layer.key: np.eye(self._matrix(layer).shape[1]) for layer in layers}
+        if self.source == "calibration":
+            batches = calibration_batches(_checked_calibration(model, calibration), self.options.batch_size)
+        else:
+            model = batch_statistics_model(model)
+            batches = synthetic_batches(model, self.options.samples, self.options.batch_size, self.options.seed)
+        accumulator = HessianAccumulator(layers)
+        names = sorted({layer.input for layer in layers})
+        for activations in run_activations(model, names, batches):
+            accumulator.add(activations)
+        return {layer.key: damped(accumulator.hessian(layer, self._has_bias(layer)), self.options.damp)
+                for layer in layers} if layers and accumulator.count else {}
+
+    def _inverse(self, layer: LinearLayer) -> np.ndarray:
+        if layer.key not in self._inverses:
+            self._inverses[layer.key] = inverse(self._hessians[layer.key])
+        return self._inverses[layer.key]
+
+    def _matrix(self, layer: LinearLayer) -> np.ndarray:
+        weight = np.asarray(self.weights[layer.weight])
+        if layer.bias is not None and self.source != "identity":
+            bias = np.asarray(self.weights[layer.bias])
+        elif layer.bn_mean is not None and self.source != "identity":
+            bias = np.zeros(weight.shape[0])  # the conv adds nothing; a correction lands in the BN mean
+        else:
+            bias = None
+        return layer.matrix(weight, bias)
+
+    # -- scores -------------------------------------------------------------------
+    def scores(self) -> dict[int, np.ndarray]:
+        """Group id -> per-channel OBSPA score for every prunable group (low scores go first)."""
+        result = {}
+        fallback = L2Criterion()
+        self.fallback_groups = []
+        for group in self.groups:
+            if not group.prunable:
+                continue
+            consumers = [ConsumerState(self._matrix(layer), self._inverse(layer).copy(),
+                                       _columns_by_channel(layer, member, group.channels))
+                         for member in group.members if member.role == "consumer"
+                         for layer in self.layers.get(member.tensor, []) if member.axis == layer.input_axis]
+            consumers = [c for c in consumers if any(len(cols) for cols in c.columns)]
+            if consumers:
+                result[group.id] = greedy_scores(group.channels, consumers, self.options.steps)
+            else:
+                self.fallback_groups.append(group.id)
+                result[group.id] = fallback.scores(group, self.weights)
+        return result
+
+    # -- corrections ----------------------------------------------------------------
+    def updates(self, plan: Plan) -> dict[str, np.ndarray]:
+        """Corrected arrays (initializer name -> array of the unpruned shape) for the plan's removals.
+
+        The removed columns are zero in the result, so the prune pass that
+        follows deletes exactly what was compensated for.
+        """
+        by_id = {group.id: group for group in self.groups}
+        removed_positions: dict[str, set[int]] = {}
+        for group_id, channels in plan.removed.items():
+            group = by_id[group_id]
+            for member in group.members:
+                if member.role == "consumer" and member.tensor in self.layers and channels \
+                        and member.axis == self.layers[member.tensor][0].input_axis:
+                    removed_positions.setdefault(member.tensor, set()).update(group.positions(member, channels))
+        updates: dict[str, np.ndarray] = {}
+        for name, positions in removed_positions.items():
+            for layer in self.layers[name]:
+                columns = _columns_of_positions(layer, sorted(positions))
+                corrected = reconstruct(self._matrix(layer), self._hessians[layer.key], columns)
+                self._write(layer, corrected, updates)
+        return updates
+
+    def _write(self, layer: LinearLayer, matrix: np.ndarray, updates: dict[str, np.ndarray]) -> None:
+        weight = updates.setdefault(layer.weight, np.array(self.weights[layer.weight], copy=True))
+        has_bias = self._has_bias(layer)
+        if layer.bias is not None and has_bias:
+            bias = updates.setdefault(layer.bias, np.array(self.weights[layer.bias], copy=True))
+            layer.write_back(matrix, weight, bias)
+        elif layer.bn_mean is not None and has_bias:
+            shift = np.zeros(weight.shape[0], dtype=np.float64)
+            layer.write_back(matrix, weight, shift)
+            mean = updates.setdefault(layer.bn_mean, np.array(self.weights[layer.bn_mean], copy=True))
+            rows = slice(*layer.rows)
+            mean[rows] = mean[rows] - shift[rows].astype(mean.dtype)
+        else:
+            layer.write_back(matrix, weight, None)
+
+    def _describe(self, calibration: Mapping[str, np.ndarray] | None) -> str:
+        count = sum(len(v) for v in self.layers.values())
+        if self.source == "calibration":
+            samples = len(next(iter(calibration.values()))) if calibration else 0
+            data = f"Hessians from {samples} calibration samples"
+        elif self.source == "data-free":
+            data = (f"data-free Hessians ({self.options.samples} synthetic Gaussian inputs in the normalised "
+                    "input space, BatchNorm layers re-normalised to batch statistics)")
+        else:
+            data = "identity Hessians (no data: consumer-column L2 saliency, no correction)"
+        text = f"{data}; {count} consumer layers reconstructed"
+        if self.skipped:
+            text += f", {len(self.skipped)} consumer weights not reconstructible"
+        return text
+
+
+def _columns_by_channel(layer: LinearLayer, member: Member, channels: int) -> list[np.ndarray]:
+    """For each group channel, the columns of `layer`'s W that belong to it."""
+    per_position = layer.columns_per_position()
+    channel_of_column = np.repeat(member.channel_array(), per_position)
+    order = np.argsort(channel_of_column, kind="stable")
+    starts = np.searchsorted(channel_of_column[order], np.arange(channels + 1))
+    return [order[starts[c]:starts[c + 1]] for c in range(channels)]
+
+
+def _columns_of_positions(layer: LinearLayer, positions: list[int]) -> np.ndarray:
+    per_position = layer.columns_per_position()
+    base = np.asarray(positions, dtype=np.int64)[:, None] * per_position
+    return (base + np.arange(per_position)[None, :]).reshape(-1)
+
+
+def _checked_calibration(model: onnx.ModelProto, calibration: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    initializers = {t.name for t in model.graph.initializer}
+    inputs = [i.name for i in model.graph.input if i.name not in initializers]
+    missing = [name for name in inputs if name not in calibration]
+    if missing:
+        raise SPAError(f"calibration data: no array for model input(s) {', '.join(missing)} "
+                       f"(it has {', '.join(calibration) or 'nothing'})")
+    return {name: np.asarray(calibration[name]) for name in inputs}

@@ -1,0 +1,202 @@
+"""Layer Hessians H = E[x x^T] over each layer's input features, from onnxruntime activations.
+
+Three sources:
+- calibration: the user's inputs are run through the dense model;
+- data-free: synthetic inputs are run through a copy of the model in which every BatchNormalization normalises with the statistics of
+  the batch instead of its running statistics, so that each normalised
+  channel has the mean (beta) and spread (|gamma|) it had on the training
+  data; the correlations between channels then come from the weights
+  themselves. The inputs are standard-normal noise in the model's normalised
+  input space: when the graph starts with `(x - mean) / std` on constants,
+  the noise is mapped back through it (x = mean + std * z), else the model
+  is assumed to take normalised inputs;
+- identity: H = I (no data at all; OBS then reduces to consumer-column L2
+  saliency with no correction).
+Features are im2col columns for a Conv (one row per output pixel), the
+last axis for Gemm/MatMul. A layer with a bias gets a constant-1 feature.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from spa.errors import SPAError
+from spa.obspa.layers import LinearLayer
+
+
+def layer_features(layer: LinearLayer, activation: np.ndarray) -> np.ndarray:
+    """The (samples x columns) float32 feature matrix `layer` multiplies by W^T."""
+    x = np.asarray(activation, dtype=np.float32)
+    if layer.kind != "conv":
+        if layer.kind == "gemm" and x.ndim != 2:
+            raise SPAError(f"Gemm weight {layer.weight}: expected a 2-D input, got shape {list(x.shape)}")
+        return x.reshape(-1, x.shape[-1])
+    g = layer.geometry
+    x = x[:, slice(*layer.input_channels)]
+    top, left, bottom, right = g.pads
+    x = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
+    span = [(k - 1) * d + 1 for k, d in zip(g.kernel, g.dilations)]
+    windows = np.lib.stride_tricks.sliding_window_view(x, span, axis=(2, 3))
+    windows = windows[:, :, ::g.strides[0], ::g.strides[1], ::g.dilations[0], ::g.dilations[1]]
+    # (N, C, oh, ow, kh, kw) -> (N, oh, ow, C, kh, kw): columns ordered like the weight's (C, kh, kw)
+    return np.ascontiguousarray(windows.transpose(0, 2, 3, 1, 4, 5)).reshape(-1, windows.shape[1] * g.kernel[0]
+                                                                             * g.kernel[1])
+
+
+class HessianAccumulator:
+    """Running sums of x x^T (and of x, for layers with a bias) per layer."""
+
+    def __init__(self, layers: list[LinearLayer]) -> None:
+        self.layers = layers
+        self.gram: dict[tuple[str, int], np.ndarray] = {}
+        self.sums: dict[tuple[str, int], np.ndarray] = {}
+        self.count: dict[tuple[str, int], int] = {}
+
+    def add(self, activations: Mapping[str, np.ndarray]) -> None:
+        """Add one batch: activation name -> array (the inputs of the layers)."""
+        for layer in self.layers:
+            features = layer_features(layer, activations[layer.input])
+            gram = (features.T @ features).astype(np.float64)
+            if layer.key in self.gram:
+                self.gram[layer.key] += gram
+                self.sums[layer.key] += features.sum(axis=0, dtype=np.float64)
+                self.count[layer.key] += features.shape[0]
+            else:
+                self.gram[layer.key] = gram
+                self.sums[layer.key] = features.sum(axis=0, dtype=np.float64)
+                self.count[layer.key] = features.shape[0]
+
+    def hessian(self, layer: LinearLayer, with_bias: bool) -> np.ndarray:
+        """E[x x^T] of `layer` (float64), augmented by the constant-1 feature when `with_bias`."""
+        n = self.count[layer.key]
+        gram = self.gram[layer.key] / n
+        if not with_bias:
+            return gram
+        mean = self.sums[layer.key] / n
+        size = gram.shape[0] + 1
+        augmented = np.empty((size, size))
+        augmented[:-1, :-1] = gram
+        augmented[:-1, -1] = augmented[-1, :-1] = mean
+        augmented[-1, -1] = 1.0
+        return augmented
+
+
+def run_activations(model: onnx.ModelProto, names: list[str], batches: Iterator[dict[str, np.ndarray]]
+                    ) -> Iterator[dict[str, np.ndarray]]:
+    """For each input batch, the activations `names` of `model` computed by onnxruntime."""
+    import onnxruntime as ort
+
+    graph_inputs = {i.name for i in model.graph.input}
+    wanted = [n for n in names if n not in graph_inputs]
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    existing = {o.name for o in probe.graph.output}
+    for name in wanted:
+        if name not in existing:
+            probe.graph.output.append(helper.ValueInfoProto(name=name))
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    for feeds in batches:
+        results = dict(zip(wanted, session.run(wanted, feeds))) if wanted else {}
+        results.update({n: feeds[n] for n in names if n in graph_inputs})
+        yield results
+
+
+def batch_statistics_model(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy of `model` whose BatchNormalization nodes normalise with the batch's own statistics."""
+    result = onnx.ModelProto()
+    result.CopyFrom(model)
+    graph = result.graph
+    nodes = []
+    for index, node in enumerate(graph.node):
+        if node.op_type != "BatchNormalization":
+            nodes.append(node)
+            continue
+        epsilon = next((helper.get_attribute_value(a) for a in node.attribute if a.name == "epsilon"), 1e-5)
+        x, scale, bias = node.input[0], node.input[1], node.input[2]
+        p = f"spa_batch_stats_{index}"
+        graph.initializer.extend([
+            numpy_helper.from_array(np.array([0, 2, 3], dtype=np.int64), f"{p}_axes"),
+            numpy_helper.from_array(np.array([1, -1, 1, 1], dtype=np.int64), f"{p}_shape"),
+            numpy_helper.from_array(np.array(epsilon, dtype=np.float32), f"{p}_eps"),
+        ])
+        nodes += [
+            helper.make_node("ReduceMean", [x, f"{p}_axes"], [f"{p}_mean"]),
+            helper.make_node("Sub", [x, f"{p}_mean"], [f"{p}_centred"]),
+            helper.make_node("Mul", [f"{p}_centred", f"{p}_centred"], [f"{p}_square"]),
+            helper.make_node("ReduceMean", [f"{p}_square", f"{p}_axes"], [f"{p}_var"]),
+            helper.make_node("Add", [f"{p}_var", f"{p}_eps"], [f"{p}_var_eps"]),
+            helper.make_node("Sqrt", [f"{p}_var_eps"], [f"{p}_std"]),
+            helper.make_node("Div", [f"{p}_centred", f"{p}_std"], [f"{p}_normal"]),
+            helper.make_node("Reshape", [scale, f"{p}_shape"], [f"{p}_scale"]),
+            helper.make_node("Reshape", [bias, f"{p}_shape"], [f"{p}_bias"]),
+            helper.make_node("Mul", [f"{p}_normal", f"{p}_scale"], [f"{p}_scaled"]),
+            helper.make_node("Add", [f"{p}_scaled", f"{p}_bias"], [node.output[0]]),
+        ]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    return result
+
+
+def input_normalisation(model: onnx.ModelProto, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, std) of a leading `Sub(name, mean)` [`Div(., std)`] on constants, else (0, 1)."""
+    constants = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
+            constants[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
+    users: dict[str, list[onnx.NodeProto]] = {}
+    for node in model.graph.node:
+        for value in node.input:
+            users.setdefault(value, []).append(node)
+    mean, std = np.zeros(1, np.float32), np.ones(1, np.float32)
+    first = users.get(name, [])
+    if len(first) != 1 or first[0].op_type != "Sub" or first[0].input[0] != name \
+            or first[0].input[1] not in constants:
+        return mean, std
+    mean = constants[first[0].input[1]].astype(np.float32)
+    second = users.get(first[0].output[0], [])
+    if len(second) == 1 and second[0].op_type == "Div" and second[0].input[1] in constants:
+        std = constants[second[0].input[1]].astype(np.float32)
+    return mean, std
+
+
+def synthetic_batches(model: onnx.ModelProto, samples: int, batch_size: int, seed: int
+                      ) -> Iterator[dict[str, np.ndarray]]:
+    """Standard-normal float32 inputs in each graph input's normalised space; the first dim is the batch.
+
+    Raises SPAError naming the input if another dimension is not static.
+    """
+    initializers = {t.name for t in model.graph.initializer}
+    shapes = {}
+    for graph_input in model.graph.input:
+        if graph_input.name in initializers:
+            continue
+        tensor = graph_input.type.tensor_type
+        if tensor.elem_type != onnx.TensorProto.FLOAT:
+            raise SPAError(f"data-free OBSPA: input {graph_input.name!r} is not float32; give calibration data")
+        dims = [d.dim_value if d.HasField("dim_value") else 0 for d in tensor.shape.dim]
+        if not dims or any(d <= 0 for d in dims[1:]):
+            raise SPAError(f"data-free OBSPA: input {graph_input.name!r} has shape {dims} with dynamic "
+                           "dimensions besides the batch; give calibration data")
+        shapes[graph_input.name] = dims[1:]
+    scales = {name: input_normalisation(model, name) for name in shapes}
+    rng = np.random.default_rng(seed)
+    for start in range(0, samples, batch_size):
+        n = min(batch_size, samples - start)
+        yield {name: (scales[name][0] + scales[name][1] * rng.standard_normal((n, *shape), dtype=np.float32)
+                      ).astype(np.float32) for name, shape in shapes.items()}
+
+
+def calibration_batches(inputs: Mapping[str, np.ndarray], batch_size: int) -> Iterator[dict[str, np.ndarray]]:
+    """Slices of the calibration arrays (input name -> (N, ...) array) of `batch_size` samples."""
+    sizes = {len(array) for array in inputs.values()}
+    if len(sizes) != 1:
+        raise SPAError(f"calibration data: the inputs have different sample counts ({sorted(sizes)})")
+    total = sizes.pop()
+    for start in range(0, total, batch_size):
+        yield {name: np.ascontiguousarray(array[start:start + batch_size]) for name, array in inputs.items()}
