@@ -71,8 +71,19 @@ def test_member_reductions(reduction: str, expected: list[float]) -> None:
     # Rows of W give 3, 3, 2; the bias gives 1, 0, 2.
     conv = group(3, ("w", 0, "producer", [0, 1, 2]), ("b", 0, "producer", [0, 1, 2]))
     weights = {"w": W, "b": np.array([1.0, 0.0, -2.0])}
-    scores = MagnitudeCriterion(p=1, normalizer="none", reduction=reduction).scores(conv, weights)
+    scores = MagnitudeCriterion(p=1, normalizer="none", reduction=reduction, include_bias=True).scores(conv, weights)
     np.testing.assert_allclose(scores, expected)
+
+
+def test_biases_and_running_statistics_are_left_out_by_default() -> None:
+    conv = group(3, ("w", 0, "producer", [0, 1, 2]), ("b", 0, "producer", [0, 1, 2]),
+                 ("gamma", 0, "norm", [0, 1, 2]), ("var", 0, "norm", [0, 1, 2]))
+    weights = {"w": W, "b": np.array([100.0, 0.0, 0.0]), "gamma": np.array([1.0, 2.0, 3.0]),
+               "var": np.array([50.0, 0.0, 0.0])}
+    scores = L1Criterion(normalizer="none", reduction="sum").scores(conv, weights, {"norm_scales": {"gamma": None}})
+    np.testing.assert_allclose(scores, [3 + 1, 3 + 2, 2 + 3])
+    only_bias = group(3, ("b", 0, "producer", [0, 1, 2]))
+    np.testing.assert_allclose(L1Criterion(normalizer="none").scores(only_bias, weights), [100, 0, 0])
 
 
 def test_channel_missing_from_one_member_uses_the_others() -> None:

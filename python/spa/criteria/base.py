@@ -54,9 +54,11 @@ class SliceCriterion(Criterion):
     touched by no used member scores 0.
     """
 
-    def __init__(self, normalizer: str = "mean", reduction: str = "mean", roles: Iterable[str] | None = None) -> None:
+    def __init__(self, normalizer: str = "mean", reduction: str = "mean", roles: Iterable[str] | None = None,
+                 include_bias: bool = False) -> None:
         """`normalizer` in mean|max|none|lamp; `reduction` in sum|mean|max|prod; `roles` limits
-        the members used (default: all). Raises SPAError for bad settings."""
+        the members used (default: all); `include_bias` also scores 1-D producer members (biases),
+        which are left out by default as in Torch-Pruning. Raises SPAError for bad settings."""
         if normalizer not in NORMALIZERS:
             raise SPAError(f"{self.name} criterion: unknown normalizer {normalizer!r}; "
                            f"choose from {', '.join(NORMALIZERS)}")
@@ -68,6 +70,18 @@ class SliceCriterion(Criterion):
             raise SPAError(f"{self.name} criterion: roles must be a non-empty subset of {', '.join(ROLES)}")
         self.normalizer = normalizer
         self.reduction = reduction
+        self.include_bias = include_bias
+
+    def uses(self, member: Member, weight: np.ndarray, data: TensorData) -> bool:
+        """Whether `member` is scored: its role is selected, it is not a bias (unless asked for),
+        and a norm member is a scale when the scales are known (running statistics and shifts
+        say nothing about importance)."""
+        if member.role not in self.roles:
+            return False
+        if member.role == "producer" and np.ndim(weight) == 1 and not self.include_bias:
+            return False
+        scales = data.get("norm_scales")
+        return not (member.role == "norm" and scales is not None and member.tensor not in scales)
 
     def position_values(self, member: Member, weight: np.ndarray, data: TensorData) -> np.ndarray | None:
         """One float64 value per position along `member.axis` of `weight`, or None to skip the member."""
@@ -81,10 +95,12 @@ class SliceCriterion(Criterion):
         or if a tensor's axis does not match its member.
         """
         data = data or {}
+        present = [m for m in group.members if m.tensor in weights]
+        chosen = [m for m in present if self.uses(m, weights[m.tensor], data)]
+        if not chosen:  # e.g. a group made only of biases: score what there is
+            chosen = [m for m in present if m.role in self.roles]
         per_member = []
-        for member in group.members:
-            if member.role not in self.roles or member.tensor not in weights:
-                continue
+        for member in chosen:
             weight = check_member_shape(group, member, weights[member.tensor])
             values = self.position_values(member, weight, data)
             if values is not None:

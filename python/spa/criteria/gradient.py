@@ -31,9 +31,9 @@ class _PerWeightCriterion(SliceCriterion):
     skips_unscorable = True  # groups of constants that are not trained parameters stay unpruned
 
     def __init__(self, normalizer: str = "mean", reduction: str = "mean",
-                 roles: Iterable[str] | None = None) -> None:
+                 roles: Iterable[str] | None = None, include_bias: bool = False) -> None:
         """SliceCriterion settings."""
-        super().__init__(normalizer, reduction, roles)
+        super().__init__(normalizer, reduction, roles, include_bias)
 
     @property
     def needs(self) -> tuple[str, ...]:  # type: ignore[override]
@@ -83,12 +83,12 @@ class GraSPCriterion(_PerWeightCriterion):
     kind = "hessian_gradient"
 
     def __init__(self, normalizer: str = "none", reduction: str = "sum",
-                 roles: Iterable[str] | None = None) -> None:
+                 roles: Iterable[str] | None = None, include_bias: bool = False) -> None:
         """SliceCriterion settings; signed scores are not normalised by default."""
         if normalizer in ("mean", "max", "lamp"):
             raise SPAError(f"grasp criterion: scores are signed, so normalizer {normalizer!r} is meaningless; "
                            "use 'none'")
-        super().__init__(normalizer, reduction, roles)
+        super().__init__(normalizer, reduction, roles, include_bias)
 
     def saliency(self, weight: np.ndarray, data: np.ndarray) -> np.ndarray:
         return weight * data

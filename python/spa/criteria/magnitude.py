@@ -23,11 +23,11 @@ class MagnitudeCriterion(SliceCriterion):
     name = "magnitude"
 
     def __init__(self, p: float = 2, normalizer: str = "mean", reduction: str = "mean",
-                 roles: Iterable[str] | None = None) -> None:
+                 roles: Iterable[str] | None = None, include_bias: bool = False) -> None:
         """`p` > 0, plus the SliceCriterion settings. Raises SPAError for bad settings."""
         if isinstance(p, bool) or not isinstance(p, (int, float)) or not np.isfinite(p) or p <= 0:
             raise SPAError(f"magnitude criterion: p must be a positive number, got {p!r}")
-        super().__init__(normalizer, reduction, roles)
+        super().__init__(normalizer, reduction, roles, include_bias)
         self.p = p
 
     def position_values(self, member: Member, weight: np.ndarray, data: TensorData) -> np.ndarray:
@@ -42,9 +42,9 @@ class L1Criterion(MagnitudeCriterion):
     name = "l1"
 
     def __init__(self, normalizer: str = "mean", reduction: str = "mean",
-                 roles: Iterable[str] | None = None) -> None:
+                 roles: Iterable[str] | None = None, include_bias: bool = False) -> None:
         """Same settings as MagnitudeCriterion, with p fixed to 1."""
-        super().__init__(p=1, normalizer=normalizer, reduction=reduction, roles=roles)
+        super().__init__(p=1, normalizer=normalizer, reduction=reduction, roles=roles, include_bias=include_bias)
 
 
 class L2Criterion(MagnitudeCriterion):
@@ -53,9 +53,9 @@ class L2Criterion(MagnitudeCriterion):
     name = "l2"
 
     def __init__(self, normalizer: str = "mean", reduction: str = "mean",
-                 roles: Iterable[str] | None = None) -> None:
+                 roles: Iterable[str] | None = None, include_bias: bool = False) -> None:
         """Same settings as MagnitudeCriterion, with p fixed to 2."""
-        super().__init__(p=2, normalizer=normalizer, reduction=reduction, roles=roles)
+        super().__init__(p=2, normalizer=normalizer, reduction=reduction, roles=roles, include_bias=include_bias)
 
 
 class BNScaleCriterion(SliceCriterion):
@@ -93,9 +93,9 @@ class FPGMCriterion(SliceCriterion):
     name = "fpgm"
 
     def __init__(self, normalizer: str = "mean", reduction: str = "mean",
-                 roles: Iterable[str] | None = ("producer",)) -> None:
+                 roles: Iterable[str] | None = ("producer",), include_bias: bool = False) -> None:
         """SliceCriterion settings; `roles` defaults to producers only."""
-        super().__init__(normalizer, reduction, roles)
+        super().__init__(normalizer, reduction, roles, include_bias)
 
     def position_values(self, member: Member, weight: np.ndarray, data: TensorData) -> np.ndarray:
         """Sum of distances from each position's slice to the other in-group positions' slices."""

@@ -124,12 +124,12 @@ class OBSPA:
 
     def _matrix(self, layer: LinearLayer) -> np.ndarray:
         weight = np.asarray(self.weights[layer.weight])
-        if layer.bias is not None and self.source != "identity":
-            bias = np.asarray(self.weights[layer.bias])
-        elif layer.bn_mean is not None and self.source != "identity":
-            bias = np.zeros(weight.shape[0])  # the conv adds nothing; a correction lands in the BN mean
-        else:
+        if not self._has_bias(layer):
             bias = None
+        elif layer.bias is not None:
+            bias = np.asarray(self.weights[layer.bias])
+        elif layer.bn_mean is not None:
+            bias = np.zeros(weight.shape[0])  # the conv adds nothing; a correction lands in the BN mean
         return layer.matrix(weight, bias)
 
     # -- scores -------------------------------------------------------------------
