@@ -166,6 +166,8 @@ def run_tp(kind: str, setting: tuple[str, float], calibration, targets, evaluate
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="ratio 0.5 only, 2,000 test images")
+    parser.add_argument("--settings", nargs="+", metavar="KIND:VALUE",
+                        help="settings to run, e.g. ratio:0.5 flops:0.5 (default: all five)")
     args = parser.parse_args()
     torch.manual_seed(0)
     test_images, test_labels = load_mnist_test()
@@ -178,6 +180,8 @@ def main() -> None:
     print(f"dense MNISTNet: accuracy {accuracy:.4f} on {len(test_labels)} MNIST test images")
     settings = [("ratio", 0.5)] if args.quick else [("ratio", 0.3), ("ratio", 0.5), ("ratio", 0.7),
                                                      ("flops", 0.3), ("flops", 0.5)]
+    if args.settings:
+        settings = [(text.split(":")[0], float(text.split(":")[1])) for text in args.settings]
     print("| setting | method | accuracy | params kept | MACs kept | time (s) |")
     print("| --- | --- | ---: | ---: | ---: | ---: |")
     for setting in settings:

@@ -136,7 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     amount.add_argument("--target-params", type=_fraction, help="fraction of parameters to remove")
     amount.add_argument("--target-flops", type=_fraction, help="fraction of MACs to remove")
     prune.add_argument("--global", dest="global_ranking", action="store_true",
-                       help="rank channels across groups instead of removing --ratio of each group")
+                       help="rank channels across groups instead of removing the same ratio from every group "
+                            "(with --ratio, --target-params or --target-flops)")
     prune.add_argument("--round-to", type=int, default=1, help="keep a multiple of N channels per group")
     prune.add_argument("--protect", nargs="+", default=[], metavar="NAME",
                        help="initializers whose groups must not be pruned")

@@ -89,7 +89,9 @@ class Model:
 
         Exactly one of `ratio` (fraction of each group's channels, or of all
         channels with `global_ranking`), `target_params` or `target_flops`
-        (fraction of the model's parameters / MACs to remove) must be given.
+        (fraction of the model's parameters / MACs to remove: by the same
+        ratio in every group, or by global ranking with `global_ranking`)
+        must be given.
         `protect` names initializers whose groups are left alone. `criterion`
         is a name from spa.criteria.CRITERIA or "obspa"; derivative criteria
         read their data from `provider` (see spa.providers); OBSPA uses
@@ -138,18 +140,26 @@ class Model:
             costs = self._macs_per_channel(groups, shapes)
             total, target, measure = self.stats().macs, target_flops, "macs"
 
+        if not global_ranking:  # the same ratio in every group, the smallest that meets the target
+            def same_ratio(fraction: float) -> Plan:
+                return select.select_per_group(groups, scores, fraction, round_to=round_to, protected=protect)
+
+            return self._calibrate(same_ratio, target, measure, 0.0, 0.99, steps=10)
+
         def plan_for(fraction: float) -> Plan:
             return select.select_target(groups, scores, costs, total, fraction, round_to=round_to, protected=protect)
 
-        return self._calibrate(plan_for, target, measure)
+        return self._calibrate(plan_for, target, measure, target, min(0.999, max(target, 0.0) * 3 + 0.01))
 
-    def _calibrate(self, plan_for, target: float, measure: str, steps: int = 8) -> Plan:
+    def _calibrate(self, plan_for, target: float, measure: str, low: float, high: float, steps: int = 8) -> Plan:
         """The plan whose *measured* reduction first reaches `target`.
 
-        Per-channel costs add up the producer and consumer sides of each layer
-        separately, which overestimates what removing both sides saves; so the
-        selection's own target is searched (bisection) until pruning a copy of
-        the model removes at least `target` of the parameters or MACs.
+        `plan_for(x)` makes a plan for a selection setting x in [low, high]
+        whose reduction grows with x: a per-group ratio, or the global
+        selection's own cost target (per-channel costs add up the producer and
+        consumer sides of each layer separately, which overestimates what
+        removing both sides saves). x is bisected until pruning a copy of the
+        model removes at least `target` of the parameters or MACs.
         """
         before = getattr(self.stats(), measure)
         if before == 0:
@@ -160,7 +170,6 @@ class Model:
             trial.prune(plan)
             return 1 - getattr(trial.stats(), measure) / before
 
-        low, high = target, min(0.999, max(target, 0.0) * 3 + 0.01)
         best = plan_for(high)
         if achieved(best) < target:
             return best  # the target cannot be reached; this is the most the selection removes
@@ -171,7 +180,7 @@ class Model:
                 high, best = middle, plan
             else:
                 low = middle
-        first = plan_for(target)
+        first = plan_for(low)
         return first if achieved(first) >= target else best
 
     def _clone(self) -> ir.Module:
