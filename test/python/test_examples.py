@@ -1,0 +1,30 @@
+"""The runnable examples run, and their numbers say what the examples claim."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_prune_any_time_on_digits() -> None:
+    lines: list[str] = []
+    results = _load("prune_any_time").run("digits", epochs=8, out=lines.append)
+    assert len(lines) == len(results) + 1
+    assert results["(a) dense, trained"] > 0.9
+    # (a) pruned at initialisation, the network still trains well
+    assert min(results[f"(a) {c} at init, then trained"] for c in ("snip", "grasp", "crop")) > 0.85
+    # (b) one epoch of fine-tuning recovers most of what pruning lost
+    for criterion in ("l1", "taylor"):
+        assert results[f"(b) {criterion}, fine-tuned 1 epoch"] > results[f"(b) {criterion}, no fine-tuning"] + 0.1
+    # (c) without fine-tuning, OBSPA's reconstruction keeps far more than magnitude pruning
+    assert results["(c) obspa data-free"] > results["(c) l1, no fine-tuning"] + 0.1
+    assert results["(c) obspa, 128 calibration images"] > results["(c) l1, no fine-tuning"] + 0.15
