@@ -1,0 +1,5 @@
+"""Framework adapters: prune a model of a framework and get it back in that framework.
+
+Each adapter imports its framework only when used; SPA's core needs none.
+- PyTorch: `spa.torch.prune(module, example_inputs, **options)` (torch_adapter.py).
+"""

@@ -1,0 +1,176 @@
+"""Prune a PyTorch module with SPA and get the same module class back, ready to train on.
+
+    import spa.torch
+    result = spa.torch.prune(net, torch.randn(1, 3, 224, 224), criterion="l1", ratio=0.3)
+    net = result.module            # a pruned deep copy of `net`, same classes, fewer channels
+
+The module is exported with the TorchScript exporter without constant
+folding, so ONNX initializers carry the parameter and buffer names; SPA
+analyses and prunes the ONNX model; then every parameter and buffer of a
+deep copy is replaced by its pruned array, and the layer attributes that
+describe widths are fixed (Conv in/out channels and depthwise groups, Linear
+features, BatchNorm/InstanceNorm/GroupNorm channels, LayerNorm shape,
+embeddings). The copy is checked against the pruned ONNX model in
+onnxruntime before it is returned; a module whose pruned copy does not
+reproduce it raises SPAError instead of handing back something silently wrong.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from spa.errors import SPAError
+from spa.groups import Plan
+
+
+@dataclass
+class TorchPruneResult:
+    """`module`: the pruned copy; `onnx_model`: the pruned ONNX model; `plan`: what was removed;
+    `max_difference`: largest |module - onnxruntime| output difference on the example inputs."""
+
+    module: Any
+    onnx_model: onnx.ModelProto
+    plan: Plan
+    max_difference: float
+
+
+def export(module: Any, example_inputs: Any) -> onnx.ModelProto:
+    """The module as ONNX with parameter names kept (TorchScript exporter, no constant folding, eval mode)."""
+    import torch
+
+    inputs = example_inputs if isinstance(example_inputs, tuple) else (example_inputs,)
+    names = [f"input_{i}" for i in range(len(inputs))]
+    buffer = io.BytesIO()
+    was_training = module.training
+    module.eval()
+    try:
+        torch.onnx.export(module, inputs, buffer, dynamo=False, do_constant_folding=False, input_names=names,
+                          dynamic_axes={name: {0: "batch"} for name in names})
+    finally:
+        module.train(was_training)
+    return onnx.load_from_string(buffer.getvalue())
+
+
+def prune(module: Any, example_inputs: Any, criterion: str = "l1", tolerance: float = 1e-4,
+          **plan_options: Any) -> TorchPruneResult:
+    """Prune `module` (left unchanged) and return a pruned deep copy of the same classes.
+
+    `example_inputs` is a tensor or a tuple of tensors (the batch axis is
+    dynamic); `criterion` and `plan_options` are those of `spa.Model.plan`
+    (ratio, target_flops, global_ranking, round_to, protect, calibration,
+    provider, ...). Raises SPAError when a parameter cannot be matched to
+    the ONNX model or the pruned copy differs from the pruned ONNX model by
+    more than `tolerance` (relative to the output scale).
+    """
+    import spa
+
+    source = export(module, example_inputs)
+    model = spa.load(source)
+    plan = model.plan(criterion, **plan_options)
+    model.prune(plan)
+    pruned_onnx = model.to_onnx()
+    arrays = _named_constants(pruned_onnx)
+    result = copy.deepcopy(module)
+    _replace_tensors(result, arrays)
+    _fix_layer_attributes(result)
+    difference = _check(result, pruned_onnx, example_inputs, tolerance)
+    return TorchPruneResult(result, pruned_onnx, plan, difference)
+
+
+def _named_constants(model: onnx.ModelProto) -> dict[str, np.ndarray]:
+    """Initializers, and Identity copies of them (how the exporter shares equal tensors), by name."""
+    arrays = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type == "Identity" and node.input[0] in arrays:
+            arrays[node.output[0]] = arrays[node.input[0]]
+    return arrays
+
+
+def _replace_tensors(module: Any, arrays: Mapping[str, np.ndarray]) -> None:
+    """Give every parameter and buffer found in `arrays` its pruned data (same dtype and device)."""
+    import torch
+
+    for name, tensor in list(module.named_parameters()) + list(module.named_buffers()):
+        if name not in arrays:
+            if tensor.dim() > 0 and tensor.is_floating_point() and name.split(".")[-1] != "num_batches_tracked":
+                raise SPAError(f"PyTorch adapter: {name} is not in the exported ONNX model under its own name; "
+                               "the module cannot be patched")
+            continue
+        data = torch.from_numpy(np.array(arrays[name])).to(dtype=tensor.dtype, device=tensor.device)
+        owner, _, leaf = name.rpartition(".")
+        parent = module.get_submodule(owner) if owner else module
+        if isinstance(tensor, torch.nn.Parameter):
+            setattr(parent, leaf, torch.nn.Parameter(data, requires_grad=tensor.requires_grad))
+        else:
+            parent._buffers[leaf] = data
+
+
+def _fix_layer_attributes(module: Any) -> None:
+    """Make width attributes agree with the (pruned) weights, so repr, re-export and training work."""
+    from torch import nn
+
+    for layer in module.modules():
+        if isinstance(layer, nn.modules.conv._ConvNd):
+            weight = layer.weight
+            out_channels, per_group = weight.shape[0], weight.shape[1]
+            if layer.transposed:  # weight is (in, out / groups, ...)
+                layer.in_channels, layer.out_channels = out_channels, per_group * layer.groups
+            else:
+                if layer.groups > 1 and layer.groups == layer.in_channels and per_group == 1:  # depthwise
+                    layer.groups = out_channels // max(layer.out_channels // layer.in_channels, 1)
+                layer.in_channels, layer.out_channels = per_group * layer.groups, out_channels
+        elif isinstance(layer, nn.Linear):
+            layer.out_features, layer.in_features = layer.weight.shape
+        elif isinstance(layer, nn.modules.batchnorm._NormBase):
+            source = layer.weight if layer.weight is not None else layer.running_mean
+            if source is not None:
+                layer.num_features = source.shape[0]
+        elif isinstance(layer, nn.GroupNorm) and layer.weight is not None:
+            layer.num_channels = layer.weight.shape[0]
+        elif isinstance(layer, nn.LayerNorm) and layer.weight is not None:
+            layer.normalized_shape = tuple(layer.weight.shape)
+        elif isinstance(layer, nn.Embedding):
+            layer.num_embeddings, layer.embedding_dim = layer.weight.shape
+
+
+def _check(module: Any, pruned: onnx.ModelProto, example_inputs: Any, tolerance: float) -> float:
+    import onnxruntime as ort
+    import torch
+
+    inputs = example_inputs if isinstance(example_inputs, tuple) else (example_inputs,)
+    was_training = module.training
+    module.eval()
+    try:
+        with torch.no_grad():
+            expected = module(*inputs)
+    except Exception as error:  # noqa: BLE001 - any failure of user code means the same thing here
+        raise SPAError(f"PyTorch adapter: the pruned module fails on the example inputs ({type(error).__name__}: "
+                       f"{str(error).splitlines()[0]}); its forward uses a width SPA cannot patch, such as "
+                       "hard-coded split sizes; prune the ONNX model instead (spa.load / Model.prune)") from None
+    finally:
+        module.train(was_training)
+    expected = [expected] if isinstance(expected, torch.Tensor) else list(expected)
+    session = ort.InferenceSession(pruned.SerializeToString(), providers=["CPUExecutionProvider"])
+    feeds = {f"input_{i}": x.detach().cpu().numpy() for i, x in enumerate(inputs)}
+    got = session.run(None, feeds)
+    difference = 0.0
+    for torch_out, onnx_out in zip(expected, got):
+        reference = torch_out.detach().cpu().numpy()
+        scale = max(1.0, float(np.abs(onnx_out).max(initial=0.0)))
+        if reference.shape != onnx_out.shape:
+            raise SPAError(f"PyTorch adapter: the pruned module returns shape {list(reference.shape)} but the "
+                           f"pruned ONNX model {list(onnx_out.shape)}; the module's forward uses a width SPA "
+                           "cannot patch (e.g. a hard-coded channel count)")
+        difference = max(difference, float(np.abs(reference - onnx_out).max(initial=0.0)) / scale)
+    if difference > tolerance:
+        raise SPAError(f"PyTorch adapter: the pruned module differs from the pruned ONNX model by {difference:.2e} "
+                       f"(tolerance {tolerance}); its forward likely uses a width SPA cannot patch")
+    return difference

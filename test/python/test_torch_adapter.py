@@ -1,0 +1,89 @@
+"""spa.torch.prune: the pruned module is the same classes, matches the pruned ONNX model and the zero-mask oracle."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+import torch_zoo
+from oracle import masked_model
+from torch import nn
+
+import spa
+import spa.torch
+from spa.errors import SPAError
+from spa.groups import Plan, plan_to_dict
+
+CI_MODELS = ["residual", "concat", "grouped_conv", "depthwise_residual", "squeeze_excite", "concat_chain",
+             "resnext_block"]
+
+
+def _run_onnx(model, x: torch.Tensor) -> np.ndarray:
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+
+
+@pytest.mark.parametrize("name", CI_MODELS)
+def test_pruned_module_matches_onnx_and_the_zero_mask_oracle(name: str) -> None:
+    torch.manual_seed(0)
+    builder, shape = torch_zoo.ZOO[name]
+    net = builder().eval()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    x = torch.randn(*shape)
+    result = spa.torch.prune(net, x, criterion="random", ratio=0.3)
+    pruned = result.module
+    assert type(pruned) is type(net)
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())  # the original is untouched
+    assert sum(p.numel() for p in pruned.parameters()) < sum(p.numel() for p in net.parameters())
+    fresh = torch.randn(*shape)
+    with torch.no_grad():
+        got = pruned(fresh).numpy()
+    np.testing.assert_allclose(got, _run_onnx(result.onnx_model, fresh), rtol=1e-4, atol=1e-5)
+    model = spa.load(spa.torch.export(net, x))
+    groups = model.coupling_groups()
+    if all(g.function_preserving for g in groups if g.id in result.plan.removed):
+        masked = masked_model(model.to_onnx(), plan_to_dict(result.plan, groups))
+        np.testing.assert_allclose(got, _run_onnx(masked, fresh), rtol=1e-4, atol=1e-5)
+
+
+def test_pruned_module_trains_and_exports_again() -> None:
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                        nn.Conv2d(8, 8, 3, padding=1, groups=8), nn.BatchNorm2d(8), nn.ReLU(),
+                        nn.Flatten(), nn.Linear(8 * 4 * 4, 5)).eval()
+    result = spa.torch.prune(net, torch.randn(2, 3, 4, 4), criterion="l2", ratio=0.5)
+    pruned = result.module
+    assert pruned[0].out_channels == 4 and pruned[1].num_features == 4
+    assert pruned[3].groups == pruned[3].in_channels == pruned[3].out_channels == 4
+    assert pruned[7].in_features == 4 * 4 * 4
+    assert repr(pruned[0]).startswith("Conv2d(3, 4,")
+    optimizer = torch.optim.SGD(pruned.parameters(), lr=0.1)
+    pruned.train()
+    loss = pruned(torch.randn(4, 3, 4, 4)).square().mean()
+    loss.backward()
+    optimizer.step()
+    again = spa.load(spa.torch.export(pruned, torch.randn(1, 3, 4, 4)))
+    tensors = [v for k, v in pruned.state_dict().items() if not k.endswith("num_batches_tracked")]
+    assert again.stats().params == sum(v.numel() for v in tensors)  # SPA counts BatchNorm statistics too
+
+
+def test_obspa_through_the_adapter_keeps_its_corrections() -> None:
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 3)).eval()
+    data = torch.randn(256, 6)
+    result = spa.torch.prune(net, data[:2], criterion="obspa", ratio=0.5, calibration={"input_0": data.numpy()})
+    assert result.plan.weight_updates
+    uncorrected = spa.load(spa.torch.export(net, data[:2]))
+    uncorrected.prune(Plan(result.plan.removed))
+    with torch.no_grad():
+        dense = net(data).numpy()
+        corrected_error = np.abs(result.module(data).numpy() - dense).mean()
+    uncorrected_error = np.abs(_run_onnx(uncorrected.to_onnx(), data) - dense).mean()
+    assert corrected_error < 0.7 * uncorrected_error, (corrected_error, uncorrected_error)
+
+
+def test_modules_with_hard_coded_widths_are_refused() -> None:
+    builder, shape = torch_zoo.ZOO["split"]
+    torch.manual_seed(0)
+    with pytest.raises(SPAError, match="uses a width SPA cannot patch"):
+        spa.torch.prune(builder().eval(), torch.randn(*shape), criterion="l1", ratio=0.3)
