@@ -23,9 +23,8 @@ from importlib import resources
 import numpy as np
 import onnx
 import onnxruntime as ort
-import torch
-
 import spa
+import torch
 from spa.providers.torch_provider import TorchProvider
 
 MEAN = np.array([0.485, 0.456, 0.406], np.float32)[:, None, None]
@@ -62,7 +61,7 @@ def crops(images: list[np.ndarray], per_image: int, seed: int) -> np.ndarray:
             patch = resize(image[top:top + side, left:left + side], (224, 224), anti_aliasing=True)
             if rng.random() < 0.5:
                 patch = patch[:, ::-1]
-            result.append(((patch.transpose(2, 0, 1).astype(np.float32) - MEAN) / STD))
+            result.append((patch.transpose(2, 0, 1).astype(np.float32) - MEAN) / STD)
     return np.stack(result)
 
 

@@ -213,3 +213,27 @@ def test_obspa_errors_are_clear(mnist) -> None:
         opset_imports=[helper.make_opsetid("", 17)])
     with pytest.raises(SPAError, match="input 'x' has shape .* dynamic"):
         spa.load(dynamic).plan("obspa", ratio=0.3)
+
+
+def test_data_free_batchnorm_outputs_have_the_trained_statistics() -> None:
+    from spa.obspa.hessians import batch_statistics_model, input_normalisation
+
+    rng = np.random.default_rng(6)
+    scale, bias = np.array([0.5, 2.0, 1.0], np.float32), np.array([1.0, -1.0, 0.0], np.float32)
+    nodes = [helper.make_node("Sub", ["x", "mean"], ["centred"]), helper.make_node("Div", ["centred", "std"], ["n"]),
+             helper.make_node("BatchNormalization", ["n", "scale", "bias", "rm", "rv"], ["y"])]
+    constants = {"mean": np.float32(0.25), "std": np.float32(0.5), "scale": scale, "bias": bias,
+                 "rm": np.zeros(3, np.float32), "rv": np.ones(3, np.float32)}
+    model = helper.make_model(helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["n", 3, 4, 4])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["n", 3, 4, 4])],
+        [numpy_helper.from_array(np.asarray(v), k) for k, v in constants.items()]),
+        opset_imports=[helper.make_opsetid("", 17)])
+    mean, std = input_normalisation(model, "x")
+    assert float(mean) == 0.25 and float(std) == 0.5
+    x = (5.0 + 3.0 * rng.standard_normal((64, 3, 4, 4))).astype(np.float32)  # far from the running statistics
+    session = ort.InferenceSession(batch_statistics_model(model).SerializeToString(),
+                                   providers=["CPUExecutionProvider"])
+    y = session.run(None, {"x": x})[0]
+    np.testing.assert_allclose(y.mean(axis=(0, 2, 3)), bias, atol=1e-4)
+    np.testing.assert_allclose(y.std(axis=(0, 2, 3)), np.abs(scale), rtol=1e-3)

@@ -112,6 +112,9 @@ def batch_statistics_model(model: onnx.ModelProto) -> onnx.ModelProto:
     result = onnx.ModelProto()
     result.CopyFrom(model)
     graph = result.graph
+    opset = next((o.version for o in result.opset_import if o.domain in ("", "ai.onnx")), 18)
+    ranks = {info.name: len(info.type.tensor_type.shape.dim)
+             for info in list(graph.value_info) + list(graph.input) if info.type.tensor_type.HasField("shape")}
     nodes = []
     for index, node in enumerate(graph.node):
         if node.op_type != "BatchNormalization":
@@ -119,17 +122,25 @@ def batch_statistics_model(model: onnx.ModelProto) -> onnx.ModelProto:
             continue
         epsilon = next((helper.get_attribute_value(a) for a in node.attribute if a.name == "epsilon"), 1e-5)
         x, scale, bias = node.input[0], node.input[1], node.input[2]
+        rank = ranks.get(x) or 4
+        axes = [0, *range(2, rank)]
         p = f"spa_batch_stats_{index}"
         graph.initializer.extend([
-            numpy_helper.from_array(np.array([0, 2, 3], dtype=np.int64), f"{p}_axes"),
-            numpy_helper.from_array(np.array([1, -1, 1, 1], dtype=np.int64), f"{p}_shape"),
+            numpy_helper.from_array(np.array(axes, dtype=np.int64), f"{p}_axes"),
+            numpy_helper.from_array(np.array([1, -1] + [1] * (rank - 2), dtype=np.int64), f"{p}_shape"),
             numpy_helper.from_array(np.array(epsilon, dtype=np.float32), f"{p}_eps"),
         ])
+
+        def reduce_mean(source: str, target: str, p: str = p, axes: list[int] = axes) -> onnx.NodeProto:
+            if opset >= 18:
+                return helper.make_node("ReduceMean", [source, f"{p}_axes"], [target])
+            return helper.make_node("ReduceMean", [source], [target], axes=axes)
+
         nodes += [
-            helper.make_node("ReduceMean", [x, f"{p}_axes"], [f"{p}_mean"]),
+            reduce_mean(x, f"{p}_mean"),
             helper.make_node("Sub", [x, f"{p}_mean"], [f"{p}_centred"]),
             helper.make_node("Mul", [f"{p}_centred", f"{p}_centred"], [f"{p}_square"]),
-            helper.make_node("ReduceMean", [f"{p}_square", f"{p}_axes"], [f"{p}_var"]),
+            reduce_mean(f"{p}_square", f"{p}_var"),
             helper.make_node("Add", [f"{p}_var", f"{p}_eps"], [f"{p}_var_eps"]),
             helper.make_node("Sqrt", [f"{p}_var_eps"], [f"{p}_std"]),
             helper.make_node("Div", [f"{p}_centred", f"{p}_std"], [f"{p}_normal"]),
