@@ -28,3 +28,10 @@ def test_prune_any_time_on_digits() -> None:
     # (c) without fine-tuning, OBSPA's reconstruction keeps far more than magnitude pruning
     assert results["(c) obspa data-free"] > results["(c) l1, no fine-tuning"] + 0.1
     assert results["(c) obspa, 128 calibration images"] > results["(c) l1, no fine-tuning"] + 0.15
+
+
+def test_torch_prune_module_example(capsys) -> None:
+    _load("torch_prune_module").main()
+    output = capsys.readouterr().out
+    assert output.startswith("ResNet: 11,181,642 -> ")
+    assert "fine-tuning step 2" in output
