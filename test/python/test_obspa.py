@@ -199,6 +199,8 @@ def test_obspa_errors_are_clear(mnist) -> None:
         model.plan("obspa", ratio=0.3, obspa=OBSPAOptions(hessian="calibration"))
     with pytest.raises(SPAError, match="no array for model input.*image"):
         model.plan("obspa", ratio=0.3, calibration={"pixels": images[:8]})
+    with pytest.raises(SPAError, match=r"onnxruntime rejected the inputs \(image \[8, 1, 20, 28\]\)"):
+        model.plan("obspa", ratio=0.3, calibration={"image": images[:8, :, :20]})
     with pytest.raises(SPAError, match="unknown Hessian source"):
         model.plan("obspa", ratio=0.3, obspa=OBSPAOptions(hessian="magic"))
     with pytest.raises(SPAError, match="only used by the obspa criterion"):

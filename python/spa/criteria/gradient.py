@@ -94,14 +94,12 @@ class GraSPCriterion(_PerWeightCriterion):
         return weight * data
 
 
-class CroPCriterion(_PerWeightCriterion):
-    """CroP (Rachwan et al. 2022): preserves gradient flow in either direction, |w * (H g)|."""
+class CroPCriterion(TaylorCriterion):
+    """CroP (Rachwan et al. 2022): preserves gradient flow in either direction, |w * (H g)|
+    (Taylor's product with H g in place of g)."""
 
     name = "crop"
     kind = "hessian_gradient"
-
-    def saliency(self, weight: np.ndarray, data: np.ndarray) -> np.ndarray:
-        return np.abs(weight * data)
 
 
 class OBDCriterion(_PerWeightCriterion):

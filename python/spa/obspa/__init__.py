@@ -30,11 +30,11 @@ from spa.obspa.hessians import (
     HessianAccumulator,
     batch_statistics_model,
     calibration_batches,
-    run_activations,
     synthetic_batches,
 )
 from spa.obspa.layers import LinearLayer, find_layers
 from spa.obspa.solver import ConsumerState, damped, greedy_scores, inverse, reconstruct
+from spa.providers.onnxruntime_provider import ActivationProvider
 
 HESSIAN_SOURCES = ("auto", "calibration", "data-free", "identity")
 
@@ -112,7 +112,7 @@ class OBSPA:
             batches = synthetic_batches(model, self.options.samples, self.options.batch_size, self.options.seed)
         accumulator = HessianAccumulator(layers)
         names = sorted({layer.input for layer in layers})
-        for activations in run_activations(model, names, batches):
+        for activations in ActivationProvider(model, names).run(batches):
             accumulator.add(activations)
         return {layer.key: damped(accumulator.hessian(layer, self._has_bias(layer)), self.options.damp)
                 for layer in layers} if layers and accumulator.count else {}

@@ -85,28 +85,6 @@ class HessianAccumulator:
         return augmented
 
 
-def run_activations(model: onnx.ModelProto, names: list[str], batches: Iterator[dict[str, np.ndarray]]
-                    ) -> Iterator[dict[str, np.ndarray]]:
-    """For each input batch, the activations `names` of `model` computed by onnxruntime."""
-    import onnxruntime as ort
-
-    graph_inputs = {i.name for i in model.graph.input}
-    wanted = [n for n in names if n not in graph_inputs]
-    probe = onnx.ModelProto()
-    probe.CopyFrom(model)
-    existing = {o.name for o in probe.graph.output}
-    for name in wanted:
-        if name not in existing:
-            probe.graph.output.append(helper.ValueInfoProto(name=name))
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    session = ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    for feeds in batches:
-        results = dict(zip(wanted, session.run(wanted, feeds))) if wanted else {}
-        results.update({n: feeds[n] for n in names if n in graph_inputs})
-        yield results
-
-
 def batch_statistics_model(model: onnx.ModelProto) -> onnx.ModelProto:
     """A copy of `model` whose BatchNormalization nodes normalise with the batch's own statistics."""
     result = onnx.ModelProto()

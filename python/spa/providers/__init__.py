@@ -16,8 +16,9 @@ constants rather than trained parameters). The kinds:
 | hessian_gradient  | H g, the Hessian of the loss times its gradient                | TorchProvider      |
 | norm_scales       | the scale (gamma) of every normalisation op                    | the model itself   |
 
-Activations for OBSPA's Hessians come from spa.obspa.hessians (onnxruntime),
-not from this interface, because they are keyed by activation, not weight.
+Activations are keyed by value, not weight, so they have their own
+provider: `onnxruntime_provider.ActivationProvider` runs the ONNX model with
+chosen values exposed (OBSPA's layer Hessians read their inputs through it).
 """
 
 from __future__ import annotations
