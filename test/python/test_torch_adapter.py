@@ -87,3 +87,45 @@ def test_modules_with_hard_coded_widths_are_refused() -> None:
     torch.manual_seed(0)
     with pytest.raises(SPAError, match="uses a width SPA cannot patch"):
         spa.torch.prune(builder().eval(), torch.randn(*shape), criterion="l1", ratio=0.3)
+
+
+class _ChannelsLastBlock(nn.Module):
+    """A ConvNeXt-style block: LayerNorm and Linear layers on permuted (channels-last) activations,
+    whose exported weights reach MatMul through Transpose."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.norm = nn.LayerNorm(8)
+        self.expand = nn.Linear(8, 16)
+        self.project = nn.Linear(16, 8)
+        self.layer_scale = nn.Parameter(torch.full((8, 1, 1), 0.5))
+        self.head = nn.Conv2d(8, 4, 1)
+
+    def forward(self, x):
+        x = self.stem(x)
+        y = self.project(torch.relu(self.expand(self.norm(x.permute(0, 2, 3, 1))))).permute(0, 3, 1, 2)
+        return self.head(x + self.layer_scale * y)
+
+
+def test_weights_behind_transposes_are_pruned_and_patched() -> None:
+    torch.manual_seed(0)
+    net = _ChannelsLastBlock().eval()
+    result = spa.torch.prune(net, torch.randn(2, 3, 5, 5), criterion="l1", ratio=0.5)
+    pruned = result.module
+    assert (pruned.stem.out_channels, pruned.norm.normalized_shape, pruned.expand.out_features) == (4, (4,), 8)
+    assert pruned.layer_scale.shape == (4, 1, 1) and pruned.head.in_channels == 4
+    x = torch.randn(3, 3, 5, 5)
+    with torch.no_grad():
+        np.testing.assert_allclose(pruned(x).numpy(), _run_onnx(result.onnx_model, x), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["convnext_tiny", pytest.param("swin_t", marks=pytest.mark.slow)])
+def test_torchvision_transformer_style_models_prune_through_the_adapter(name: str) -> None:
+    import torchvision
+
+    torch.manual_seed(0)
+    net = getattr(torchvision.models, name)().eval()
+    result = spa.torch.prune(net, torch.randn(1, 3, 224, 224), criterion="l1", ratio=0.3)
+    assert sum(p.numel() for p in result.module.parameters()) < 0.9 * sum(p.numel() for p in net.parameters())
+    assert result.max_difference < 1e-4

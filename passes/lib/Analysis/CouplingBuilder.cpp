@@ -75,8 +75,36 @@ void CouplingBuilder::markNotFunctionPreserving(ArrayRef<Atom> atoms, StringRef 
       nonPreserving.try_emplace(atom, reason.str());
 }
 
+/// The constant a weight is a layout view of: exporters for channels-last
+/// frameworks (and unfolded exports) feed Transpose(initializer) or
+/// Cast(initializer) to an op; the member then lives on the initializer's
+/// axis that lands on `axis`. spa-prune re-derives the view's type.
+static std::pair<Value, int64_t> throughLayoutViews(Value value, int64_t axis) {
+  while (!isSliceableConstant(value)) {
+    Operation *op = value.getDefiningOp();
+    if (auto transpose = dyn_cast_or_null<onnx::TransposeOp>(op)) {
+      std::optional<int64_t> rank = rankOf(transpose.getData());
+      if (!rank || axis < 0 || axis >= *rank)
+        break;
+      if (std::optional<ArrayAttr> perm = transpose.getPerm())
+        axis = cast<IntegerAttr>((*perm)[axis]).getInt();
+      else
+        axis = *rank - 1 - axis;
+      value = transpose.getData();
+    } else if (isa_and_nonnull<onnx::CastOp>(op)) {
+      value = op->getOperand(0);
+    } else {
+      break;
+    }
+  }
+  return {value, axis};
+}
+
+bool spa::isConstantOrView(Value value) { return isSliceableConstant(throughLayoutViews(value, 0).first); }
+
 bool CouplingBuilder::member(Value constantValue, int64_t axis, MemberRole role, ArrayRef<Atom> atoms,
                              StringRef what) {
+  std::tie(constantValue, axis) = throughLayoutViews(constantValue, axis);
   Operation *constant = constantValue.getDefiningOp();
   if (!constant || !isSliceableConstant(constantValue)) {
     block(atoms, (what + " is computed, not a constant").str());

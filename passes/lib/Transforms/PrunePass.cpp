@@ -190,8 +190,39 @@ struct PrunePass : public spa::impl::SPAPruneBase<PrunePass> {
       setConstantValue(constant, value);
       ++numSlicedConstants;
     }
+    refreshLayoutViews(module);
     for (auto &[op, oldTypes] : oldResultTypes)
       fixChannelCounts(op, oldTypes);
+  }
+
+  /// Transpose/Cast views of constants (see throughLayoutViews in the
+  /// analysis) take their shape from the sliced constant.
+  void refreshLayoutViews(ModuleOp module) {
+    llvm::DenseSet<Value> constantDerived;
+    module.walk([&](Operation *op) {
+      if (op->getNumResults() != 1 || op->getNumOperands() < 1)
+        return;
+      Value input = op->getOperand(0);
+      bool fromConstant = isSliceableConstant(input) || constantDerived.contains(input);
+      auto inputType = dyn_cast<RankedTensorType>(input.getType());
+      auto resultType = dyn_cast<RankedTensorType>(op->getResult(0).getType());
+      if (!fromConstant || !inputType || !resultType)
+        return;
+      SmallVector<int64_t> shape(inputType.getShape());
+      if (auto transpose = dyn_cast<onnx::TransposeOp>(op)) {
+        SmallVector<int64_t> permuted;
+        for (int64_t i = 0, rank = shape.size(); i < rank; ++i) {
+          std::optional<ArrayAttr> perm = transpose.getPerm();
+          permuted.push_back(shape[perm ? cast<IntegerAttr>((*perm)[i]).getInt() : rank - 1 - i]);
+        }
+        shape = permuted;
+      } else if (!isa<onnx::CastOp>(op)) {
+        return;
+      }
+      constantDerived.insert(op->getResult(0));
+      if (resultType.getShape() != ArrayRef<int64_t>(shape))
+        op->getResult(0).setType(resultType.clone(shape));
+    });
   }
 
   /// A ConstantOfShape member only needs its shape operand (and type) shrunk.

@@ -176,3 +176,24 @@ func.func @main_graph(%x: tensor<2x3xf32>) -> tensor<2x2xf32> {
   %values, %indices = "onnx.TopK"(%y, %k) {onnx.node_name = "topk"} : (tensor<2x4xf32>, tensor<1xi64>) -> (tensor<2x2xf32>, tensor<2x2xi64>)
   return %values : tensor<2x2xf32>
 }
+
+// -----
+
+// A weight the exporter left transposed (Transpose of an initializer, as
+// PyTorch's unfolded Linear and channels-last frameworks export): the members
+// land on the initializer, with the axes mapped back through the permutation.
+// CHECK-LABEL: "groups"
+// CHECK-SAME: "channels":4
+// CHECK-SAME: "axis":0,"channel_of_position":[0,1,2,3],"role":"producer","tensor":"fc1"
+// CHECK-SAME: "axis":1,"channel_of_position":[0,1,2,3],"role":"consumer","tensor":"fc2"
+// CHECK-SAME: "prunable":true
+func.func @main_graph(%x: tensor<2x3xf32>) -> tensor<2x2xf32> {
+  %fc1 = onnx.Initializer "fc1" = dense<1.0> : tensor<4x3xf32>
+  %fc2 = onnx.Initializer "fc2" = dense<1.0> : tensor<2x4xf32>
+  %t1 = "onnx.Transpose"(%fc1) {perm = [1, 0]} : (tensor<4x3xf32>) -> tensor<3x4xf32>
+  %t2 = "onnx.Transpose"(%fc2) : (tensor<2x4xf32>) -> tensor<4x2xf32>
+  %h = "onnx.MatMul"(%x, %t1) : (tensor<2x3xf32>, tensor<3x4xf32>) -> tensor<2x4xf32>
+  %r = "onnx.Relu"(%h) : (tensor<2x4xf32>) -> tensor<2x4xf32>
+  %y = "onnx.MatMul"(%r, %t2) : (tensor<2x4xf32>, tensor<4x2xf32>) -> tensor<2x2xf32>
+  return %y : tensor<2x2xf32>
+}

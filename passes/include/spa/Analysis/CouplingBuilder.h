@@ -115,6 +115,10 @@ mlir::ElementsAttr constantElements(mlir::Value value);
 /// True for values SPA can slice: constant elements, or a ConstantOfShape
 /// (a filled tensor) whose shape is constant.
 bool isSliceableConstant(mlir::Value value);
+
+/// True for a sliceable constant or a Transpose/Cast view of one (a weight
+/// an exporter left in another layout); members on views land on the source.
+bool isConstantOrView(mlir::Value value);
 /// Integer values of a constant operand (shape, axes, pads ...), if constant.
 std::optional<llvm::SmallVector<int64_t>> constantInts(mlir::Value value);
 /// One piece of a shape operand: `size` entries, from `value`; `constant`

@@ -60,7 +60,7 @@ void matMulRule(Operation *op, CouplingBuilder &builder) {
     builder.blockValue(rhs, where + " has operands of unknown or vector rank");
     return;
   }
-  ElementsAttr weight = constantElements(rhs);
+  bool weight = isConstantOrView(rhs);
   // Contracted axis: lhs last <-> rhs second to last.
   if (a && a->axis == *lhsRank - 1) {
     if (b && b->axis == *rhsRank - 2)
