@@ -76,9 +76,9 @@ void CouplingBuilder::markNotFunctionPreserving(ArrayRef<Atom> atoms, StringRef 
 }
 
 /// The constant a weight is a layout view of: exporters for channels-last
-/// frameworks (and unfolded exports) feed Transpose(initializer) or
-/// Cast(initializer) to an op; the member then lives on the initializer's
-/// axis that lands on `axis`. spa-prune re-derives the view's type.
+/// frameworks (and unfolded exports) feed Transpose, Cast or Unsqueeze of an
+/// initializer to an op; the member then lives on the initializer's axis that
+/// lands on `axis`. spa-prune re-derives the view's type.
 static std::pair<Value, int64_t> throughLayoutViews(Value value, int64_t axis) {
   while (!isSliceableConstant(value)) {
     Operation *op = value.getDefiningOp();
@@ -92,6 +92,21 @@ static std::pair<Value, int64_t> throughLayoutViews(Value value, int64_t axis) {
         axis = *rank - 1 - axis;
       value = transpose.getData();
     } else if (isa_and_nonnull<onnx::CastOp>(op)) {
+      value = op->getOperand(0);
+    } else if (isa_and_nonnull<onnx::UnsqueezeOp>(op)) {
+      // Per-channel parameters unsqueezed to (C, 1, 1) for broadcasting.
+      std::optional<SmallVector<int64_t>> axes = constantInts(op->getOperand(1));
+      std::optional<int64_t> outRank = rankOf(op->getResult(0));
+      if (!axes || !outRank)
+        break;
+      int64_t before = 0;
+      for (int64_t inserted : *axes) {
+        int64_t normalised = inserted < 0 ? inserted + *outRank : inserted;
+        if (normalised == axis)
+          return {value, axis}; // the axis is one of the inserted ones: not a view of the source
+        before += normalised < axis;
+      }
+      axis -= before;
       value = op->getOperand(0);
     } else {
       break;

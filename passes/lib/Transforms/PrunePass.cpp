@@ -195,7 +195,7 @@ struct PrunePass : public spa::impl::SPAPruneBase<PrunePass> {
       fixChannelCounts(op, oldTypes);
   }
 
-  /// Transpose/Cast views of constants (see throughLayoutViews in the
+  /// Transpose/Cast/Unsqueeze views of constants (see throughLayoutViews in the
   /// analysis) take their shape from the sliced constant.
   void refreshLayoutViews(ModuleOp module) {
     llvm::DenseSet<Value> constantDerived;
@@ -216,6 +216,18 @@ struct PrunePass : public spa::impl::SPAPruneBase<PrunePass> {
           permuted.push_back(shape[perm ? cast<IntegerAttr>((*perm)[i]).getInt() : rank - 1 - i]);
         }
         shape = permuted;
+      } else if (isa<onnx::UnsqueezeOp>(op)) {
+        std::optional<SmallVector<int64_t>> axes = constantInts(op->getOperand(1));
+        int64_t outRank = resultType.getRank();
+        if (!axes)
+          return;
+        SmallVector<bool> inserted(outRank, false);
+        for (int64_t axis : *axes)
+          inserted[axis < 0 ? axis + outRank : axis] = true;
+        SmallVector<int64_t> expanded;
+        for (int64_t i = 0, next = 0; i < outRank; ++i)
+          expanded.push_back(inserted[i] ? 1 : shape[next++]);
+        shape = expanded;
       } else if (!isa<onnx::CastOp>(op)) {
         return;
       }

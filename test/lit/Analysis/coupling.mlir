@@ -197,3 +197,24 @@ func.func @main_graph(%x: tensor<2x3xf32>) -> tensor<2x2xf32> {
   %y = "onnx.MatMul"(%r, %t2) : (tensor<2x4xf32>, tensor<4x2xf32>) -> tensor<2x2xf32>
   return %y : tensor<2x2xf32>
 }
+
+// -----
+
+// A per-channel scale unsqueezed to (C, 1, 1) for broadcasting is a member on
+// its own axis 0 (the inserted axes carry no channels).
+// CHECK-LABEL: "groups"
+// CHECK-SAME: "channels":4
+// CHECK-SAME: "axis":0,"channel_of_position":[0,1,2,3],"role":"norm","tensor":"scale"
+// CHECK-SAME: "prunable":true
+func.func @main_graph(%x: tensor<1x3x2x2xf32>) -> tensor<1x2x2x2xf32> {
+  %w1 = onnx.Initializer "w1" = dense<1.0> : tensor<4x3x1x1xf32>
+  %scale = onnx.Initializer "scale" = dense<2.0> : tensor<4xf32>
+  %axes = onnx.Initializer "axes" = dense<[1, 2]> : tensor<2xi64>
+  %w2 = onnx.Initializer "w2" = dense<1.0> : tensor<2x4x1x1xf32>
+  %none = onnx.NoValue
+  %y = "onnx.Conv"(%x, %w1, %none) : (tensor<1x3x2x2xf32>, tensor<4x3x1x1xf32>, none) -> tensor<1x4x2x2xf32>
+  %s = "onnx.Unsqueeze"(%scale, %axes) : (tensor<4xf32>, tensor<2xi64>) -> tensor<4x1x1xf32>
+  %m = "onnx.Mul"(%y, %s) : (tensor<1x4x2x2xf32>, tensor<4x1x1xf32>) -> tensor<1x4x2x2xf32>
+  %z = "onnx.Conv"(%m, %w2, %none) : (tensor<1x4x2x2xf32>, tensor<2x4x1x1xf32>, none) -> tensor<1x2x2x2xf32>
+  return %z : tensor<1x2x2x2xf32>
+}

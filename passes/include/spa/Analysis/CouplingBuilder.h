@@ -116,7 +116,7 @@ mlir::ElementsAttr constantElements(mlir::Value value);
 /// (a filled tensor) whose shape is constant.
 bool isSliceableConstant(mlir::Value value);
 
-/// True for a sliceable constant or a Transpose/Cast view of one (a weight
+/// True for a sliceable constant or a Transpose/Cast/Unsqueeze view of one (a weight
 /// an exporter left in another layout); members on views land on the source.
 bool isConstantOrView(mlir::Value value);
 /// Integer values of a constant operand (shape, axes, pads ...), if constant.
