@@ -1,0 +1,128 @@
+"""Prune a Keras 3 model with SPA and get a Keras model back.
+
+    import os; os.environ["KERAS_BACKEND"] = "torch"       # before importing keras
+    import spa.keras
+    result = spa.keras.prune(model, example_inputs, criterion="l2", ratio=0.3)
+    pruned = result.model            # a Keras model of the same classes, with fewer units and filters
+
+On the torch backend a Keras model is a `torch.nn.Module` whose variables
+are parameters named `_torch_params.<variable path>`, so it is exported with
+those names kept (see torch_adapter.export). After SPA prunes the ONNX
+model, the model is rebuilt from its config with `filters` / `units` read
+off the pruned kernels (other widths follow from the inputs when Keras
+builds the layers), and every variable takes its pruned value by path. The
+rebuilt model is checked against the pruned ONNX model in onnxruntime.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import onnx
+
+from spa.errors import SPAError
+from spa.frameworks.torch_adapter import _named_constants, export
+from spa.groups import Plan
+
+PREFIX = "_torch_params."
+WIDTH_KEYS = ("filters", "units")  # the output width in a layer's config, read off the kernel's last axis
+
+
+@dataclass
+class KerasPruneResult:
+    """`model`: the pruned Keras model; `onnx_model`: the pruned ONNX model; `plan`: what was removed;
+    `max_difference`: largest |Keras - onnxruntime| output difference on the example inputs."""
+
+    model: Any
+    onnx_model: onnx.ModelProto
+    plan: Plan
+    max_difference: float
+
+
+def prune(model: Any, example_inputs: Any, criterion: str = "l1", tolerance: float = 1e-4,
+          **plan_options: Any) -> KerasPruneResult:
+    """Prune a built Keras model (left unchanged) and return a rebuilt, pruned Keras model.
+
+    `example_inputs` is an array (or tuple of arrays) of the model's input
+    shape; `criterion` and `plan_options` are those of `spa.Model.plan`.
+    Raises SPAError if Keras does not run on the torch backend, a variable
+    cannot be matched to the ONNX model, or the rebuilt model differs from the
+    pruned ONNX model by more than `tolerance`.
+    """
+    import keras
+    import torch
+
+    import spa
+
+    if keras.backend.backend() != "torch":
+        raise SPAError(f"the Keras adapter needs Keras 3 on the torch backend (set KERAS_BACKEND=torch before "
+                       f"importing keras); this Keras runs on {keras.backend.backend()}")
+    arrays_in = example_inputs if isinstance(example_inputs, tuple) else (example_inputs,)
+    tensors = tuple(torch.as_tensor(np.asarray(x, dtype=np.float32)) for x in arrays_in)
+    source = export(model, tensors)
+    pruned_model = spa.load(source)
+    plan = pruned_model.plan(criterion, **plan_options)
+    pruned_model.prune(plan)
+    pruned_onnx = pruned_model.to_onnx()
+    arrays = _named_constants(pruned_onnx)
+    rebuilt = _rebuild(model, arrays)
+    rebuilt(*arrays_in)  # builds every layer at its new width
+    _assign(rebuilt, model, arrays)
+    difference = _check(rebuilt, pruned_onnx, arrays_in, tolerance)
+    return KerasPruneResult(rebuilt, pruned_onnx, plan, difference)
+
+
+def _rebuild(model: Any, arrays: dict[str, np.ndarray]) -> Any:
+    """The model re-created from its config with each layer's width read off its pruned kernel."""
+    config = copy.deepcopy(model.get_config())
+    for layer in config.get("layers", []):
+        layer.pop("build_config", None)  # recorded input shapes are the unpruned ones; build from the new inputs
+        settings = layer.get("config", {})
+        kernel = arrays.get(f"{PREFIX}{settings.get('name')}/kernel")
+        if kernel is None:
+            continue
+        for key in WIDTH_KEYS:
+            if key in settings:
+                settings[key] = int(kernel.shape[-1])
+    try:
+        return type(model).from_config(config)
+    except Exception as error:  # noqa: BLE001 - Keras raises many kinds here
+        raise SPAError(f"Keras adapter: {type(model).__name__} cannot be rebuilt from its config "
+                       f"({type(error).__name__}: {error})") from None
+
+
+def _assign(rebuilt: Any, original: Any, arrays: dict[str, np.ndarray]) -> None:
+    """Every variable of the rebuilt model takes its pruned value (by path) or keeps its original one."""
+    originals = {variable.path: variable for variable in original.weights}
+    for variable in rebuilt.weights:
+        value = arrays.get(PREFIX + variable.path)
+        if value is None and variable.path in originals:
+            value = np.asarray(originals[variable.path].numpy())  # not in the graph (e.g. a training counter)
+        if value is None or tuple(value.shape) != tuple(variable.shape):
+            raise SPAError(f"Keras adapter: variable {variable.path} has no pruned value of shape "
+                           f"{tuple(variable.shape)} in the ONNX model")
+        variable.assign(value.astype(variable.dtype))
+
+
+def _check(model: Any, pruned: onnx.ModelProto, inputs: tuple, tolerance: float) -> float:
+    import onnxruntime as ort
+
+    expected = model(*inputs)
+    expected = [expected] if not isinstance(expected, (list, tuple)) else list(expected)
+    session = ort.InferenceSession(pruned.SerializeToString(), providers=["CPUExecutionProvider"])
+    got = session.run(None, {f"input_{i}": np.asarray(x, np.float32) for i, x in enumerate(inputs)})
+    difference = 0.0
+    for keras_out, onnx_out in zip(expected, got):
+        reference = np.asarray(keras_out.detach().cpu().numpy() if hasattr(keras_out, "detach") else keras_out)
+        if reference.shape != onnx_out.shape:
+            raise SPAError(f"Keras adapter: the rebuilt model returns shape {list(reference.shape)}, the pruned "
+                           f"ONNX model {list(onnx_out.shape)}")
+        scale = max(1.0, float(np.abs(onnx_out).max(initial=0.0)))
+        difference = max(difference, float(np.abs(reference - onnx_out).max(initial=0.0)) / scale)
+    if difference > tolerance:
+        raise SPAError(f"Keras adapter: the rebuilt model differs from the pruned ONNX model by {difference:.2e} "
+                       f"(tolerance {tolerance})")
+    return difference

@@ -1,0 +1,81 @@
+"""spa.keras.prune on Keras 3 (torch backend): the rebuilt Keras model matches the pruned ONNX model."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+
+import numpy as np  # noqa: E402
+import onnxruntime as ort  # noqa: E402
+import pytest  # noqa: E402
+
+keras = pytest.importorskip("keras")
+if keras.backend.backend() != "torch":
+    pytest.skip("Keras was imported with another backend", allow_module_level=True)
+
+import torch  # noqa: E402
+from oracle import masked_model  # noqa: E402
+
+import spa  # noqa: E402
+import spa.keras  # noqa: E402
+from spa.frameworks.torch_adapter import export  # noqa: E402
+from spa.groups import plan_to_dict  # noqa: E402
+
+
+def _mlp():
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((12,))
+    hidden = keras.layers.Dense(32, activation="relu", name="hidden")(inputs)
+    wide = keras.layers.Dense(24, activation="tanh", name="wide")(hidden)
+    outputs = keras.layers.Dense(5, name="out")(wide)
+    return keras.Model(inputs, outputs)
+
+
+def _run(model, x: np.ndarray) -> np.ndarray:
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return session.run(None, {"input_0": x})[0]
+
+
+def test_pruned_keras_model_matches_onnx_and_the_zero_mask_oracle() -> None:
+    model = _mlp()
+    x = np.random.default_rng(0).standard_normal((4, 12)).astype(np.float32)
+    model(x)
+    result = spa.keras.prune(model, x, criterion="l2", ratio=0.5)
+    pruned = result.model
+    assert type(pruned) is type(model)
+    assert [pruned.get_layer(n).units for n in ("hidden", "wide", "out")] == [16, 12, 5]
+    assert model.get_layer("hidden").units == 32  # the original is left alone
+    fresh = np.random.default_rng(1).standard_normal((6, 12)).astype(np.float32)
+    got = np.asarray(pruned(fresh).detach().numpy())
+    np.testing.assert_allclose(got, _run(result.onnx_model, fresh), rtol=1e-4, atol=1e-5)
+    base = spa.load(export(model, (torch.as_tensor(x),)))
+    masked = masked_model(base.to_onnx(), plan_to_dict(result.plan, base.coupling_groups()))
+    np.testing.assert_allclose(got, _run(masked, fresh), rtol=1e-4, atol=1e-5)
+
+
+def test_pruned_keras_model_trains() -> None:
+    model = _mlp()
+    x = np.random.default_rng(2).standard_normal((32, 12)).astype(np.float32)
+    model(x)
+    pruned = spa.keras.prune(model, x, criterion="l1", ratio=0.3).model
+    pruned.compile(optimizer="sgd", loss="mse")
+    history = pruned.fit(x, np.zeros((32, 5), np.float32), epochs=2, verbose=0)
+    assert len(history.history["loss"]) == 2
+
+
+def test_conv_model_is_valid_where_channels_stay_blocked() -> None:
+    """Keras' export computes BatchNorm and bias terms at run time; those channels stay unpruned, the
+    Dense channels are pruned, and the rebuilt model still matches."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((6, 6, 3))
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv")(inputs)
+    x = keras.layers.BatchNormalization(name="bn")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = keras.layers.Dense(16, activation="relu", name="dense")(x)
+    model = keras.Model(inputs, keras.layers.Dense(3, name="out")(x))
+    sample = np.random.default_rng(3).standard_normal((2, 6, 6, 3)).astype(np.float32)
+    model(sample)
+    result = spa.keras.prune(model, sample, criterion="l1", ratio=0.5)
+    assert result.model.get_layer("dense").units == 8
+    assert result.max_difference < 1e-4
