@@ -79,3 +79,23 @@ def test_conv_model_is_valid_where_channels_stay_blocked() -> None:
     result = spa.keras.prune(model, sample, criterion="l1", ratio=0.5)
     assert result.model.get_layer("dense").units == 8
     assert result.max_difference < 1e-4
+
+
+def test_residual_conv_model_prunes_its_filters() -> None:
+    """Conv kernels reach the graph through Transpose and biases through a broadcasting Reshape;
+    both are followed to the Keras variables."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="c1")(inputs)
+    y = keras.layers.Conv2D(8, 3, padding="same", name="c2")(x)
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Add()([x, y]))
+    model = keras.Model(inputs, keras.layers.Dense(4, name="head")(x))
+    sample = np.random.default_rng(4).standard_normal((2, 8, 8, 3)).astype(np.float32)
+    model(sample)
+    result = spa.keras.prune(model, sample, criterion="random", ratio=0.5)
+    assert (result.model.get_layer("c1").filters, result.model.get_layer("c2").filters) == (4, 4)
+    fresh = np.random.default_rng(5).standard_normal((3, 8, 8, 3)).astype(np.float32)
+    got = np.asarray(result.model(fresh).detach().numpy())
+    base = spa.load(export(model, (torch.as_tensor(sample),)))
+    masked = masked_model(base.to_onnx(), plan_to_dict(result.plan, base.coupling_groups()))
+    np.testing.assert_allclose(got, _run(masked, fresh), rtol=1e-4, atol=1e-5)

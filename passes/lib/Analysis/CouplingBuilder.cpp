@@ -75,10 +75,27 @@ void CouplingBuilder::markNotFunctionPreserving(ArrayRef<Atom> atoms, StringRef 
       nonPreserving.try_emplace(atom, reason.str());
 }
 
+/// The only axis of `value` longer than 1, if its shape is static and has exactly one.
+static std::optional<int64_t> singleNonUnitAxis(Value value) {
+  auto type = dyn_cast<RankedTensorType>(value.getType());
+  if (!type || !type.hasStaticShape())
+    return std::nullopt;
+  std::optional<int64_t> found;
+  for (auto [index, size] : llvm::enumerate(type.getShape())) {
+    if (size == 1)
+      continue;
+    if (found)
+      return std::nullopt;
+    found = index;
+  }
+  return found;
+}
+
 /// The constant a weight is a layout view of: exporters for channels-last
-/// frameworks (and unfolded exports) feed Transpose, Cast or Unsqueeze of an
-/// initializer to an op; the member then lives on the initializer's axis that
-/// lands on `axis`. spa-prune re-derives the view's type.
+/// frameworks (and unfolded exports) feed Transpose, Cast, Unsqueeze or a
+/// broadcasting Reshape of an initializer, or per-channel arithmetic with a
+/// scalar, to an op; the member then lives on the initializer's axis that
+/// lands on `axis`. spa-prune re-derives the views' types and targets.
 static std::pair<Value, int64_t> throughLayoutViews(Value value, int64_t axis) {
   while (!isSliceableConstant(value)) {
     Operation *op = value.getDefiningOp();
@@ -92,6 +109,33 @@ static std::pair<Value, int64_t> throughLayoutViews(Value value, int64_t axis) {
         axis = *rank - 1 - axis;
       value = transpose.getData();
     } else if (isa_and_nonnull<onnx::CastOp>(op)) {
+      value = op->getOperand(0);
+    } else if (auto reshape = dyn_cast_or_null<onnx::ReshapeOp>(op)) {
+      // A per-channel vector reshaped to (1, .., C, .., 1) for broadcasting,
+      // with a target spa-prune can rewrite.
+      std::optional<int64_t> source = singleNonUnitAxis(reshape.getData());
+      std::optional<int64_t> target = singleNonUnitAxis(reshape.getReshaped());
+      std::optional<SmallVector<ShapePiece>> pieces = shapePieces(reshape.getShape());
+      if (!source || !target || *target != axis || !pieces ||
+          llvm::any_of(*pieces, [](const ShapePiece &piece) { return !piece.constant; }))
+        break;
+      axis = *source;
+      value = reshape.getData();
+    } else if (op && op->getNumOperands() == 2 && isa<onnx::AddOp, onnx::SubOp, onnx::MulOp, onnx::DivOp>(op)) {
+      // Per-channel arithmetic with a scalar (BatchNorm's var + eps): a view of the per-channel side.
+      Value lhs = op->getOperand(0), rhs = op->getOperand(1);
+      auto isScalar = [](Value v) {
+        auto type = dyn_cast<RankedTensorType>(v.getType());
+        return type && type.hasStaticShape() && type.getNumElements() == 1 && isSliceableConstant(v);
+      };
+      if (isScalar(rhs) && rankOf(lhs) == rankOf(value))
+        value = lhs;
+      else if (isScalar(lhs) && rankOf(rhs) == rankOf(value))
+        value = rhs;
+      else
+        break;
+    } else if (isa_and_nonnull<onnx::SqrtOp, onnx::ReciprocalOp, onnx::NegOp, onnx::AbsOp, onnx::ExpOp,
+                                onnx::IdentityOp>(op)) {
       value = op->getOperand(0);
     } else if (isa_and_nonnull<onnx::UnsqueezeOp>(op)) {
       // Per-channel parameters unsqueezed to (C, 1, 1) for broadcasting.
@@ -202,6 +246,8 @@ std::string spa::describe(Operation *op) {
 }
 
 std::optional<SmallVector<int64_t>> spa::constantInts(Value value) {
+  if (auto unsqueeze = value.getDefiningOp<onnx::UnsqueezeOp>()) // a scalar made a 1-element shape piece
+    return constantInts(unsqueeze.getData());
   ElementsAttr elements = constantElements(value);
   if (!elements || !elements.getElementType().isInteger())
     return std::nullopt;

@@ -199,14 +199,15 @@ struct PrunePass : public spa::impl::SPAPruneBase<PrunePass> {
   /// analysis) take their shape from the sliced constant.
   void refreshLayoutViews(ModuleOp module) {
     llvm::DenseSet<Value> constantDerived;
+    auto isConstant = [&](Value v) { return isSliceableConstant(v) || constantDerived.contains(v); };
     module.walk([&](Operation *op) {
       if (op->getNumResults() != 1 || op->getNumOperands() < 1)
         return;
+      bool binary = op->getNumOperands() == 2 && isa<onnx::AddOp, onnx::SubOp, onnx::MulOp, onnx::DivOp>(op);
       Value input = op->getOperand(0);
-      bool fromConstant = isSliceableConstant(input) || constantDerived.contains(input);
       auto inputType = dyn_cast<RankedTensorType>(input.getType());
       auto resultType = dyn_cast<RankedTensorType>(op->getResult(0).getType());
-      if (!fromConstant || !inputType || !resultType)
+      if (!isConstant(input) || (binary && !isConstant(op->getOperand(1))) || !inputType || !resultType)
         return;
       SmallVector<int64_t> shape(inputType.getShape());
       if (auto transpose = dyn_cast<onnx::TransposeOp>(op)) {
@@ -228,13 +229,46 @@ struct PrunePass : public spa::impl::SPAPruneBase<PrunePass> {
         for (int64_t i = 0, next = 0; i < outRank; ++i)
           expanded.push_back(inserted[i] ? 1 : shape[next++]);
         shape = expanded;
-      } else if (!isa<onnx::CastOp>(op)) {
+      } else if (isa<onnx::ReshapeOp>(op)) {
+        // (C) -> (1, .., C, .., 1): the one long axis takes the new length.
+        auto isUnit = [](int64_t size) { return size == 1; };
+        if (llvm::count_if(resultType.getShape(), [&](int64_t s) { return !isUnit(s); }) != 1 ||
+            llvm::count_if(shape, [&](int64_t s) { return !isUnit(s); }) > 1)
+          return;
+        int64_t length = 1;
+        for (int64_t size : shape)
+          length *= size;
+        shape.assign(resultType.getShape().begin(), resultType.getShape().end());
+        for (int64_t &size : shape)
+          if (size != 1)
+            size = length;
+      } else if (binary) {
+        auto other = dyn_cast<RankedTensorType>(op->getOperand(1).getType());
+        if (!other)
+          return;
+        shape = broadcastShapes(shape, other.getShape());
+      } else if (!isa<onnx::CastOp, onnx::SqrtOp, onnx::ReciprocalOp, onnx::NegOp, onnx::AbsOp, onnx::ExpOp,
+                      onnx::IdentityOp>(op)) {
         return;
       }
       constantDerived.insert(op->getResult(0));
-      if (resultType.getShape() != ArrayRef<int64_t>(shape))
+      if (resultType.getShape() != ArrayRef<int64_t>(shape)) {
+        SmallVector<Type> oldTypes(op->getResultTypes());
         op->getResult(0).setType(resultType.clone(shape));
+        if (isa<onnx::ReshapeOp>(op))
+          fixChannelCounts(op, oldTypes); // rewrites the target's constant pieces
+      }
     });
+  }
+
+  /// Numpy-style broadcast of two static shapes (right-aligned).
+  static SmallVector<int64_t> broadcastShapes(ArrayRef<int64_t> a, ArrayRef<int64_t> b) {
+    SmallVector<int64_t> result(std::max(a.size(), b.size()), 1);
+    for (size_t i = 0; i < result.size(); ++i) {
+      int64_t x = i < a.size() ? a[a.size() - 1 - i] : 1, y = i < b.size() ? b[b.size() - 1 - i] : 1;
+      result[result.size() - 1 - i] = x == 1 ? y : x;
+    }
+    return result;
   }
 
   /// A ConstantOfShape member only needs its shape operand (and type) shrunk.
