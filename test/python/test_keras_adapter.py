@@ -64,21 +64,31 @@ def test_pruned_keras_model_trains() -> None:
     assert len(history.history["loss"]) == 2
 
 
-def test_conv_model_is_valid_where_channels_stay_blocked() -> None:
-    """Keras' export computes BatchNorm and bias terms at run time; those channels stay unpruned, the
-    Dense channels are pruned, and the rebuilt model still matches."""
+def test_batchnorm_conv_model_prunes_through_its_run_time_arithmetic() -> None:
+    """Keras' export computes BatchNorm as (x - mean) * gamma / sqrt(var + eps) + beta from the
+    variables at run time; every variable is followed and sliced."""
     keras.utils.set_random_seed(0)
     inputs = keras.Input((6, 6, 3))
-    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv")(inputs)
-    x = keras.layers.BatchNormalization(name="bn")(x)
+    x = keras.layers.Conv2D(8, 3, padding="same", use_bias=False, name="conv")(inputs)
+    x = keras.layers.ReLU()(keras.layers.BatchNormalization(name="bn")(x))
     x = keras.layers.GlobalAveragePooling2D()(x)
     x = keras.layers.Dense(16, activation="relu", name="dense")(x)
     model = keras.Model(inputs, keras.layers.Dense(3, name="out")(x))
     sample = np.random.default_rng(3).standard_normal((2, 6, 6, 3)).astype(np.float32)
     model(sample)
+    rng = np.random.default_rng(4)
+    bn = model.get_layer("bn")
+    bn.moving_mean.assign(rng.uniform(-0.5, 0.5, 8).astype("float32"))
+    bn.moving_variance.assign(rng.uniform(0.5, 2.0, 8).astype("float32"))
+    bn.gamma.assign(rng.uniform(0.5, 1.5, 8).astype("float32"))
     result = spa.keras.prune(model, sample, criterion="l1", ratio=0.5)
-    assert result.model.get_layer("dense").units == 8
-    assert result.max_difference < 1e-4
+    assert (result.model.get_layer("conv").filters, result.model.get_layer("dense").units) == (4, 8)
+    assert all(tuple(w.shape) == (4,) for w in result.model.get_layer("bn").weights)
+    fresh = np.random.default_rng(5).standard_normal((3, 6, 6, 3)).astype(np.float32)
+    got = np.asarray(result.model(fresh).detach().numpy())
+    base = spa.load(export(model, (torch.as_tensor(sample),)))
+    masked = masked_model(base.to_onnx(), plan_to_dict(result.plan, base.coupling_groups()))
+    np.testing.assert_allclose(got, _run(masked, fresh), rtol=1e-4, atol=1e-5)
 
 
 def test_residual_conv_model_prunes_its_filters() -> None:

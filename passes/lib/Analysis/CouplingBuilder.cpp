@@ -159,12 +159,31 @@ static std::pair<Value, int64_t> throughLayoutViews(Value value, int64_t axis) {
   return {value, axis};
 }
 
+/// Whether every leaf under `value` is a constant, through the view and
+/// arithmetic ops `member` follows (at most `depth` ops deep).
+static bool isConstantExpression(Value value, int depth) {
+  if (isSliceableConstant(value))
+    return true;
+  Operation *op = value.getDefiningOp();
+  if (depth == 0 || !op)
+    return false;
+  if (isa<onnx::TransposeOp, onnx::CastOp, onnx::UnsqueezeOp, onnx::ReshapeOp, onnx::SqrtOp, onnx::ReciprocalOp,
+          onnx::NegOp, onnx::AbsOp, onnx::ExpOp, onnx::IdentityOp>(op))
+    return isConstantExpression(op->getOperand(0), depth - 1);
+  if (op->getNumOperands() == 2 && isa<onnx::AddOp, onnx::SubOp, onnx::MulOp, onnx::DivOp>(op))
+    return isConstantExpression(op->getOperand(0), depth - 1) && isConstantExpression(op->getOperand(1), depth - 1);
+  return false;
+}
+
 bool spa::isConstantOrView(Value value) { return isSliceableConstant(throughLayoutViews(value, 0).first); }
 
 bool CouplingBuilder::member(Value constantValue, int64_t axis, MemberRole role, ArrayRef<Atom> atoms,
                              StringRef what) {
   std::tie(constantValue, axis) = throughLayoutViews(constantValue, axis);
   Operation *constant = constantValue.getDefiningOp();
+  if (constant && !isSliceableConstant(constantValue) && constant->getNumOperands() == 2 &&
+      isa<onnx::AddOp, onnx::SubOp, onnx::MulOp, onnx::DivOp>(constant))
+    return memberOfArithmetic(constant, axis, role, atoms, what);
   if (!constant || !isSliceableConstant(constantValue)) {
     block(atoms, (what + " is computed, not a constant").str());
     return false;
@@ -185,6 +204,26 @@ bool CouplingBuilder::member(Value constantValue, int64_t axis, MemberRole role,
     unite(x, y);
   }
   return true;
+}
+
+bool CouplingBuilder::memberOfArithmetic(Operation *op, int64_t axis, MemberRole role, ArrayRef<Atom> atoms,
+                                         StringRef what) {
+  // Per-channel constants combined elementwise (BatchNorm's gamma / sqrt(var + eps)):
+  // every operand that varies along the axis is a member; broadcast ones are not.
+  std::optional<int64_t> rank = rankOf(op->getResult(0));
+  if (!rank || !isConstantExpression(op->getResult(0), /*depth=*/8)) {
+    block(atoms, (what + " is computed, not a constant").str());
+    return false;
+  }
+  bool ok = true;
+  for (Value operand : op->getOperands()) {
+    std::optional<int64_t> operandRank = rankOf(operand);
+    int64_t operandAxis = axis - (*rank - operandRank.value_or(0));
+    if (!operandRank || operandAxis < 0 || staticDim(operand, operandAxis) == 1)
+      continue; // broadcast along the channel axis: not a member
+    ok &= member(operand, operandAxis, role, atoms, what);
+  }
+  return ok;
 }
 
 Atom CouplingBuilder::leader(Atom atom) const { return classes.getLeaderValue(atom); }

@@ -78,6 +78,13 @@ public:
   bool member(mlir::Value constantValue, int64_t axis, MemberRole role, llvm::ArrayRef<Atom> atoms,
               llvm::StringRef what);
 
+private:
+  /// `member` for an Add/Sub/Mul/Div of constants: each operand that varies along `axis`.
+  bool memberOfArithmetic(mlir::Operation *op, int64_t axis, MemberRole role, llvm::ArrayRef<Atom> atoms,
+                          llvm::StringRef what);
+
+public:
+
   // -- read by ChannelCoupling when it forms groups ---------------------------
   Atom leader(Atom atom) const;
   int64_t numAtoms() const { return nextAtom; }
