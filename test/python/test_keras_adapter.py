@@ -6,21 +6,20 @@ import os
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
-import numpy as np  # noqa: E402
-import onnxruntime as ort  # noqa: E402
-import pytest  # noqa: E402
+import numpy as np
+import onnxruntime as ort
+import pytest
 
 keras = pytest.importorskip("keras")
 if keras.backend.backend() != "torch":
     pytest.skip("Keras was imported with another backend", allow_module_level=True)
 
-import torch  # noqa: E402
-from oracle import masked_model  # noqa: E402
-
-import spa  # noqa: E402
-import spa.keras  # noqa: E402
-from spa.frameworks.torch_adapter import export  # noqa: E402
-from spa.groups import plan_to_dict  # noqa: E402
+import spa
+import spa.keras
+import torch
+from oracle import masked_model
+from spa.frameworks.torch_adapter import export
+from spa.groups import plan_to_dict
 
 
 def _mlp():

@@ -1,0 +1,170 @@
+"""Prune a Flax NNX module with SPA and get the pruned module and parameters back.
+
+    import spa.flax
+    result = spa.flax.prune(module, example_inputs, criterion="l2", ratio=0.3)
+    module, params = result.module, result.params   # a pruned copy, and its parameters by path
+
+jax2onnx names initializers generically (const_3, kernel_oih_0) and may
+store a kernel transposed, so the names cannot be matched to parameters.
+Instead the module is exported twice: once with every variable replaced by
+unique random values, whose initializers are matched to the variables (as
+they are or transposed), and once with the real values, which SPA prunes.
+The pruned initializers are mapped back through the same permutations, the
+width attributes of Linear/Conv/BatchNorm/LayerNorm are fixed, and the
+pruned module is checked against the pruned ONNX model in onnxruntime.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from spa.errors import SPAError
+from spa.groups import Plan
+
+
+@dataclass
+class FlaxPruneResult:
+    """`module`: the pruned copy; `params`: its variables as {path: array}; `onnx_model`: the pruned
+    ONNX model; `plan`: what was removed; `max_difference`: |module - onnxruntime| on the examples."""
+
+    module: Any
+    params: dict[tuple, np.ndarray]
+    onnx_model: onnx.ModelProto
+    plan: Plan
+    max_difference: float
+
+
+def _variables(module: Any) -> list[tuple[tuple, Any]]:
+    from flax import nnx
+
+    return [(path, variable) for path, variable in nnx.state(module).flat_state()]
+
+
+def _get(variable: Any) -> np.ndarray:
+    return np.asarray(variable.get_value() if hasattr(variable, "get_value") else variable.value)
+
+
+def _set(variable: Any, value: np.ndarray) -> None:
+    if hasattr(variable, "set_value"):
+        variable.set_value(value)
+    else:
+        variable.value = value
+
+
+def _export(module: Any, inputs: tuple) -> onnx.ModelProto:
+    from jax2onnx import to_onnx
+
+    return to_onnx(module, [("B", *np.shape(x)[1:]) for x in inputs])
+
+
+def _match(fingerprinted: onnx.ModelProto, values: dict[tuple, np.ndarray]) -> dict[str, tuple[tuple, tuple]]:
+    """Initializer name -> (variable path, permutation p with initializer == variable.transpose(p))."""
+    by_size: dict[int, list[tuple]] = {}
+    for path, value in values.items():
+        by_size.setdefault(value.size, []).append(path)
+    matches = {}
+    for tensor in fingerprinted.graph.initializer:
+        array = numpy_helper.to_array(tensor)
+        for path in by_size.get(array.size, []):
+            value = values[path]
+            if value.ndim != array.ndim or array.size < 2:
+                continue
+            for perm in itertools.permutations(range(value.ndim)):
+                transposed = np.transpose(value, perm)
+                if transposed.shape == array.shape and np.array_equal(transposed, array):
+                    matches[tensor.name] = (path, perm)
+                    break
+            if tensor.name in matches:
+                break
+    return matches
+
+
+def prune(module: Any, example_inputs: Any, criterion: str = "l1", tolerance: float = 1e-4,
+          **plan_options: Any) -> FlaxPruneResult:
+    """Prune a Flax NNX module (left unchanged) and return a pruned copy and its parameters.
+
+    `example_inputs` is an array or tuple of arrays (the first axis is the
+    batch); `criterion` and `plan_options` are those of `spa.Model.plan`.
+    Raises SPAError if a variable the pruned graph changes cannot be matched,
+    or the pruned module differs from the pruned ONNX model by more than
+    `tolerance`.
+    """
+    from flax import nnx
+
+    import spa
+
+    inputs = example_inputs if isinstance(example_inputs, tuple) else (example_inputs,)
+    inputs = tuple(np.asarray(x, dtype=np.float32) for x in inputs)
+    fingerprint = nnx.clone(module)
+    rng = np.random.default_rng(0)
+    fingerprints = {}
+    for path, variable in _variables(fingerprint):
+        value = _get(variable)
+        if np.issubdtype(value.dtype, np.floating) and value.size:
+            fingerprints[path] = rng.standard_normal(value.shape).astype(value.dtype)
+            _set(variable, fingerprints[path])
+    matches = _match(_export(fingerprint, inputs), fingerprints)
+    source = _export(module, inputs)
+    model = spa.load(source)
+    plan = model.plan(criterion, **plan_options)
+    model.prune(plan)
+    pruned_onnx = model.to_onnx()
+    arrays = {t.name: numpy_helper.to_array(t) for t in pruned_onnx.graph.initializer}
+    result = nnx.clone(module)
+    variables = dict(_variables(result))
+    params = {path: _get(variable) for path, variable in variables.items()}
+    for name, (path, perm) in matches.items():
+        if name in arrays:
+            params[path] = np.transpose(arrays[name], np.argsort(perm))
+    for path, variable in variables.items():
+        if path in fingerprints or params[path].shape != _get(variable).shape:
+            _set(variable, params[path])
+    _fix_widths(result)
+    difference = _check(result, pruned_onnx, inputs, tolerance)
+    return FlaxPruneResult(result, params, pruned_onnx, plan, difference)
+
+
+def _fix_widths(module: Any) -> None:
+    """Width attributes that Flax layers read back (features, num_features) follow their parameters."""
+    from flax import nnx
+
+    for _, layer in module.iter_modules():
+        if isinstance(layer, (nnx.Linear, nnx.Conv)):
+            kernel = _get(layer.kernel)
+            layer.in_features, layer.out_features = int(kernel.shape[-2]) * getattr(layer, "feature_group_count", 1), \
+                int(kernel.shape[-1])
+        elif isinstance(layer, (nnx.BatchNorm, nnx.LayerNorm)):
+            source = layer.scale if getattr(layer, "scale", None) is not None else layer.mean
+            layer.num_features = int(_get(source).shape[-1])
+
+
+def _check(module: Any, pruned: onnx.ModelProto, inputs: tuple, tolerance: float) -> float:
+    import onnxruntime as ort
+
+    try:
+        expected = module(*inputs)
+    except Exception as error:  # noqa: BLE001 - user code
+        raise SPAError(f"Flax adapter: the pruned module fails on the example inputs ({type(error).__name__}: "
+                       f"{str(error).splitlines()[0]}); its __call__ uses a width SPA cannot patch") from None
+    expected = [expected] if not isinstance(expected, (list, tuple)) else list(expected)
+    session = ort.InferenceSession(pruned.SerializeToString(), providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
+    got = session.run(None, dict(zip(names, inputs)))
+    difference = 0.0
+    for reference, onnx_out in zip(expected, got):
+        reference = np.asarray(reference)
+        if reference.shape != onnx_out.shape:
+            raise SPAError(f"Flax adapter: the pruned module returns shape {list(reference.shape)}, the pruned "
+                           f"ONNX model {list(onnx_out.shape)}")
+        scale = max(1.0, float(np.abs(onnx_out).max(initial=0.0)))
+        difference = max(difference, float(np.abs(reference - onnx_out).max(initial=0.0)) / scale)
+    if difference > tolerance:
+        raise SPAError(f"Flax adapter: the pruned module differs from the pruned ONNX model by {difference:.2e} "
+                       f"(tolerance {tolerance})")
+    return difference
