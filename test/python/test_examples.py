@@ -35,3 +35,17 @@ def test_torch_prune_module_example(capsys) -> None:
     output = capsys.readouterr().out
     assert output.startswith("ResNet: 11,181,642 -> ")
     assert "fine-tuning step 2" in output
+
+
+def test_keras_example(capsys) -> None:
+    _load("keras_prune_model").main()
+    output = capsys.readouterr().out
+    assert "stem filters 16 -> 8, hidden units 32 -> 16" in output
+    assert output.count("fine-tuning loss per epoch:") == 1
+
+
+def test_flax_example(capsys) -> None:
+    _load("flax_prune_module").main()
+    output = capsys.readouterr().out
+    assert "conv features 16 -> 8, hidden 32 -> 16" in output
+    assert "logits of the pruned module: (2, 10)" in output
