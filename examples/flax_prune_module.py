@@ -10,9 +10,8 @@ its parameters by path, ready for an optax training loop.
 from __future__ import annotations
 
 import numpy as np
-from flax import nnx
-
 import spa.flax
+from flax import nnx
 
 
 class SmallCNN(nnx.Module):

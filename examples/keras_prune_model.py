@@ -15,7 +15,6 @@ os.environ.setdefault("KERAS_BACKEND", "torch")
 
 import keras
 import numpy as np
-
 import spa.keras
 
 

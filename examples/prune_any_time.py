@@ -28,12 +28,11 @@ from importlib import util
 
 import numpy as np
 import onnx
+import spa
 import torch
 from onnx import numpy_helper
-from torch import nn
-
-import spa
 from spa.providers.torch_provider import TorchProvider
+from torch import nn
 
 
 class SmallCNN(nn.Module):

@@ -10,10 +10,9 @@ usual training loop takes as it is.
 
 from __future__ import annotations
 
+import spa.torch
 import torch
 import torchvision
-
-import spa.torch
 
 
 def main() -> None:
