@@ -25,6 +25,7 @@ import onnx
 from onnx import numpy_helper
 
 from spa.errors import SPAError
+from spa.frameworks.checking import compare_with_onnx
 from spa.groups import Plan
 
 
@@ -145,26 +146,12 @@ def _fix_widths(module: Any) -> None:
 
 
 def _check(module: Any, pruned: onnx.ModelProto, inputs: tuple, tolerance: float) -> float:
-    import onnxruntime as ort
-
     try:
         expected = module(*inputs)
     except Exception as error:  # noqa: BLE001 - user code
         raise SPAError(f"Flax adapter: the pruned module fails on the example inputs ({type(error).__name__}: "
                        f"{str(error).splitlines()[0]}); its __call__ uses a width SPA cannot patch") from None
     expected = [expected] if not isinstance(expected, (list, tuple)) else list(expected)
-    session = ort.InferenceSession(pruned.SerializeToString(), providers=["CPUExecutionProvider"])
-    names = [i.name for i in session.get_inputs()]
-    got = session.run(None, dict(zip(names, inputs)))
-    difference = 0.0
-    for reference, onnx_out in zip(expected, got):
-        reference = np.asarray(reference)
-        if reference.shape != onnx_out.shape:
-            raise SPAError(f"Flax adapter: the pruned module returns shape {list(reference.shape)}, the pruned "
-                           f"ONNX model {list(onnx_out.shape)}")
-        scale = max(1.0, float(np.abs(onnx_out).max(initial=0.0)))
-        difference = max(difference, float(np.abs(reference - onnx_out).max(initial=0.0)) / scale)
-    if difference > tolerance:
-        raise SPAError(f"Flax adapter: the pruned module differs from the pruned ONNX model by {difference:.2e} "
-                       f"(tolerance {tolerance})")
-    return difference
+    names = [i.name for i in pruned.graph.input if i.name not in {t.name for t in pruned.graph.initializer}]
+    return compare_with_onnx("Flax adapter: the pruned module", [np.asarray(e) for e in expected], pruned,
+                             dict(zip(names, inputs)), tolerance)

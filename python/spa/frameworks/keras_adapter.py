@@ -24,6 +24,7 @@ import numpy as np
 import onnx
 
 from spa.errors import SPAError
+from spa.frameworks.checking import compare_with_onnx
 from spa.frameworks.torch_adapter import _named_constants, export
 from spa.groups import Plan
 
@@ -108,21 +109,8 @@ def _assign(rebuilt: Any, original: Any, arrays: dict[str, np.ndarray]) -> None:
 
 
 def _check(model: Any, pruned: onnx.ModelProto, inputs: tuple, tolerance: float) -> float:
-    import onnxruntime as ort
-
     expected = model(*inputs)
     expected = [expected] if not isinstance(expected, (list, tuple)) else list(expected)
-    session = ort.InferenceSession(pruned.SerializeToString(), providers=["CPUExecutionProvider"])
-    got = session.run(None, {f"input_{i}": np.asarray(x, np.float32) for i, x in enumerate(inputs)})
-    difference = 0.0
-    for keras_out, onnx_out in zip(expected, got):
-        reference = np.asarray(keras_out.detach().cpu().numpy() if hasattr(keras_out, "detach") else keras_out)
-        if reference.shape != onnx_out.shape:
-            raise SPAError(f"Keras adapter: the rebuilt model returns shape {list(reference.shape)}, the pruned "
-                           f"ONNX model {list(onnx_out.shape)}")
-        scale = max(1.0, float(np.abs(onnx_out).max(initial=0.0)))
-        difference = max(difference, float(np.abs(reference - onnx_out).max(initial=0.0)) / scale)
-    if difference > tolerance:
-        raise SPAError(f"Keras adapter: the rebuilt model differs from the pruned ONNX model by {difference:.2e} "
-                       f"(tolerance {tolerance})")
-    return difference
+    outputs = [np.asarray(e.detach().cpu().numpy() if hasattr(e, "detach") else e) for e in expected]
+    feeds = {f"input_{i}": np.asarray(x, np.float32) for i, x in enumerate(inputs)}
+    return compare_with_onnx("Keras adapter: the rebuilt model", outputs, pruned, feeds, tolerance)

@@ -28,6 +28,7 @@ import onnx
 from onnx import numpy_helper
 
 from spa.errors import SPAError
+from spa.frameworks.checking import compare_with_onnx
 from spa.groups import Plan
 
 
@@ -142,7 +143,6 @@ def _fix_layer_attributes(module: Any) -> None:
 
 
 def _check(module: Any, pruned: onnx.ModelProto, example_inputs: Any, tolerance: float) -> float:
-    import onnxruntime as ort
     import torch
 
     inputs = example_inputs if isinstance(example_inputs, tuple) else (example_inputs,)
@@ -158,19 +158,6 @@ def _check(module: Any, pruned: onnx.ModelProto, example_inputs: Any, tolerance:
     finally:
         module.train(was_training)
     expected = [expected] if isinstance(expected, torch.Tensor) else list(expected)
-    session = ort.InferenceSession(pruned.SerializeToString(), providers=["CPUExecutionProvider"])
     feeds = {f"input_{i}": x.detach().cpu().numpy() for i, x in enumerate(inputs)}
-    got = session.run(None, feeds)
-    difference = 0.0
-    for torch_out, onnx_out in zip(expected, got):
-        reference = torch_out.detach().cpu().numpy()
-        scale = max(1.0, float(np.abs(onnx_out).max(initial=0.0)))
-        if reference.shape != onnx_out.shape:
-            raise SPAError(f"PyTorch adapter: the pruned module returns shape {list(reference.shape)} but the "
-                           f"pruned ONNX model {list(onnx_out.shape)}; the module's forward uses a width SPA "
-                           "cannot patch (e.g. a hard-coded channel count)")
-        difference = max(difference, float(np.abs(reference - onnx_out).max(initial=0.0)) / scale)
-    if difference > tolerance:
-        raise SPAError(f"PyTorch adapter: the pruned module differs from the pruned ONNX model by {difference:.2e} "
-                       f"(tolerance {tolerance}); its forward likely uses a width SPA cannot patch")
-    return difference
+    return compare_with_onnx("PyTorch adapter: the pruned module", [e.detach().cpu().numpy() for e in expected],
+                             pruned, feeds, tolerance)
