@@ -239,3 +239,24 @@ def test_data_free_batchnorm_outputs_have_the_trained_statistics() -> None:
     y = session.run(None, {"x": x})[0]
     np.testing.assert_allclose(y.mean(axis=(0, 2, 3)), bias, atol=1e-4)
     np.testing.assert_allclose(y.std(axis=(0, 2, 3)), np.abs(scale), rtol=1e-3)
+
+
+def test_obspa_refits_linear_layers_behind_transposes() -> None:
+    """Unfolded PyTorch exports feed MatMul with Transpose(weight) for 3-D inputs; OBSPA refits them."""
+    import spa.torch
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 3)).eval()
+    tokens = torch.randn(64, 5, 6)  # (batch, tokens, features): exported as MatMul, not Gemm
+    result = spa.torch.prune(net, tokens[:2], criterion="obspa", ratio=0.5,
+                             calibration={"input_0": tokens.numpy()})
+    assert "1 consumer layers reconstructed" in result.plan.data_used, result.plan.data_used
+    assert {"2.weight", "2.bias"} <= set(result.plan.weight_updates)
+    uncorrected = spa.load(spa.torch.export(net, tokens[:2]))
+    uncorrected.prune(Plan(result.plan.removed))
+    session = ort.InferenceSession(uncorrected.to_onnx().SerializeToString(), providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        dense = net(tokens).numpy()
+        corrected_error = np.abs(result.module(tokens).numpy() - dense).mean()
+    uncorrected_error = np.abs(session.run(None, {"input_0": tokens.numpy()})[0] - dense).mean()
+    assert corrected_error < 0.7 * uncorrected_error, (corrected_error, uncorrected_error)

@@ -152,16 +152,36 @@ def find_layers(model: onnx.ModelProto, groups: list[Group], weights: Mapping[st
         if name not in initializers:
             skipped[name] = "the weight is computed, not an initializer"
             continue
-        if len(nodes) != 1 or list(nodes[0].input).count(name) != 1 or nodes[0].input[0] == name:
-            skipped[name] = "the weight is used by several ops"
-            continue
-        node = nodes[0]
-        found = _layers_of(node, name, weights, users, shapes)
+        found = _transposed_matmul(nodes[0], name, weights, users) if len(nodes) == 1 else None
+        if found is None:
+            if len(nodes) != 1 or list(nodes[0].input).count(name) != 1 or nodes[0].input[0] == name:
+                skipped[name] = "the weight is used by several ops"
+                continue
+            found = _layers_of(nodes[0], name, weights, users, shapes)
         if isinstance(found, str):
             skipped[name] = found
         else:
             layers[name] = found
     return layers, skipped
+
+
+def _transposed_matmul(node: onnx.NodeProto, name: str, weights: Mapping[str, np.ndarray],
+                       users: dict[str, list[onnx.NodeProto]]) -> list[LinearLayer] | None:
+    """MatMul(x, Transpose(W)) with W (outputs x inputs), as unfolded PyTorch Linear exports are; else None."""
+    weight = weights[name]
+    if node.op_type != "Transpose" or weight.ndim != 2 or list(_attribute(node, "perm", [1, 0])) != [1, 0]:
+        return None
+    followers = users.get(node.output[0], [])
+    if len(followers) != 1 or followers[0].op_type != "MatMul" or followers[0].input[1] != node.output[0]:
+        return None
+    outputs, inputs = weight.shape
+    bias = None
+    adds = users.get(followers[0].output[0], [])
+    if len(adds) == 1 and adds[0].op_type == "Add":
+        other = [i for i in adds[0].input if i != followers[0].output[0]]
+        if len(other) == 1 and other[0] in weights and tuple(weights[other[0]].shape) == (outputs,):
+            bias = other[0]
+    return [LinearLayer(name, followers[0].input[0], "matmul", False, (0, inputs), (0, outputs), None, bias, None)]
 
 
 def _layers_of(node: onnx.NodeProto, name: str, weights: Mapping[str, np.ndarray],
