@@ -119,7 +119,7 @@ class Model:
             if criterion == "random":
                 options.setdefault("seed", seed)
             chosen = make_criterion(criterion, **options)
-            scores = score_groups(chosen, groups, weights, self._graph_data(), provider)
+            scores = score_groups(chosen, groups, weights, self._graph_data(weights), provider)
             data_used = _data_used(chosen, provider, len(scores), sum(g.prunable for g in groups))
         plan = self._select(groups, weights, scores, ratio, target_params, target_flops, global_ranking,
                             round_to, tuple(protect))
@@ -202,9 +202,8 @@ class Model:
             costs[group.id] = cost
         return costs
 
-    def _graph_data(self) -> dict[str, dict[str, np.ndarray]]:
+    def _graph_data(self, weights: Mapping[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
         """Data kinds the graph itself supplies: the scale tensor of every normalisation op."""
-        weights = self.weights()
         scales = {}
         with self.module.context:
             for op in stats.main_ops(self.module):

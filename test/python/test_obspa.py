@@ -260,3 +260,16 @@ def test_obspa_refits_linear_layers_behind_transposes() -> None:
         corrected_error = np.abs(result.module(tokens).numpy() - dense).mean()
     uncorrected_error = np.abs(session.run(None, {"input_0": tokens.numpy()})[0] - dense).mean()
     assert corrected_error < 0.7 * uncorrected_error, (corrected_error, uncorrected_error)
+
+
+def test_bn_scale_through_the_model_removes_the_smallest_gammas() -> None:
+    source = _batchnorm_net()
+    model = spa.load(source)
+    plan = model.plan("bn_scale", ratio=0.5)
+    gammas = {t.name: numpy_helper.to_array(t) for t in source.graph.initializer if t.name.endswith("1.weight")}
+    stem = next(g for g in model.coupling_groups() if any(m.tensor == "stem.1.weight" for m in g.members))
+    member = next(m for m in stem.members if m.tensor == "stem.1.weight")
+    per_channel = np.bincount(member.channel_array(), weights=np.abs(gammas["stem.1.weight"]))
+    expected = sorted(np.argsort(per_channel, kind="stable")[:stem.channels // 2].tolist())
+    assert list(plan.removed[stem.id]) == expected
+    assert "normalisation scales from the graph" in plan.data_used
