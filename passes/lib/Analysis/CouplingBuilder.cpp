@@ -75,6 +75,10 @@ void CouplingBuilder::markNotFunctionPreserving(ArrayRef<Atom> atoms, StringRef 
       nonPreserving.try_emplace(atom, reason.str());
 }
 
+bool spa::isShapePreservingView(Operation *op) {
+  return isa<onnx::CastOp, onnx::IdentityOp, onnx::SqrtOp, onnx::ReciprocalOp, onnx::NegOp, onnx::AbsOp, onnx::ExpOp>(op);
+}
+
 /// The only axis of `value` longer than 1, if its shape is static and has exactly one.
 static std::optional<int64_t> singleNonUnitAxis(Value value) {
   auto type = dyn_cast<RankedTensorType>(value.getType());
@@ -108,7 +112,7 @@ static std::pair<Value, int64_t> throughLayoutViews(Value value, int64_t axis) {
       else
         axis = *rank - 1 - axis;
       value = transpose.getData();
-    } else if (isa_and_nonnull<onnx::CastOp>(op)) {
+    } else if (op && isShapePreservingView(op)) {
       value = op->getOperand(0);
     } else if (auto reshape = dyn_cast_or_null<onnx::ReshapeOp>(op)) {
       // A per-channel vector reshaped to (1, .., C, .., 1) for broadcasting,
@@ -134,9 +138,6 @@ static std::pair<Value, int64_t> throughLayoutViews(Value value, int64_t axis) {
         value = rhs;
       else
         break;
-    } else if (isa_and_nonnull<onnx::SqrtOp, onnx::ReciprocalOp, onnx::NegOp, onnx::AbsOp, onnx::ExpOp,
-                                onnx::IdentityOp>(op)) {
-      value = op->getOperand(0);
     } else if (isa_and_nonnull<onnx::UnsqueezeOp>(op)) {
       // Per-channel parameters unsqueezed to (C, 1, 1) for broadcasting.
       std::optional<SmallVector<int64_t>> axes = constantInts(op->getOperand(1));
@@ -167,8 +168,7 @@ static bool isConstantExpression(Value value, int depth) {
   Operation *op = value.getDefiningOp();
   if (depth == 0 || !op)
     return false;
-  if (isa<onnx::TransposeOp, onnx::CastOp, onnx::UnsqueezeOp, onnx::ReshapeOp, onnx::SqrtOp, onnx::ReciprocalOp,
-          onnx::NegOp, onnx::AbsOp, onnx::ExpOp, onnx::IdentityOp>(op))
+  if (isa<onnx::TransposeOp, onnx::UnsqueezeOp, onnx::ReshapeOp>(op) || isShapePreservingView(op))
     return isConstantExpression(op->getOperand(0), depth - 1);
   if (op->getNumOperands() == 2 && isa<onnx::AddOp, onnx::SubOp, onnx::MulOp, onnx::DivOp>(op))
     return isConstantExpression(op->getOperand(0), depth - 1) && isConstantExpression(op->getOperand(1), depth - 1);

@@ -247,8 +247,7 @@ struct PrunePass : public spa::impl::SPAPruneBase<PrunePass> {
         if (!other)
           return;
         shape = broadcastShapes(shape, other.getShape());
-      } else if (!isa<onnx::CastOp, onnx::SqrtOp, onnx::ReciprocalOp, onnx::NegOp, onnx::AbsOp, onnx::ExpOp,
-                      onnx::IdentityOp>(op)) {
+      } else if (!isShapePreservingView(op)) {
         return;
       }
       constantDerived.insert(op->getResult(0));

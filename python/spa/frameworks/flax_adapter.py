@@ -26,6 +26,7 @@ from onnx import numpy_helper
 
 from spa.errors import SPAError
 from spa.frameworks.checking import compare_with_onnx
+from spa.frameworks.pipeline import prune_exported
 from spa.groups import Plan
 
 
@@ -98,8 +99,6 @@ def prune(module: Any, example_inputs: Any, criterion: str = "l1", tolerance: fl
     """
     from flax import nnx
 
-    import spa
-
     inputs = example_inputs if isinstance(example_inputs, tuple) else (example_inputs,)
     inputs = tuple(np.asarray(x, dtype=np.float32) for x in inputs)
     fingerprint = nnx.clone(module)
@@ -111,12 +110,8 @@ def prune(module: Any, example_inputs: Any, criterion: str = "l1", tolerance: fl
             fingerprints[path] = rng.standard_normal(value.shape).astype(value.dtype)
             _set(variable, fingerprints[path])
     matches = _match(_export(fingerprint, inputs), fingerprints)
-    source = _export(module, inputs)
-    model = spa.load(source)
-    plan = model.plan(criterion, **plan_options)
-    model.prune(plan)
-    pruned_onnx = model.to_onnx()
-    arrays = {t.name: numpy_helper.to_array(t) for t in pruned_onnx.graph.initializer}
+    pruned = prune_exported(_export(module, inputs), criterion, **plan_options)
+    arrays = pruned.arrays
     result = nnx.clone(module)
     variables = dict(_variables(result))
     params = {path: _get(variable) for path, variable in variables.items()}
@@ -127,8 +122,8 @@ def prune(module: Any, example_inputs: Any, criterion: str = "l1", tolerance: fl
         if path in fingerprints or params[path].shape != _get(variable).shape:
             _set(variable, params[path])
     _fix_widths(result)
-    difference = _check(result, pruned_onnx, inputs, tolerance)
-    return FlaxPruneResult(result, params, pruned_onnx, plan, difference)
+    difference = _check(result, pruned.onnx_model, inputs, tolerance)
+    return FlaxPruneResult(result, params, pruned.onnx_model, pruned.plan, difference)
 
 
 def _fix_widths(module: Any) -> None:

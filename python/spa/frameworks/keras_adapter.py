@@ -25,7 +25,8 @@ import onnx
 
 from spa.errors import SPAError
 from spa.frameworks.checking import compare_with_onnx
-from spa.frameworks.torch_adapter import _named_constants, export
+from spa.frameworks.pipeline import prune_exported
+from spa.frameworks.torch_adapter import export
 from spa.groups import Plan
 
 PREFIX = "_torch_params."
@@ -56,24 +57,17 @@ def prune(model: Any, example_inputs: Any, criterion: str = "l1", tolerance: flo
     import keras
     import torch
 
-    import spa
-
     if keras.backend.backend() != "torch":
         raise SPAError(f"the Keras adapter needs Keras 3 on the torch backend (set KERAS_BACKEND=torch before "
                        f"importing keras); this Keras runs on {keras.backend.backend()}")
     arrays_in = example_inputs if isinstance(example_inputs, tuple) else (example_inputs,)
     tensors = tuple(torch.as_tensor(np.asarray(x, dtype=np.float32)) for x in arrays_in)
-    source = export(model, tensors)
-    pruned_model = spa.load(source)
-    plan = pruned_model.plan(criterion, **plan_options)
-    pruned_model.prune(plan)
-    pruned_onnx = pruned_model.to_onnx()
-    arrays = _named_constants(pruned_onnx)
-    rebuilt = _rebuild(model, arrays)
+    pruned = prune_exported(export(model, tensors), criterion, **plan_options)
+    rebuilt = _rebuild(model, pruned.arrays)
     rebuilt(*arrays_in)  # builds every layer at its new width
-    _assign(rebuilt, model, arrays)
-    difference = _check(rebuilt, pruned_onnx, arrays_in, tolerance)
-    return KerasPruneResult(rebuilt, pruned_onnx, plan, difference)
+    _assign(rebuilt, model, pruned.arrays)
+    difference = _check(rebuilt, pruned.onnx_model, arrays_in, tolerance)
+    return KerasPruneResult(rebuilt, pruned.onnx_model, pruned.plan, difference)
 
 
 def _rebuild(model: Any, arrays: dict[str, np.ndarray]) -> Any:

@@ -25,10 +25,10 @@ from typing import Any
 
 import numpy as np
 import onnx
-from onnx import numpy_helper
 
 from spa.errors import SPAError
 from spa.frameworks.checking import compare_with_onnx
+from spa.frameworks.pipeline import prune_exported
 from spa.groups import Plan
 
 
@@ -71,28 +71,12 @@ def prune(module: Any, example_inputs: Any, criterion: str = "l1", tolerance: fl
     the ONNX model or the pruned copy differs from the pruned ONNX model by
     more than `tolerance` (relative to the output scale).
     """
-    import spa
-
-    source = export(module, example_inputs)
-    model = spa.load(source)
-    plan = model.plan(criterion, **plan_options)
-    model.prune(plan)
-    pruned_onnx = model.to_onnx()
-    arrays = _named_constants(pruned_onnx)
+    pruned = prune_exported(export(module, example_inputs), criterion, **plan_options)
     result = copy.deepcopy(module)
-    _replace_tensors(result, arrays)
+    _replace_tensors(result, pruned.arrays)
     _fix_layer_attributes(result)
-    difference = _check(result, pruned_onnx, example_inputs, tolerance)
-    return TorchPruneResult(result, pruned_onnx, plan, difference)
-
-
-def _named_constants(model: onnx.ModelProto) -> dict[str, np.ndarray]:
-    """Initializers, and Identity copies of them (how the exporter shares equal tensors), by name."""
-    arrays = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
-    for node in model.graph.node:
-        if node.op_type == "Identity" and node.input[0] in arrays:
-            arrays[node.output[0]] = arrays[node.input[0]]
-    return arrays
+    difference = _check(result, pruned.onnx_model, example_inputs, tolerance)
+    return TorchPruneResult(result, pruned.onnx_model, pruned.plan, difference)
 
 
 def _replace_tensors(module: Any, arrays: Mapping[str, np.ndarray]) -> None:

@@ -123,6 +123,10 @@ mlir::ElementsAttr constantElements(mlir::Value value);
 /// (a filled tensor) whose shape is constant.
 bool isSliceableConstant(mlir::Value value);
 
+/// Ops whose result has their first operand's shape and stays per-channel
+/// (Cast, Identity, Sqrt, Reciprocal, Neg, Abs, Exp): constant views pass through them.
+bool isShapePreservingView(mlir::Operation *op);
+
 /// True for a sliceable constant or a Transpose/Cast/Unsqueeze view of one (a weight
 /// an exporter left in another layout); members on views land on the source.
 bool isConstantOrView(mlir::Value value);

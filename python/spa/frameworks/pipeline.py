@@ -1,0 +1,41 @@
+"""The part every adapter shares: prune an exported ONNX model and read the pruned constants by name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from spa.groups import Plan
+
+
+@dataclass
+class PrunedExport:
+    """`plan`: what was removed; `onnx_model`: the pruned model; `arrays`: its constants by name."""
+
+    plan: Plan
+    onnx_model: onnx.ModelProto
+    arrays: dict[str, np.ndarray]
+
+
+def prune_exported(source: onnx.ModelProto, criterion: str, **plan_options: Any) -> PrunedExport:
+    """Load `source` into SPA, plan with `criterion` and `plan_options` (see spa.Model.plan), and prune."""
+    import spa
+
+    model = spa.load(source)
+    plan = model.plan(criterion, **plan_options)
+    model.prune(plan)
+    pruned = model.to_onnx()
+    return PrunedExport(plan, pruned, named_constants(pruned))
+
+
+def named_constants(model: onnx.ModelProto) -> dict[str, np.ndarray]:
+    """Initializers, and Identity copies of them (how exporters share equal tensors), by name."""
+    arrays = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type == "Identity" and node.input[0] in arrays:
+            arrays[node.output[0]] = arrays[node.input[0]]
+    return arrays
