@@ -12,7 +12,7 @@ from spa.exporter import MAIN_FUNCTION
 
 @dataclasses.dataclass(frozen=True)
 class ModelStats:
-    """params: elements of all float initializers (and ConstantOfShape fills); macs: multiply-accumulates of
+    """params: elements of all float constants (initializers, Constant nodes, ConstantOfShape fills); macs: multiply-accumulates of
     Conv/ConvTranspose/Gemm/MatMul for one sample (dynamic dims count as 1)."""
 
     params: int
@@ -86,7 +86,8 @@ def module_stats(module: ir.Module) -> ModelStats:
     params = macs = 0
     with module.context:
         for op in main_ops(module):
-            if op.name in ("onnx.Initializer", "onnx.ConstantOfShape"):  # (light graphs fill weights at run time)
+            # paddle2onnx stores weights as Constant nodes; light graphs fill them at run time (ConstantOfShape)
+            if op.name in ("onnx.Initializer", "onnx.Constant", "onnx.ConstantOfShape"):
                 shaped = op.results[0].type
                 if not shaped.has_static_shape:
                     continue

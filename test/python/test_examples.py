@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 from pathlib import Path
+
+import pytest
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -42,6 +45,16 @@ def test_keras_example(capsys) -> None:
     output = capsys.readouterr().out
     assert "stem filters 16 -> 8, hidden units 32 -> 16" in output
     assert output.count("fine-tuning loss per epoch:") == 1
+
+
+def test_paddle_example(capsys) -> None:
+    pytest.importorskip("paddle")
+    _load("paddle_prune_layer").main()
+    output = capsys.readouterr().out
+    assert "stem channels 16 -> 8, hidden 32 -> 16" in output
+    trained, pruned, tuned = (float(v) for v in re.search(
+        r"accuracy: trained ([\d.]+), pruned ([\d.]+), fine-tuned three epochs ([\d.]+)", output).groups())
+    assert trained > 0.8 and tuned > pruned  # the pruned layer trains on with Paddle's own loop
 
 
 def test_flax_example(capsys) -> None:

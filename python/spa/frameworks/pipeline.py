@@ -33,9 +33,12 @@ def prune_exported(source: onnx.ModelProto, criterion: str, **plan_options: Any)
 
 
 def named_constants(model: onnx.ModelProto) -> dict[str, np.ndarray]:
-    """Initializers, and Identity copies of them (how exporters share equal tensors), by name."""
+    """Initializers, Constant nodes (how paddle2onnx stores weights) and Identity copies of them
+    (how exporters share equal tensors), by name."""
     arrays = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
     for node in model.graph.node:
         if node.op_type == "Identity" and node.input[0] in arrays:
             arrays[node.output[0]] = arrays[node.input[0]]
+        elif node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
+            arrays[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
     return arrays

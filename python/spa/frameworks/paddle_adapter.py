@@ -1,0 +1,164 @@
+"""Prune a PaddlePaddle layer with SPA and get a pruned layer of the same classes back.
+
+    import spa.paddle
+    result = spa.paddle.prune(net, np.random.rand(1, 3, 32, 32).astype("float32"), criterion="l1", ratio=0.3)
+    net = result.layer             # a pruned deep copy of `net`, ready to train on
+
+The layer is exported with paddle2onnx (`paddle.onnx.export`), which names
+every weight by its parameter's unique name (`conv2d_0.w_0`), so each pruned
+constant goes straight back to the parameter it came from. Every parameter
+of a deep copy is replaced by its pruned array and the width attributes that
+Paddle's layers read in `forward` are fixed (Conv channels and depthwise
+groups, norm features, LayerNorm shape, embeddings). The copy is checked
+against the pruned ONNX model in onnxruntime before it is returned.
+"""
+
+from __future__ import annotations
+
+import copy
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+
+from spa.errors import SPAError
+from spa.frameworks.checking import compare_with_onnx
+from spa.frameworks.pipeline import prune_exported
+from spa.groups import Plan
+
+OPSET = 17  # paddle2onnx 2.0 exports opsets 7 to 19
+
+
+@dataclass
+class PaddlePruneResult:
+    """`layer`: the pruned copy; `onnx_model`: the pruned ONNX model; `plan`: what was removed;
+    `max_difference`: largest |layer - onnxruntime| output difference on the example inputs."""
+
+    layer: Any
+    onnx_model: onnx.ModelProto
+    plan: Plan
+    max_difference: float
+
+
+def export(layer: Any, example_inputs: Sequence[np.ndarray]) -> onnx.ModelProto:
+    """`layer` as ONNX through paddle2onnx, inputs named input_0, input_1, ... with a dynamic batch axis."""
+    import paddle
+
+    specs = [paddle.static.InputSpec([None, *np.shape(x)[1:]], str(np.asarray(x).dtype), f"input_{i}")
+             for i, x in enumerate(example_inputs)]
+    was_training = layer.training
+    layer.eval()
+    try:
+        with tempfile.TemporaryDirectory(prefix="spa-paddle-") as folder:
+            prefix = str(Path(folder) / "model")
+            paddle.onnx.export(layer, prefix, input_spec=specs, opset_version=OPSET)
+            return onnx.load(prefix + ".onnx")
+    except SPAError:
+        raise
+    except Exception as error:
+        raise SPAError(f"Paddle adapter: paddle.onnx.export failed on {type(layer).__name__} "
+                       f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})") from None
+    finally:
+        layer.train() if was_training else layer.eval()
+
+
+def prune(layer: Any, example_inputs: Any, criterion: str = "l1", tolerance: float = 1e-4,
+          **plan_options: Any) -> PaddlePruneResult:
+    """Prune `layer` (left unchanged) and return a pruned deep copy of the same classes.
+
+    `example_inputs` is an array or tuple of arrays (NumPy or paddle tensors;
+    the batch axis is exported as dynamic); `criterion` and `plan_options` are
+    those of `spa.Model.plan`. Raises SPAError when a parameter cannot be
+    matched to the ONNX model or the pruned copy differs from the pruned ONNX
+    model by more than `tolerance` (relative to the output scale).
+    """
+    inputs = tuple(_as_array(x) for x in (example_inputs if isinstance(example_inputs, tuple) else (example_inputs,)))
+    pruned = prune_exported(export(layer, inputs), criterion, **plan_options)
+    result = copy.deepcopy(layer)
+    _replace_parameters(result, layer, pruned.arrays)
+    _fix_layer_attributes(result)
+    difference = _check(result, pruned.onnx_model, inputs, tolerance)
+    return PaddlePruneResult(result, pruned.onnx_model, pruned.plan, difference)
+
+
+def _as_array(value: Any) -> np.ndarray:
+    return value.numpy() if hasattr(value, "numpy") else np.asarray(value)
+
+
+def _replace_parameters(copy_: Any, original: Any, arrays: Mapping[str, np.ndarray]) -> None:
+    """Each parameter of the copy takes the pruned array exported under the original's unique name."""
+    import paddle
+
+    exported_names = {path: parameter.name for path, parameter in original.named_parameters()}
+    for path, parameter in list(copy_.named_parameters()):
+        value = arrays.get(exported_names[path])
+        if value is None:
+            if any(d > 1 for d in parameter.shape):
+                raise SPAError(f"Paddle adapter: parameter {path} ({exported_names[path]}) is not in the exported "
+                               "ONNX model under its own name; the layer cannot be patched")
+            continue
+        if tuple(value.shape) == tuple(parameter.shape):
+            parameter.set_value(value.astype(parameter.numpy().dtype))
+            continue
+        replacement = paddle.create_parameter(list(value.shape), parameter.dtype,
+                                              default_initializer=paddle.nn.initializer.Assign(value))
+        replacement.stop_gradient = parameter.stop_gradient
+        replacement.trainable = parameter.trainable
+        owner, _, leaf = path.rpartition(".")
+        parent = copy_
+        for part in filter(None, owner.split(".")):
+            parent = getattr(parent, part)
+        setattr(parent, leaf, replacement)
+
+
+def _fix_layer_attributes(layer: Any) -> None:
+    """Make the widths Paddle's layers keep (and read in forward) agree with their pruned weights."""
+    from paddle import nn
+
+    transposed = (nn.Conv1DTranspose, nn.Conv2DTranspose, nn.Conv3DTranspose)
+    for sub in layer.sublayers(include_self=True):
+        if isinstance(sub, nn.layer.conv._ConvNd):
+            first, per_group = sub.weight.shape[0], sub.weight.shape[1]
+            if isinstance(sub, transposed):  # weight is (in, out / groups, ...)
+                sub._in_channels, sub._out_channels = first, per_group * sub._groups
+            else:
+                if sub._groups > 1 and sub._groups == sub._in_channels and per_group == 1:  # depthwise
+                    sub._groups = first // max(sub._out_channels // sub._in_channels, 1)
+                sub._in_channels, sub._out_channels = per_group * sub._groups, first
+        elif isinstance(sub, nn.Linear):
+            sub._in_features, sub._out_features = sub.weight.shape  # paddle keeps (in, out)
+        elif isinstance(sub, (nn.layer.norm._BatchNormBase, nn.layer.norm._InstanceNormBase)):
+            source = next((p for p in sub.parameters() if p is not None), None)
+            if source is not None:
+                sub._num_features = source.shape[0]
+        elif isinstance(sub, nn.GroupNorm) and sub.weight is not None:
+            sub._num_channels = sub.weight.shape[0]
+        elif isinstance(sub, nn.LayerNorm) and sub.weight is not None:
+            sub._normalized_shape = list(sub.weight.shape)
+        elif isinstance(sub, nn.Embedding):
+            sub._num_embeddings, sub._embedding_dim = sub.weight.shape
+            sub._size = list(sub.weight.shape)
+
+
+def _check(layer: Any, pruned: onnx.ModelProto, inputs: tuple[np.ndarray, ...], tolerance: float) -> float:
+    import paddle
+
+    was_training = layer.training
+    layer.eval()
+    try:
+        with paddle.no_grad():
+            expected = layer(*[paddle.to_tensor(x) for x in inputs])
+    except Exception as error:
+        raise SPAError(f"Paddle adapter: the pruned layer fails on the example inputs ({type(error).__name__}: "
+                       f"{str(error).splitlines()[0] if str(error) else ''}); its forward uses a width SPA cannot "
+                       "patch, such as hard-coded split sizes; prune the ONNX model instead") from None
+    finally:
+        layer.train() if was_training else layer.eval()
+    expected = list(expected) if isinstance(expected, (list, tuple)) else [expected]
+    feeds = {f"input_{i}": x for i, x in enumerate(inputs)}
+    return compare_with_onnx("Paddle adapter: the pruned layer", [e.numpy() for e in expected], pruned, feeds,
+                             tolerance)
