@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 
 import spa
 from spa.errors import SPAError
@@ -22,7 +23,8 @@ def _export(args: argparse.Namespace) -> None:
     from spa.exporter import save_module
     from spa.mlir_files import read_module
 
-    save_module(read_module(args.module), args.output, external_data=True if args.external_data else None)
+    save_module(read_module(args.module), args.output, external_data=True if args.external_data else None,
+                opset=args.opset)
 
 
 def _analyze(args: argparse.Namespace) -> None:
@@ -70,7 +72,7 @@ def _prune(args: argparse.Namespace) -> None:
     groups = model.coupling_groups()
     model.prune(plan)
     after = model.stats()
-    model.save(args.output)
+    model.save(args.output, opset=args.opset)
     print(f"criterion {args.criterion}: removed {plan.removed_count()} channels from "
           f"{sum(1 for c in plan.removed.values() if c)} of {sum(g.prunable for g in groups)} prunable groups")
     print(f"data used: {plan.data_used}")
@@ -98,6 +100,16 @@ def _demo(args: argparse.Namespace) -> None:
     run_demo()
 
 
+def _add_opset_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--opset", type=int, metavar="N",
+                        help="write the model at default-domain opset N (default: the opset it came with, "
+                             "where onnx's version converter can convert back; a warning says when not)")
+
+
+def _print_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"spa: warning: {message}", file=sys.stderr)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="spa", description="Structurally Prune Anything: structured pruning of ONNX models.")
@@ -116,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     exporter.add_argument("-o", "--output", required=True, help="output ONNX model file")
     exporter.add_argument("--external-data", action="store_true",
                           help="store weights in OUTPUT.data beside the model (automatic above 2 GB)")
+    _add_opset_option(exporter)
     exporter.set_defaults(run=_export)
 
     analyze = commands.add_parser("analyze", help="show the groups of coupled channels of an ONNX model")
@@ -143,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="initializers whose groups must not be pruned")
     prune.add_argument("--plan-out", help="write the plan (removed indices per tensor) as JSON")
     prune.add_argument("--seed", type=int, default=0, help="seed of the random criterion and synthetic inputs")
+    _add_opset_option(prune)
     obspa = prune.add_argument_group("obspa", "options of --criterion obspa")
     obspa.add_argument("--calibration", metavar="DATA.npz",
                        help="inputs to estimate layer Hessians from (.npz with one array per model input, "
@@ -165,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the process exit code (0 success, 1 bad input, 2 usage)."""
     args = build_parser().parse_args(argv)
+    warnings.showwarning = _print_warning  # one readable line per warning, not a source location
     try:
         args.run(args)
     except SPAError as error:

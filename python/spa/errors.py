@@ -6,3 +6,7 @@ class SPAError(Exception):
 
     The CLI prints it as one line (``error: <message>``) and exits non-zero.
     """
+
+
+class SPAWarning(UserWarning):
+    """SPA did something other than asked, and says what (e.g. an adapter returned a converted model)."""

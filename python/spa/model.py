@@ -263,12 +263,13 @@ class Model:
         self._groups = None
 
     # -- writing ---------------------------------------------------------------
-    def to_onnx(self) -> onnx.ModelProto:
-        return export_module(self.module)
+    def to_onnx(self, opset: int | None = None) -> onnx.ModelProto:
+        """The model as ONNX, at `opset` or (None) the opset it was loaded with where onnx can convert back."""
+        return export_module(self.module, opset=opset)
 
-    def save(self, path: str | Path, external_data: bool | None = None) -> None:
-        """Write the model as ONNX (atomically; external data above 2 GB or when asked)."""
-        save_module(self.module, path, external_data)
+    def save(self, path: str | Path, external_data: bool | None = None, opset: int | None = None) -> None:
+        """Write the model as ONNX (atomically; external data above 2 GB or when asked; `opset` as in to_onnx)."""
+        save_module(self.module, path, external_data, opset)
 
 
 _NORM_OPS = ("onnx.BatchNormalization", "onnx.InstanceNormalization", "onnx.LayerNormalization",

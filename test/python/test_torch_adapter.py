@@ -12,7 +12,7 @@ from torch import nn
 
 import spa
 import spa.torch
-from spa.errors import SPAError
+from spa.errors import SPAError, SPAWarning
 from spa.groups import Plan, plan_to_dict
 
 CI_MODELS = ["residual", "concat", "grouped_conv", "depthwise_residual", "squeeze_excite", "concat_chain",
@@ -82,11 +82,42 @@ def test_obspa_through_the_adapter_keeps_its_corrections() -> None:
     assert corrected_error < 0.7 * uncorrected_error, (corrected_error, uncorrected_error)
 
 
-def test_modules_with_hard_coded_widths_are_refused() -> None:
+def test_modules_with_hard_coded_widths_are_refused_without_the_fallback() -> None:
     builder, shape = torch_zoo.ZOO["split"]
     torch.manual_seed(0)
     with pytest.raises(SPAError, match="uses a width SPA cannot patch"):
-        spa.torch.prune(builder().eval(), torch.randn(*shape), criterion="l1", ratio=0.3)
+        spa.torch.prune(builder().eval(), torch.randn(*shape), criterion="l1", ratio=0.3, fallback=False)
+
+
+class _HardCodedFlatten(nn.Module):
+    """forward flattens to a literal width, which the pruned copy cannot keep."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.bn = nn.BatchNorm2d(8)
+        self.head = nn.Linear(8 * 4 * 4, 5)
+
+    def forward(self, x):
+        return self.head(torch.relu(self.bn(self.conv(x))).reshape(-1, 128))
+
+
+def test_modules_with_hard_coded_widths_come_back_converted_by_onnx2torch() -> None:
+    pytest.importorskip("onnx2torch")
+    torch.manual_seed(0)
+    net = _HardCodedFlatten().eval()
+    with pytest.warns(SPAWarning, match="converted by onnx2torch"):
+        result = spa.torch.prune(net, torch.randn(2, 3, 4, 4), criterion="l1", ratio=0.5)
+    assert not result.patched and type(result.module) is not type(net)
+    x = torch.randn(3, 3, 4, 4)
+    with torch.no_grad():
+        got = result.module(x).numpy()
+    np.testing.assert_allclose(got, _run_onnx(result.onnx_model, x), rtol=1e-4, atol=1e-5)
+    assert sum(p.numel() for p in result.module.parameters()) < sum(p.numel() for p in net.parameters())
+    result.module.train()
+    loss = result.module(x).square().mean()
+    loss.backward()  # the converted module is an ordinary trainable torch module
+    assert all(p.grad is not None for p in result.module.parameters() if p.requires_grad)
 
 
 class _ChannelsLastBlock(nn.Module):

@@ -22,7 +22,8 @@ from spa.errors import SPAError
 from spa import tensors
 from spa.exporter.external_data import ExternalDataWriter, initializer_bytes
 from spa.exporter.graph_exporter import GraphExporter, TensorSink
-from spa.importer import DEFAULT_DOMAIN, INPUT_ORDER, MAIN_FUNCTION
+from spa.exporter.opset import convert_opset
+from spa.importer import DEFAULT_DOMAIN, INPUT_ORDER, MAIN_FUNCTION, SOURCE_IR_VERSION, SOURCE_OPSET
 from spa.onnx_types import to_type_proto
 
 __all__ = ["export_module", "save_model", "save_module"]
@@ -63,12 +64,15 @@ def _io_name(attributes: ir.Attribute, index: int, fallback: str) -> tuple[str, 
     return ir.StringAttr(entry["onnx.name"]).value, params
 
 
-def export_module(module: ir.Module, tensor_sink: TensorSink = tensors.to_tensor_proto) -> onnx.ModelProto:
+def export_module(module: ir.Module, tensor_sink: TensorSink = tensors.to_tensor_proto,
+                  opset: int | None = None) -> onnx.ModelProto:
     """Export an onnx-dialect module (as made by spa.importer) to an ONNX ModelProto.
 
     `tensor_sink` makes each initializer's TensorProto (in memory by default;
-    see save_module for external data). Raises SPAError when the module holds
-    something ONNX cannot express.
+    see save_module for external data). `opset` is the default-domain opset
+    to write; None gives the model the opset it was imported with (keeping
+    SPA's with a SPAWarning if onnx cannot convert back). Raises SPAError when
+    the module holds something ONNX cannot express, or `opset` cannot be written.
     """
     with module.context:
         function = _main_function(module)
@@ -91,7 +95,13 @@ def export_module(module: ir.Module, tensor_sink: TensorSink = tensors.to_tensor
                 proto.type.CopyFrom(to_type_proto(value.type, params))
         if INPUT_ORDER in attrs:
             _reorder_inputs(graph, [ir.StringAttr(a).value for a in ir.ArrayAttr(attrs[INPUT_ORDER])])
-        return _model(attrs, graph)
+        model = _model(attrs, graph)
+        if opset is not None:
+            return convert_opset(model, opset, required=True)
+        if SOURCE_OPSET in attrs:
+            return convert_opset(model, ir.IntegerAttr(attrs[SOURCE_OPSET]).value,
+                                 ir.IntegerAttr(attrs[SOURCE_IR_VERSION]).value)
+        return model
 
 
 def _reorder_inputs(graph: onnx.GraphProto, order: list[str]) -> None:
@@ -134,23 +144,24 @@ def save_model(model: onnx.ModelProto, path: str | Path) -> None:
         onnx.save_model(model, str(staged / Path(path).name))
 
 
-def save_module(module: ir.Module, path: str | Path, external_data: bool | None = None) -> None:
+def save_module(module: ir.Module, path: str | Path, external_data: bool | None = None,
+                opset: int | None = None) -> None:
     """Export an onnx-dialect module and write it to `path` atomically.
 
     external_data: True writes weights to `<name>.data` beside the model,
     False keeps them inside; None (default) uses external data only when the
     weights would exceed protobuf's 2 GB limit. Weights then go straight from
-    MLIR to the data file, never through protobuf.
+    MLIR to the data file, never through protobuf. `opset` as in export_module.
     """
     path = Path(path)
     if external_data is None:
         external_data = initializer_bytes(module) > _EXTERNAL_DATA_THRESHOLD
     if not external_data:
-        save_model(export_module(module), path)
+        save_model(export_module(module, opset=opset), path)
         return
     location = f"{path.name}.data"
     with _staging(path, [location]) as staged, open(staged / location, "wb") as data:
-        model = export_module(module, ExternalDataWriter(data, location))
+        model = export_module(module, ExternalDataWriter(data, location), opset)
         onnx.save_model(model, str(staged / path.name))
 
 

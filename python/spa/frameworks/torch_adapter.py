@@ -11,14 +11,18 @@ deep copy is replaced by its pruned array, and the layer attributes that
 describe widths are fixed (Conv in/out channels and depthwise groups, Linear
 features, BatchNorm/InstanceNorm/GroupNorm channels, LayerNorm shape,
 embeddings). The copy is checked against the pruned ONNX model in
-onnxruntime before it is returned; a module whose pruned copy does not
-reproduce it raises SPAError instead of handing back something silently wrong.
+onnxruntime before it is returned. A module that cannot be patched (its
+forward hard-codes a width, say) is never handed back silently wrong: with
+onnx2torch installed, the pruned ONNX model is converted to a torch.fx
+module instead (checked the same way, `result.patched` is False and a
+SPAWarning says why); without it, or with `fallback=False`, SPAError is raised.
 """
 
 from __future__ import annotations
 
 import copy
 import io
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -26,21 +30,27 @@ from typing import Any
 import numpy as np
 import onnx
 
-from spa.errors import SPAError
+from spa.errors import SPAError, SPAWarning
+from spa.exporter.opset import convert_opset
 from spa.frameworks.checking import compare_with_onnx
 from spa.frameworks.pipeline import prune_exported
 from spa.groups import Plan
+from spa.importer.model_prep import default_opset
+
+ONNX2TORCH_OPSET = 17  # the newest opset whose operators onnx2torch 1.5 converts
 
 
 @dataclass
 class TorchPruneResult:
     """`module`: the pruned copy; `onnx_model`: the pruned ONNX model; `plan`: what was removed;
-    `max_difference`: largest |module - onnxruntime| output difference on the example inputs."""
+    `max_difference`: largest |module - onnxruntime| output difference on the example inputs;
+    `patched`: True when `module` has the original's classes, False when it was converted by onnx2torch."""
 
     module: Any
     onnx_model: onnx.ModelProto
     plan: Plan
     max_difference: float
+    patched: bool = True
 
 
 def export(module: Any, example_inputs: Any) -> onnx.ModelProto:
@@ -60,23 +70,49 @@ def export(module: Any, example_inputs: Any) -> onnx.ModelProto:
     return onnx.load_from_string(buffer.getvalue())
 
 
-def prune(module: Any, example_inputs: Any, criterion: str = "l1", tolerance: float = 1e-4,
+def prune(module: Any, example_inputs: Any, criterion: str = "l1", tolerance: float = 1e-4, fallback: bool = True,
           **plan_options: Any) -> TorchPruneResult:
     """Prune `module` (left unchanged) and return a pruned deep copy of the same classes.
 
     `example_inputs` is a tensor or a tuple of tensors (the batch axis is
     dynamic); `criterion` and `plan_options` are those of `spa.Model.plan`
     (ratio, target_flops, global_ranking, round_to, protect, calibration,
-    provider, ...). Raises SPAError when a parameter cannot be matched to
-    the ONNX model or the pruned copy differs from the pruned ONNX model by
-    more than `tolerance` (relative to the output scale).
+    provider, ...). When a parameter cannot be matched to the ONNX model or
+    the pruned copy differs from the pruned ONNX model by more than
+    `tolerance` (relative to the output scale), the result is the pruned
+    ONNX model converted by onnx2torch if `fallback` (with a SPAWarning),
+    else SPAError.
     """
     pruned = prune_exported(export(module, example_inputs), criterion, **plan_options)
-    result = copy.deepcopy(module)
-    _replace_tensors(result, pruned.arrays)
-    _fix_layer_attributes(result)
-    difference = _check(result, pruned.onnx_model, example_inputs, tolerance)
-    return TorchPruneResult(result, pruned.onnx_model, pruned.plan, difference)
+    try:
+        result = copy.deepcopy(module)
+        _replace_tensors(result, pruned.arrays)
+        _fix_layer_attributes(result)
+        difference = _check(result, pruned.onnx_model, example_inputs, tolerance)
+        return TorchPruneResult(result, pruned.onnx_model, pruned.plan, difference)
+    except SPAError as error:
+        if not fallback:
+            raise
+        reason = error
+    converted = _convert(pruned.onnx_model, reason).train(module.training)
+    difference = _check(converted, pruned.onnx_model, example_inputs, tolerance)
+    warnings.warn(f"{reason}; returned the pruned ONNX model converted by onnx2torch instead (a torch.fx module, "
+                  "not your classes; result.patched is False)", SPAWarning, stacklevel=2)
+    return TorchPruneResult(converted, pruned.onnx_model, pruned.plan, difference, patched=False)
+
+
+def _convert(pruned: onnx.ModelProto, reason: SPAError) -> Any:
+    """The pruned ONNX model as a torch.fx module, by onnx2torch; re-raises `reason` if that cannot be done."""
+    try:
+        from onnx2torch import convert
+    except ImportError:
+        raise SPAError(f"{reason} (install onnx2torch to get the pruned model as a converted torch module "
+                       "instead)") from None
+    try:
+        return convert(convert_opset(pruned, min(default_opset(pruned), ONNX2TORCH_OPSET), required=True))
+    except Exception as error:
+        raise SPAError(f"{reason}; onnx2torch cannot convert the pruned model either ({type(error).__name__}: "
+                       f"{str(error).splitlines()[0] if str(error) else ''})") from None
 
 
 def _replace_tensors(module: Any, arrays: Mapping[str, np.ndarray]) -> None:
@@ -135,7 +171,7 @@ def _check(module: Any, pruned: onnx.ModelProto, example_inputs: Any, tolerance:
     try:
         with torch.no_grad():
             expected = module(*inputs)
-    except Exception as error:  # noqa: BLE001 - any failure of user code means the same thing here
+    except Exception as error:
         raise SPAError(f"PyTorch adapter: the pruned module fails on the example inputs ({type(error).__name__}: "
                        f"{str(error).splitlines()[0]}); its forward uses a width SPA cannot patch, such as "
                        "hard-coded split sizes; prune the ONNX model instead (spa.load / Model.prune)") from None

@@ -18,13 +18,15 @@ from mlir.dialects import func
 from spa.context import new_context
 from spa.errors import SPAError
 from spa.importer.graph_importer import GRAPH_INPUT, GraphImporter, Scope
-from spa.importer.model_prep import ImportConfig, LoadedModel, load, normalise
+from spa.importer.model_prep import ImportConfig, LoadedModel, default_opset, load, normalise
 from spa.onnx_types import from_type_proto
 
 __all__ = ["ImportConfig", "import_model"]
 
 MAIN_FUNCTION = "main_graph"
 INPUT_ORDER = "onnx.input_order"
+SOURCE_OPSET = "spa.source_opset"  # set when the importer converted the model up to SPA_OPSET
+SOURCE_IR_VERSION = "spa.source_ir_version"
 DEFAULT_DOMAIN = "ai.onnx"  # the default domain's name in `onnx.opset_import` (MLIR keys cannot be empty)
 
 
@@ -42,6 +44,7 @@ def import_model(source: str | Path | onnx.ModelProto, config: ImportConfig = Im
     with context, ir.Location.unknown():
         module = ir.Module.create()
         _set_model_attributes(module, loaded.proto)
+        _record_source_version(module, loaded)
         _import_main_graph(module, loaded)
     if not module.operation.verify():
         raise SPAError(f"{loaded.label}: the imported module does not verify")
@@ -89,6 +92,14 @@ def _io_attributes(name: str, dim_params: list[str]) -> ir.Attribute:
     if any(dim_params):
         attributes["onnx.dim_params"] = ir.ArrayAttr.get([ir.StringAttr.get(p) for p in dim_params])
     return ir.DictAttr.get(attributes)
+
+
+def _record_source_version(module: ir.Module, loaded: LoadedModel) -> None:
+    """Remember the opset and IR version a converted model came with, so export can give them back."""
+    i64 = ir.IntegerType.get_signless(64)
+    if loaded.source_opset is not None and loaded.source_opset != default_opset(loaded.proto):
+        module.operation.attributes[SOURCE_OPSET] = ir.IntegerAttr.get(i64, loaded.source_opset)
+        module.operation.attributes[SOURCE_IR_VERSION] = ir.IntegerAttr.get(i64, loaded.source_ir_version)
 
 
 def _set_model_attributes(module: ir.Module, model: onnx.ModelProto) -> None:

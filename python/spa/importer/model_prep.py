@@ -51,6 +51,8 @@ class LoadedModel:
     label: str
     base_dir: Path | None
     weights: dict[str, onnx.TensorProto] = dataclasses.field(default_factory=dict)
+    source_opset: int | None = None  # the default-domain opset and IR version before conversion
+    source_ir_version: int | None = None
 
 
 def load(source: str | Path | onnx.ModelProto) -> LoadedModel:
@@ -84,6 +86,7 @@ def normalise(model: LoadedModel, config: ImportConfig) -> None:
         _check(model)
     proto = model.proto
     opset = default_opset(proto)
+    model.source_opset, model.source_ir_version = opset, proto.ir_version
     if opset > SPA_OPSET:
         raise SPAError(f"{label}: opset {opset} is newer than the opset SPA supports ({SPA_OPSET})")
     if opset < SPA_OPSET and config.convert_opset:
@@ -102,12 +105,16 @@ def normalise(model: LoadedModel, config: ImportConfig) -> None:
 
 
 def _check(model: LoadedModel) -> None:
+    check_structure(model.proto, model.label)
+
+
+def check_structure(proto: onnx.ModelProto, label: str, full_check: bool = False) -> None:
     """onnx.checker on the graph's structure, with big initializers standing in as inputs.
 
     Checking the weights' bytes too would cost more than loading the model;
-    their sizes are checked when they are read (spa.tensors).
+    their sizes are checked when they are read (spa.tensors). `full_check`
+    adds strict shape and type inference.
     """
-    proto = model.proto
     stubs = [t for t in proto.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
     structure = onnx.ModelProto()
     structure.CopyFrom(proto)
@@ -119,9 +126,9 @@ def _check(model: LoadedModel) -> None:
         structure.graph.input.extend(onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims))
                                      for t in stubs if t.name not in listed)
     try:
-        onnx.checker.check_model(structure)
-    except (onnx.checker.ValidationError, ValueError) as error:
-        raise SPAError(f"{model.label}: invalid ONNX model: {_first_line(error)}") from None
+        onnx.checker.check_model(structure, full_check=full_check)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError, ValueError) as error:
+        raise SPAError(f"{label}: invalid ONNX model: {_first_line(error)}") from None
 
 
 def _nbytes(tensor: onnx.TensorProto) -> int:
@@ -135,18 +142,34 @@ def _nbytes(tensor: onnx.TensorProto) -> int:
 
 def _take_out_weights(model: LoadedModel) -> None:
     """Replace big in-file initializers by data-less stubs, keeping the originals aside."""
-    initializers = model.proto.graph.initializer
+    model.weights.update(detach_weights(model.proto))
+
+
+def detach_weights(proto: onnx.ModelProto) -> dict[str, onnx.TensorProto]:
+    """Replace the big in-file initializers of `proto` by data-less stubs and return the originals by name,
+    so that onnx's checker, converter and shape inference do not copy the weights."""
+    initializers = proto.graph.initializer
     kept = list(initializers)
     del initializers[:]  # detaches the messages without copying their data
+    detached = {}
     for tensor in kept:
         external = tensor.data_location == onnx.TensorProto.EXTERNAL
         if external or _nbytes(tensor) <= _DETACH_BYTES:
             initializers.append(tensor)  # external data is already a stub
             continue
-        model.weights[tensor.name] = tensor
+        detached[tensor.name] = tensor
         stub = initializers.add(name=tensor.name, data_type=tensor.data_type, dims=tensor.dims,
                                 data_location=onnx.TensorProto.EXTERNAL)
         stub.external_data.add(key="location", value=_DETACHED)
+    return detached
+
+
+def attach_weights(proto: onnx.ModelProto, weights: dict[str, onnx.TensorProto]) -> None:
+    """Put the tensors `detach_weights` took out back in place of their stubs."""
+    initializers = proto.graph.initializer
+    kept = list(initializers)
+    del initializers[:]
+    initializers.extend(weights.get(t.name, t) if t.data_location == onnx.TensorProto.EXTERNAL else t for t in kept)
 
 
 def _first_line(error: Exception) -> str:

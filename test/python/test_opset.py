@@ -1,0 +1,92 @@
+"""Pruned models keep the opset they came with (SPA converts to its own opset on import, and back on export)."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+import spa
+from conftest import random_inputs, run
+from onnx import helper, numpy_helper
+from oracle import masked_model, random_plan
+from spa.cli import main
+from spa.errors import SPAError, SPAWarning
+from spa.groups import plan_to_dict
+
+
+def _conv_net(opset: int, split: bool = False) -> onnx.ModelProto:
+    """Conv -> Relu -> ReduceMean (axes an attribute before opset 18, an input after) -> Gemm,
+    or with `split`, Conv -> Split into two halves -> Concat (Split has no down-converter from 18)."""
+    rng = np.random.default_rng(0)
+    weights = [numpy_helper.from_array(rng.standard_normal((8, 3, 3, 3)).astype(np.float32), "conv.weight"),
+               numpy_helper.from_array(rng.standard_normal((5, 8)).astype(np.float32), "fc.weight")]
+    nodes = [helper.make_node("Conv", ["x", "conv.weight"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c"], ["r"])]
+    if split:
+        if opset >= 13:
+            weights.append(numpy_helper.from_array(np.array([4, 4], np.int64), "sizes"))
+            nodes.append(helper.make_node("Split", ["r", "sizes"], ["a", "b"], axis=1))
+        else:
+            nodes.append(helper.make_node("Split", ["r"], ["a", "b"], axis=1, split=[4, 4]))
+        nodes.append(helper.make_node("Concat", ["b", "a"], ["r2"], axis=1))
+    else:
+        nodes.append(helper.make_node("Identity", ["r"], ["r2"]))
+    nodes += [helper.make_node("ReduceMean", ["r2"], ["m"], axes=[2, 3], keepdims=0),
+              helper.make_node("Gemm", ["m", "fc.weight"], ["y"], transB=1)]
+    graph = helper.make_graph(nodes, "net", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 3, 6, 6])],
+                              [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 5])], weights)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 7
+    onnx.checker.check_model(model)
+    return model
+
+
+def _opset(model: onnx.ModelProto) -> int:
+    return next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+
+
+def test_a_pruned_model_is_written_at_the_opset_it_came_with() -> None:
+    source = _conv_net(13)
+    model = spa.load(source)
+    plan = random_plan(model.coupling_groups(), 0.5)
+    masked = masked_model(model.to_onnx(), plan_to_dict(plan, model.coupling_groups()))
+    model.prune(plan)
+    pruned = model.to_onnx()
+    assert (_opset(pruned), pruned.ir_version) == (13, 7)
+    reduce_mean = next(n for n in pruned.graph.node if n.op_type == "ReduceMean")
+    assert [a.name for a in reduce_mean.attribute if a.name == "axes"] == ["axes"]  # opset 13's form
+    onnx.checker.check_model(pruned)
+    feeds = random_inputs(source)
+    np.testing.assert_allclose(run(pruned, feeds)[0], run(masked, feeds)[0], rtol=1e-5, atol=1e-5)
+
+
+def test_an_opset_asked_for_is_written() -> None:
+    model = spa.load(_conv_net(13))
+    assert _opset(model.to_onnx(opset=spa.importer.model_prep.SPA_OPSET)) == spa.importer.model_prep.SPA_OPSET
+    assert _opset(model.to_onnx(opset=15)) == 15
+
+
+def test_an_opset_onnx_cannot_convert_back_to_keeps_spas_and_says_why() -> None:
+    model = spa.load(_conv_net(13, split=True))
+    with pytest.warns(SPAWarning, match="cannot write the model at opset 13.*Split.*keeps opset"):
+        exported = model.to_onnx()
+    assert _opset(exported) == spa.importer.model_prep.SPA_OPSET
+    onnx.checker.check_model(exported)
+    with pytest.raises(SPAError, match="cannot write the model at opset 13"):
+        model.to_onnx(opset=13)
+
+
+def test_cli_opset_option_and_warning(tmp_path, capsys) -> None:
+    source = tmp_path / "split.onnx"
+    onnx.save(_conv_net(13, split=True), source)
+    out = tmp_path / "pruned.onnx"
+    assert main(["prune", str(source), "-o", str(out)]) == 0
+    assert "spa: warning: onnx's version converter cannot write the model at opset 13" in capsys.readouterr().err
+    assert _opset(onnx.load(out)) == spa.importer.model_prep.SPA_OPSET
+    refused = tmp_path / "refused.onnx"
+    assert main(["prune", str(source), "-o", str(refused), "--opset", "13"]) == 1
+    assert "Split" in capsys.readouterr().err and not refused.exists()
+    plain = tmp_path / "plain.onnx"
+    onnx.save(_conv_net(13), plain)
+    assert main(["prune", str(plain), "-o", str(out), "--opset", "16"]) == 0
+    assert _opset(onnx.load(out)) == 16
