@@ -3,7 +3,7 @@
 SPA works at SPA_OPSET: the importer converts older models up, because the
 dialect is generated for that opset. Deployment runtimes often accept only
 the opset a model came with, so export converts back down with onnx's
-version converter (weights detached, so it never copies them). The converter
+version converter, on a copy of the graph without its big weights. The converter
 lacks adapters for many versions that only widened type lists (Identity,
 Conv, ...): nodes whose operator has the same inputs, outputs and
 attributes at both opsets are carried over unchanged and the result is
@@ -20,48 +20,73 @@ import onnx
 from onnx import defs, version_converter
 
 from spa.errors import SPAError, SPAWarning
-from spa.importer.model_prep import (
-    SPA_OPSET,
-    attach_weights,
-    check_structure,
-    default_opset,
-    detach_weights,
-)
+from spa.importer.model_prep import SPA_OPSET, check_structure, default_opset, is_big
 
 UNCHANGED_DOMAIN = "spa.unchanged"  # where nodes the converter need not touch wait during conversion
 
 
 def convert_opset(model: onnx.ModelProto, target: int, ir_version: int | None = None,
                   required: bool = False) -> onnx.ModelProto:
-    """`model` at default-domain opset `target` (and at least `ir_version`), or unchanged if it cannot be.
-
-    `required` turns a failed conversion into SPAError instead of a warning.
+    """Convert `model` in place to default-domain opset `target` (IR version at least `ir_version`);
+    returns it, unchanged if onnx cannot convert it. `required` turns that case into SPAError
+    instead of a SPAWarning. Big weights are neither copied nor touched.
     """
     current = default_opset(model)
     if target == current:
         return model
     if not 1 <= target <= SPA_OPSET:
         raise SPAError(f"opset {target} is not one SPA can write (1 to {SPA_OPSET})")
-    weights = detach_weights(model)
-    parked = _park_unchanged(model, current, target)
+    structure = _structure(model)
+    _park_unchanged(structure, current, target)
     try:
-        converted = version_converter.convert_version(model, target)
+        converted = version_converter.convert_version(structure, target)
         _unpark(converted)
         check_structure(converted, "the converted model", full_check=True)
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - the converter raises RuntimeError or ValueError
         reason = str(error).strip().splitlines()[-1].split("failed:")[-1].strip()
         message = f"onnx's version converter cannot write the model at opset {target} ({reason})"
         if required:
             raise SPAError(message) from None
         warnings.warn(f"{message}; it keeps opset {current}", SPAWarning, stacklevel=3)
         return model
-    finally:  # `model` is the caller's: give it its nodes and weights back
-        _unpark(model, parked)
-        attach_weights(model, weights)
-    attach_weights(converted, weights)
-    minimum = onnx.helper.find_min_ir_version_for(list(converted.opset_import), ignore_unknown=True)
-    converted.ir_version = max(minimum, ir_version or 0)
-    return converted
+    _graft(model, converted)
+    minimum = onnx.helper.find_min_ir_version_for(list(model.opset_import), ignore_unknown=True)
+    model.ir_version = max(minimum, ir_version or 0)
+    return model
+
+
+def _structure(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy of `model` whose big initializers are data-less stubs (what the converter needs)."""
+    structure = onnx.ModelProto(ir_version=model.ir_version, opset_import=model.opset_import)
+    graph, source = structure.graph, model.graph
+    graph.name = source.name
+    for field in ("node", "input", "output", "value_info", "sparse_initializer"):
+        getattr(graph, field).extend(getattr(source, field))
+    for tensor in source.initializer:
+        if is_big(tensor):
+            graph.initializer.add(name=tensor.name, data_type=tensor.data_type, dims=tensor.dims,
+                                  data_location=onnx.TensorProto.EXTERNAL).external_data.add(key="location",
+                                                                                            value="spa-stub")
+        else:
+            graph.initializer.append(tensor)
+    return structure
+
+
+def _graft(model: onnx.ModelProto, converted: onnx.ModelProto) -> None:
+    """Give `model` the converted nodes, opsets and small initializers, keeping its big ones in place."""
+    graph, new = model.graph, converted.graph
+    for field in ("node", "value_info"):
+        del getattr(graph, field)[:]
+        getattr(graph, field).extend(getattr(new, field))
+    del model.opset_import[:]
+    model.opset_import.extend(converted.opset_import)
+    stubs = {t.name for t in new.initializer if t.data_location == onnx.TensorProto.EXTERNAL and
+             any(e.value == "spa-stub" for e in t.external_data)}
+    for index in reversed(range(len(graph.initializer))):  # by index: the big tensors are never copied
+        tensor = graph.initializer[index]
+        if not (is_big(tensor) and tensor.name in stubs):
+            del graph.initializer[index]
+    graph.initializer.extend(t for t in new.initializer if t.name not in stubs)
 
 
 def _signature(schema: defs.OpSchema) -> tuple:
@@ -69,9 +94,9 @@ def _signature(schema: defs.OpSchema) -> tuple:
             sorted(schema.attributes))
 
 
-def _park_unchanged(model: onnx.ModelProto, current: int, target: int) -> bool:
+def _park_unchanged(model: onnx.ModelProto, current: int, target: int) -> None:
     """Move default-domain nodes whose operator signature is the same at both opsets out of the
-    converter's way; True if any were moved."""
+    converter's way."""
     same: dict[str, bool] = {}
     parked = False
     for node in model.graph.node:
@@ -88,12 +113,9 @@ def _park_unchanged(model: onnx.ModelProto, current: int, target: int) -> bool:
             parked = True
     if parked:
         model.opset_import.add(domain=UNCHANGED_DOMAIN, version=1)
-    return parked
 
 
-def _unpark(model: onnx.ModelProto, parked: bool = True) -> None:
-    if not parked:
-        return
+def _unpark(model: onnx.ModelProto) -> None:
     for node in model.graph.node:
         if node.domain == UNCHANGED_DOMAIN:
             node.domain = ""

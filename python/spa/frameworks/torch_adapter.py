@@ -109,7 +109,9 @@ def _convert(pruned: onnx.ModelProto, reason: SPAError) -> Any:
         raise SPAError(f"{reason} (install onnx2torch to get the pruned model as a converted torch module "
                        "instead)") from None
     try:
-        return convert(convert_opset(pruned, min(default_opset(pruned), ONNX2TORCH_OPSET), required=True))
+        copy_ = onnx.ModelProto()
+        copy_.CopyFrom(pruned)  # converted in place; the result keeps the pruned model as it is
+        return convert(convert_opset(copy_, min(default_opset(pruned), ONNX2TORCH_OPSET), required=True))
     except Exception as error:
         raise SPAError(f"{reason}; onnx2torch cannot convert the pruned model either ({type(error).__name__}: "
                        f"{str(error).splitlines()[0] if str(error) else ''})") from None

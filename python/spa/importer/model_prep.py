@@ -142,34 +142,22 @@ def _nbytes(tensor: onnx.TensorProto) -> int:
 
 def _take_out_weights(model: LoadedModel) -> None:
     """Replace big in-file initializers by data-less stubs, keeping the originals aside."""
-    model.weights.update(detach_weights(model.proto))
-
-
-def detach_weights(proto: onnx.ModelProto) -> dict[str, onnx.TensorProto]:
-    """Replace the big in-file initializers of `proto` by data-less stubs and return the originals by name,
-    so that onnx's checker, converter and shape inference do not copy the weights."""
-    initializers = proto.graph.initializer
+    initializers = model.proto.graph.initializer
     kept = list(initializers)
     del initializers[:]  # detaches the messages without copying their data
-    detached = {}
     for tensor in kept:
-        external = tensor.data_location == onnx.TensorProto.EXTERNAL
-        if external or _nbytes(tensor) <= _DETACH_BYTES:
-            initializers.append(tensor)  # external data is already a stub
+        if not is_big(tensor):
+            initializers.append(tensor)  # small, or external data (already a stub)
             continue
-        detached[tensor.name] = tensor
+        model.weights[tensor.name] = tensor
         stub = initializers.add(name=tensor.name, data_type=tensor.data_type, dims=tensor.dims,
                                 data_location=onnx.TensorProto.EXTERNAL)
         stub.external_data.add(key="location", value=_DETACHED)
-    return detached
 
 
-def attach_weights(proto: onnx.ModelProto, weights: dict[str, onnx.TensorProto]) -> None:
-    """Put the tensors `detach_weights` took out back in place of their stubs."""
-    initializers = proto.graph.initializer
-    kept = list(initializers)
-    del initializers[:]
-    initializers.extend(weights.get(t.name, t) if t.data_location == onnx.TensorProto.EXTERNAL else t for t in kept)
+def is_big(tensor: onnx.TensorProto) -> bool:
+    """An in-file initializer worth keeping away from onnx's checker, converter and shape inference."""
+    return tensor.data_location != onnx.TensorProto.EXTERNAL and _nbytes(tensor) > _DETACH_BYTES
 
 
 def _first_line(error: Exception) -> str:
