@@ -10,6 +10,5 @@ __version__ = "0.1.0"
 def load(source, config=None):
     """Import an ONNX model (path or ModelProto); see spa.model.load."""
     from spa.model import load as _load
-    from spa.importer import ImportConfig
 
-    return _load(source, config or ImportConfig())
+    return _load(source) if config is None else _load(source, config)

@@ -14,7 +14,7 @@ def _import(args: argparse.Namespace) -> None:
     from spa.importer import ImportConfig, import_model
     from spa.mlir_files import write_module
 
-    config = ImportConfig(check=not args.no_check)
+    config = ImportConfig(check=not args.no_check, fold_shapes=args.fold_shapes)
     module = import_model(args.model, config)
     write_module(module, args.output)
 
@@ -121,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     importer.add_argument("-o", "--output", required=True,
                           help="output MLIR file: .mlir for text, .mlirbc for bytecode")
     importer.add_argument("--no-check", action="store_true", help="skip onnx.checker on the input")
+    importer.add_argument("--fold-shapes", action="store_true",
+                          help="fold static shape arithmetic into constants (as `spa prune` does), so that "
+                               "spa-opt's passes can follow computed Reshape/Expand targets")
     importer.set_defaults(run=_import)
 
     exporter = commands.add_parser("export", help="convert an MLIR module (onnx dialect) to an ONNX model")

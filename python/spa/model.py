@@ -291,7 +291,11 @@ def _data_used(criterion, provider: Provider | None, scored: int, prunable: int)
     return text
 
 
-def load(source: str | Path | onnx.ModelProto, config: ImportConfig = ImportConfig()) -> Model:
-    """Import an ONNX file or ModelProto as a Model."""
+FOR_PRUNING = ImportConfig(fold_shapes=True)
+
+
+def load(source: str | Path | onnx.ModelProto, config: ImportConfig = FOR_PRUNING) -> Model:
+    """Import an ONNX file or ModelProto as a Model (by default with static shape arithmetic folded,
+    so that computed Reshape/Expand targets can be pruned; see ImportConfig)."""
     label = str(source) if not isinstance(source, onnx.ModelProto) else (source.graph.name or "<model>")
     return Model(import_model(source, config), label)

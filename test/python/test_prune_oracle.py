@@ -11,12 +11,11 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-
 from conftest import LIGHT_MODELS, random_inputs, run
 from oracle import prune_and_mask
 
 TORCH_MODELS = ["residual", "concat", "grouped_conv", "depthwise_residual", "attention",
-                "channel_shuffle", "squeeze_excite", "split", "concat_chain", "resnext_block", "shape_derived_heads"]
+                "channel_shuffle", "squeeze_excite", "split", "concat_chain", "resnext_block", "shape_derived_heads", "torch_mha"]
 
 
 def check_against_oracle(source, min_removed: int = 1) -> dict:
@@ -46,3 +45,17 @@ def test_pytorch_models_prune_like_the_oracle(name: str, dynamo: bool) -> None:
     import torch_zoo
 
     check_against_oracle(torch_zoo.export(name, dynamo))
+
+
+def test_torch_attention_groups_are_all_prunable() -> None:
+    """Shape-derived targets (the packed q/k/v unflatten, the class token's Expand, the
+    attention scale) are folded on import, so only the graph output blocks a group."""
+    pytest.importorskip("torch")
+    import spa
+    import torch_zoo
+
+    groups = spa.load(torch_zoo.export("torch_mha", dynamo=False)).coupling_groups()
+    blocked = [g.reasons for g in groups if not g.prunable]
+    assert blocked == [("graph output",)], blocked
+    head_dims = [g for g in groups if g.prunable and g.channels == 4]  # q/k head dims shared by the 4 heads
+    assert head_dims and all(g.function_preserving for g in head_dims)

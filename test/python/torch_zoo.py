@@ -218,3 +218,28 @@ class ShapeDerivedHeads(nn.Module):
 
 
 ZOO["shape_derived_heads"] = (ShapeDerivedHeads, (2, 6, 16))
+
+
+class TorchMultiheadAttention(nn.Module):
+    """A ViT-style encoder block: a class token expanded to the batch, torch's own
+    nn.MultiheadAttention (packed q/k/v projection unflattened by a Shape-derived
+    target, scale 1/sqrt(Shape(q)[-1])), an MLP and residual adds."""
+
+    def __init__(self, dim: int = 16, heads: int = 4):
+        super().__init__()
+        self.embed = nn.Linear(12, dim)
+        self.class_token = nn.Parameter(torch.randn(1, 1, dim))
+        self.attention = nn.MultiheadAttention(dim, heads)
+        self.mlp = nn.Sequential(nn.Linear(dim, 32), nn.GELU(), nn.Linear(32, dim))
+        self.head = nn.Linear(dim, 3)
+
+    def forward(self, x):
+        x = self.embed(x)
+        x = torch.cat([self.class_token.expand(x.shape[0], -1, -1), x], dim=1)
+        y = x.transpose(0, 1)  # (length, batch, dim), torch's default layout
+        x = x + self.attention(y, y, y, need_weights=False)[0].transpose(0, 1)
+        x = x + self.mlp(x)
+        return self.head(x[:, 0])
+
+
+ZOO["torch_mha"] = (TorchMultiheadAttention, (1, 6, 12))

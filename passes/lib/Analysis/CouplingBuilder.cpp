@@ -96,9 +96,9 @@ static std::optional<int64_t> singleNonUnitAxis(Value value) {
 }
 
 /// The constant a weight is a layout view of: exporters for channels-last
-/// frameworks (and unfolded exports) feed Transpose, Cast, Unsqueeze or a
-/// broadcasting Reshape of an initializer, or per-channel arithmetic with a
-/// scalar, to an op; the member then lives on the initializer's axis that
+/// frameworks (and unfolded exports) feed Transpose, Cast, Unsqueeze, Expand
+/// or a broadcasting Reshape of an initializer, or per-channel arithmetic with
+/// a scalar, to an op; the member then lives on the initializer's axis that
 /// lands on `axis`. spa-prune re-derives the views' types and targets.
 static std::pair<Value, int64_t> throughLayoutViews(Value value, int64_t axis) {
   while (!isSliceableConstant(value)) {
@@ -138,6 +138,21 @@ static std::pair<Value, int64_t> throughLayoutViews(Value value, int64_t axis) {
         value = rhs;
       else
         break;
+    } else if (auto expand = dyn_cast_or_null<onnx::ExpandOp>(op)) {
+      // A constant broadcast along other axes (a class token expanded to the
+      // batch): a view of the source when the target leaves the channel axis
+      // alone (an entry of 1, or none).
+      std::optional<SmallVector<int64_t>> target = constantInts(expand.getShape());
+      std::optional<int64_t> inRank = rankOf(expand.getInput()), outRank = rankOf(expand->getResult(0));
+      if (!target || !inRank || !outRank)
+        break;
+      int64_t sourceAxis = axis - (*outRank - *inRank);
+      int64_t targetAxis = axis - (*outRank - static_cast<int64_t>(target->size()));
+      if (sourceAxis < 0 || staticDim(expand.getInput(), sourceAxis) == std::optional<int64_t>(1) ||
+          (targetAxis >= 0 && (*target)[targetAxis] != 1))
+        break;
+      axis = sourceAxis;
+      value = expand.getInput();
     } else if (isa_and_nonnull<onnx::UnsqueezeOp>(op)) {
       // Per-channel parameters unsqueezed to (C, 1, 1) for broadcasting.
       std::optional<SmallVector<int64_t>> axes = constantInts(op->getOperand(1));
@@ -168,7 +183,7 @@ static bool isConstantExpression(Value value, int depth) {
   Operation *op = value.getDefiningOp();
   if (depth == 0 || !op)
     return false;
-  if (isa<onnx::TransposeOp, onnx::UnsqueezeOp, onnx::ReshapeOp>(op) || isShapePreservingView(op))
+  if (isa<onnx::TransposeOp, onnx::UnsqueezeOp, onnx::ReshapeOp, onnx::ExpandOp>(op) || isShapePreservingView(op))
     return isConstantExpression(op->getOperand(0), depth - 1);
   if (op->getNumOperands() == 2 && isa<onnx::AddOp, onnx::SubOp, onnx::MulOp, onnx::DivOp>(op))
     return isConstantExpression(op->getOperand(0), depth - 1) && isConstantExpression(op->getOperand(1), depth - 1);

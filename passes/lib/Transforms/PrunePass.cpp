@@ -195,8 +195,8 @@ struct PrunePass : public spa::impl::SPAPruneBase<PrunePass> {
       fixChannelCounts(op, oldTypes);
   }
 
-  /// Transpose/Cast/Unsqueeze views of constants (see throughLayoutViews in the
-  /// analysis) take their shape from the sliced constant.
+  /// Transpose/Cast/Unsqueeze/Expand views of constants (see throughLayoutViews
+  /// in the analysis) take their shape from the sliced constant.
   void refreshLayoutViews(ModuleOp module) {
     llvm::DenseSet<Value> constantDerived;
     auto isConstant = [&](Value v) { return isSliceableConstant(v) || constantDerived.contains(v); };
@@ -242,6 +242,11 @@ struct PrunePass : public spa::impl::SPAPruneBase<PrunePass> {
         for (int64_t &size : shape)
           if (size != 1)
             size = length;
+      } else if (auto expand = dyn_cast<onnx::ExpandOp>(op)) {
+        std::optional<SmallVector<int64_t>> target = constantInts(expand.getShape());
+        if (!target)
+          return;
+        shape = broadcastShapes(shape, *target);
       } else if (binary) {
         auto other = dyn_cast<RankedTensorType>(op->getOperand(1).getType());
         if (!other)

@@ -18,6 +18,7 @@ import onnx
 from onnx import shape_inference, version_converter
 
 from spa.errors import SPAError
+from spa.importer.shape_folding import fold_shape_arithmetic, has_shape_arithmetic
 
 SPA_OPSET = 26  # the newest opset onnxruntime 1.31 runs; the dialect is generated for it
 _DETACH_BYTES = 1024  # initializers larger than this are taken out during normalisation
@@ -31,11 +32,15 @@ class ImportConfig:
     check: run onnx.checker first and reject invalid models.
     convert_opset: convert older default-domain opsets to SPA_OPSET.
     infer_shapes: run ONNX shape inference so values carry ranked types.
+    fold_shapes: fold static shape arithmetic (Shape -> Slice -> Concat ...) into
+        constants, so computed Reshape/Expand targets can be read and rewritten
+        (spa.load does; a plain import keeps the graph as it is).
     """
 
     check: bool = True
     convert_opset: bool = True
     infer_shapes: bool = True
+    fold_shapes: bool = False
 
 
 @dataclasses.dataclass
@@ -97,11 +102,17 @@ def normalise(model: LoadedModel, config: ImportConfig) -> None:
     proto.ir_version = max(proto.ir_version, onnx.helper.find_min_ir_version_for(
         list(proto.opset_import), ignore_unknown=True))
     if config.infer_shapes:
-        try:
-            proto = shape_inference.infer_shapes(proto, data_prop=True)
-        except Exception as error:
-            raise SPAError(f"{label}: shape inference failed: {_first_line(error)}") from None
+        proto = _infer_shapes(proto, label)
+        if config.fold_shapes and has_shape_arithmetic(proto.graph):
+            proto = _infer_shapes(fold_shape_arithmetic(proto), label)  # folded targets give new shapes
     model.proto = proto
+
+
+def _infer_shapes(proto: onnx.ModelProto, label: str) -> onnx.ModelProto:
+    try:
+        return shape_inference.infer_shapes(proto, data_prop=True)
+    except Exception as error:
+        raise SPAError(f"{label}: shape inference failed: {_first_line(error)}") from None
 
 
 def _check(model: LoadedModel) -> None:

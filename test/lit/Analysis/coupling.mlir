@@ -218,3 +218,48 @@ func.func @main_graph(%x: tensor<1x3x2x2xf32>) -> tensor<1x2x2x2xf32> {
   %z = "onnx.Conv"(%m, %w2, %none) : (tensor<1x4x2x2xf32>, tensor<2x4x1x1xf32>, none) -> tensor<1x2x2x2xf32>
   return %z : tensor<1x2x2x2xf32>
 }
+
+// -----
+
+// Unit axes carry no data: (L, 1, 6) -> (L, 2, 3) splits the channels into 2 heads
+// of 3 (torch's attention layout), so head dim j of both heads is one channel; a
+// Slice of the Shape that leaves the channel entry out does not read the channel count.
+// CHECK-LABEL: "groups"
+// CHECK-SAME: "channels":3,{{.*}}"function_preserving":true,"id":0,"members":[{"axis":1,"channel_of_position":[0,1,2,0,1,2],"role":"producer","tensor":"w"},{"axis":0,"channel_of_position":[0,1,2,0,1,2],"role":"consumer","tensor":"w2"}
+// CHECK-SAME: "prunable":true
+func.func @main_graph(%x: tensor<5x1x4xf32>) -> tensor<5x1x2xf32> {
+  %w = onnx.Initializer "w" = dense<1.0> : tensor<4x6xf32>
+  %w2 = onnx.Initializer "w2" = dense<1.0> : tensor<6x2xf32>
+  %back = onnx.Initializer "back" = dense<[5, 1, 6]> : tensor<3xi64>
+  %start = onnx.Initializer "start" = dense<[0]> : tensor<1xi64>
+  %end = onnx.Initializer "end" = dense<[2]> : tensor<1xi64>
+  %target = onnx.Initializer "target" = dense<[5, 2, 3]> : tensor<3xi64>
+  %none = onnx.NoValue
+  %y = "onnx.MatMul"(%x, %w) : (tensor<5x1x4xf32>, tensor<4x6xf32>) -> tensor<5x1x6xf32>
+  %shape = "onnx.Shape"(%y) : (tensor<5x1x6xf32>) -> tensor<3xi64>
+  %lead = "onnx.Slice"(%shape, %start, %end, %none, %none) : (tensor<3xi64>, tensor<1xi64>, tensor<1xi64>, none, none) -> tensor<2xi64>
+  %h = "onnx.Reshape"(%y, %target) : (tensor<5x1x6xf32>, tensor<3xi64>) -> tensor<5x2x3xf32>
+  %r = "onnx.Relu"(%h) : (tensor<5x2x3xf32>) -> tensor<5x2x3xf32>
+  %m = "onnx.Reshape"(%r, %back) : (tensor<5x2x3xf32>, tensor<3xi64>) -> tensor<5x1x6xf32>
+  %z = "onnx.MatMul"(%m, %w2) : (tensor<5x1x6xf32>, tensor<6x2xf32>) -> tensor<5x1x2xf32>
+  return %z : tensor<5x1x2xf32>
+}
+
+// -----
+
+// A class token expanded to the batch (Expand with a target of ones) and concatenated
+// with the tokens is a view of the token's channel axis.
+// CHECK-LABEL: "groups"
+// CHECK-SAME: "channels":4,{{.*}}"id":0,"members":[{"axis":1,"channel_of_position":[0,1,2,3],"role":"producer","tensor":"w"},{"axis":2,"channel_of_position":[0,1,2,3],"role":"{{[a-z]+}}","tensor":"token"}
+// CHECK-SAME: "prunable":true
+func.func @main_graph(%x: tensor<1x3x2xf32>) -> tensor<1x4x2xf32> {
+  %w = onnx.Initializer "w" = dense<1.0> : tensor<2x4xf32>
+  %w2 = onnx.Initializer "w2" = dense<1.0> : tensor<4x2xf32>
+  %token = onnx.Initializer "token" = dense<0.5> : tensor<1x1x4xf32>
+  %ones = onnx.Initializer "ones" = dense<1> : tensor<3xi64>
+  %y = "onnx.MatMul"(%x, %w) : (tensor<1x3x2xf32>, tensor<2x4xf32>) -> tensor<1x3x4xf32>
+  %t = "onnx.Expand"(%token, %ones) : (tensor<1x1x4xf32>, tensor<3xi64>) -> tensor<1x1x4xf32>
+  %c = "onnx.Concat"(%t, %y) {axis = 1 : i64} : (tensor<1x1x4xf32>, tensor<1x3x4xf32>) -> tensor<1x4x4xf32>
+  %z = "onnx.MatMul"(%c, %w2) : (tensor<1x4x4xf32>, tensor<4x2xf32>) -> tensor<1x4x2xf32>
+  return %z : tensor<1x4x2xf32>
+}

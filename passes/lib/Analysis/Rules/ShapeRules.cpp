@@ -14,6 +14,7 @@
 
 #include "mlir/IR/BuiltinTypes.h"
 
+#include <algorithm>
 #include <numeric>
 
 using namespace mlir;
@@ -144,8 +145,31 @@ void reshapeRule(Operation *op, CouplingBuilder &builder) {
     builder.block(input->atoms, where + " has a computed target shape");
     return;
   }
-  ArrayRef<int64_t> in = inType.getShape(), out = outType.getShape();
-  int64_t axis = input->axis, inRank = in.size(), outRank = out.size();
+  // Static unit axes carry no data: match without them ((L, 1, C) -> (L, H, D)
+  // in torch's attention) and map positions back to the real output axes.
+  SmallVector<int64_t> in, out, outPosition;
+  int64_t axis = -1;
+  for (auto [i, size] : llvm::enumerate(inType.getShape())) {
+    if (static_cast<int64_t>(i) == input->axis)
+      axis = in.size();
+    if (size != 1 || static_cast<int64_t>(i) == input->axis)
+      in.push_back(size);
+  }
+  for (auto [i, size] : llvm::enumerate(outType.getShape()))
+    if (size != 1) {
+      out.push_back(size);
+      outPosition.push_back(i);
+    }
+  int64_t inRank = in.size(), outRank = out.size();
+  auto track = [&](int64_t squeezedAxis, ArrayRef<Atom> atoms) {
+    builder.track(result, outPosition[squeezedAxis], atoms);
+  };
+  auto computedTarget = [&](int64_t squeezedAxis) {
+    if (constantAt(outPosition[squeezedAxis]))
+      return false;
+    builder.block(input->atoms, where + " has a computed target size for the channels");
+    return true;
+  };
   // Longest common prefix of equal dims (dynamic ones included), up to the channel axis.
   int64_t common = 0;
   while (common < axis && common < outRank && in[common] == out[common])
@@ -159,11 +183,11 @@ void reshapeRule(Operation *op, CouplingBuilder &builder) {
   while (last < inRank && !ShapedType::isDynamic(in[last]) && merged < out[common])
     merged *= in[last++];
   if (merged == out[common] && last > axis) {
-    if (!constantAt(common)) {
-      builder.block(input->atoms, where + " has a computed target size for the channels");
+    if (computedTarget(common))
       return;
-    }
-    trackMerged(result, common, *input, in, common, last, builder);
+    int64_t outer = product(ArrayRef<int64_t>(in).slice(common, axis - common));
+    int64_t inner = product(ArrayRef<int64_t>(in).slice(axis + 1, last - axis - 1));
+    track(common, blockMap(input->atoms, outer, inner));
     return;
   }
   // Split: in[axis] -> out[axis] x ... x out[last] (prefix and suffix unchanged);
@@ -173,16 +197,14 @@ void reshapeRule(Operation *op, CouplingBuilder &builder) {
     factors *= out[lastFactor++];
   --lastFactor;
   if (common == axis && factors == in[axis] && lastFactor > axis &&
-      in.drop_front(axis + 1) == out.drop_front(lastFactor + 1)) {
-    if (!constantAt(lastFactor)) {
-      builder.block(input->atoms, where + " has a computed target size for the channels");
+      ArrayRef<int64_t>(in).drop_front(axis + 1) == ArrayRef<int64_t>(out).drop_front(lastFactor + 1)) {
+    if (computedTarget(lastFactor))
       return;
-    }
     int64_t size = out[lastFactor], copies = in[axis] / size;
     SmallVector<Atom> atoms(input->atoms.begin(), input->atoms.begin() + size);
     for (int64_t copy = 1; copy < copies; ++copy)
       builder.uniteAll(atoms, ArrayRef<Atom>(input->atoms).slice(copy * size, size));
-    builder.track(result, lastFactor, atoms);
+    track(lastFactor, atoms);
     return;
   }
   // Other axes regrouped (e.g. windows of a spatial grid) while the channel
@@ -193,14 +215,13 @@ void reshapeRule(Operation *op, CouplingBuilder &builder) {
       return std::nullopt;
     return product(dims);
   };
-  if (outAxis >= 0 && in.drop_front(axis) == out.drop_front(outAxis)) {
-    std::optional<int64_t> before = staticProduct(in.take_front(axis)), after = staticProduct(out.take_front(outAxis));
+  if (outAxis >= 0 && ArrayRef<int64_t>(in).drop_front(axis) == ArrayRef<int64_t>(out).drop_front(outAxis)) {
+    std::optional<int64_t> before = staticProduct(ArrayRef<int64_t>(in).take_front(axis));
+    std::optional<int64_t> after = staticProduct(ArrayRef<int64_t>(out).take_front(outAxis));
     if (before && before == after) {
-      if (!constantAt(outAxis)) {
-        builder.block(input->atoms, where + " has a computed target size for the channels");
+      if (computedTarget(outAxis))
         return;
-      }
-      builder.track(result, outAxis, input->atoms);
+      track(outAxis, input->atoms);
       return;
     }
   }
@@ -316,6 +337,26 @@ void sliceRule(Operation *op, CouplingBuilder &builder) {
 
 /// Shape reads sizes only; but a computation on the channel count (e.g. an
 /// attention scale sqrt(head_dim)) changes when channels are removed.
+/// Whether Slice `slice` of a 1-D shape of `length` entries may read entry `entry`
+/// (true unless its bounds are constants that leave the entry out).
+bool sliceReads(Operation *slice, int64_t length, int64_t entry) {
+  auto optional = [&](unsigned index) -> std::optional<SmallVector<int64_t>> {
+    if (slice->getNumOperands() <= index || isa<NoneType>(slice->getOperand(index).getType()))
+      return SmallVector<int64_t>{};
+    return constantInts(slice->getOperand(index));
+  };
+  std::optional<SmallVector<int64_t>> starts = constantInts(slice->getOperand(1)),
+                                      ends = constantInts(slice->getOperand(2)), axes = optional(3),
+                                      steps = optional(4);
+  if (!starts || !ends || !axes || !steps || starts->size() != 1 || ends->size() != 1 ||
+      llvm::any_of(*axes, [](int64_t a) { return a != 0 && a != -1; }) ||
+      llvm::any_of(*steps, [](int64_t s) { return s != 1; }))
+    return true;
+  auto clampIndex = [&](int64_t i) { return std::clamp(i < 0 ? i + length : i, int64_t{0}, length); };
+  int64_t first = clampIndex(starts->front()), last = clampIndex(ends->front());
+  return entry >= first && entry < last;
+}
+
 void shapeRule(Operation *op, CouplingBuilder &builder) {
   const TrackedAxis *input = builder.lookup(op->getOperand(0));
   std::optional<int64_t> rank = rankOf(op->getOperand(0));
@@ -331,6 +372,8 @@ void shapeRule(Operation *op, CouplingBuilder &builder) {
     std::optional<SmallVector<int64_t>> indices = gather ? constantInts(gather.getIndices()) : std::nullopt;
     if (indices && !llvm::is_contained(*indices, channelEntry) &&
         !llvm::is_contained(*indices, channelEntry - (end - start)))
+      continue;
+    if (isa<onnx::SliceOp>(user) && !sliceReads(user, end - start, channelEntry))
       continue;
     builder.markNotFunctionPreserving(input->atoms, describe(op) + " reads the channel count");
     return;
