@@ -7,8 +7,11 @@ PyTorch's exporter computes Reshape and Expand targets at run time from
 SPA can only follow and rewrite targets it can read, and a scale read from a
 pruned axis would silently change after pruning; folding the parts that are
 static makes both constants. onnxscript's constant folder does the work;
-`should_fold` keeps it to integer shape arithmetic and scalars, so no weight
-is ever folded into an anonymous constant (adapters find weights by name).
+`should_fold` keeps it to integer shape arithmetic and scalars, and the
+Identity nodes through which exporters share equal weights are hidden from
+it (its Identity forwarding would make two layers share one tensor, coupling
+their channels), so no weight is ever folded or re-shared (adapters find
+weights by name).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import onnx
 
 SHAPE_OPS = {"Shape", "Size"}
+HIDDEN_DOMAIN = "spa.weight_copies"  # where Identity copies of weights wait while the folder runs
 MAX_INTEGER_ELEMENTS = 4096  # shape-like integer tensors are tiny; anything larger is data
 
 
@@ -45,6 +49,49 @@ def fold_shape_arithmetic(model: onnx.ModelProto) -> onnx.ModelProto:
                 return False
         return True
 
-    ir_model = ir.serde.deserialize_model(model)
-    fold_constants(ir_model, should_fold=should_fold)
-    return ir.serde.serialize_model(ir_model)
+    hidden = _hide_weight_copies(model)
+    try:
+        ir_model = ir.serde.deserialize_model(model)
+    finally:
+        _restore(model, hidden)
+    fold_constants(ir_model, should_fold=should_fold, onnx_shape_inference=True)  # shapes of folded pads, ...)
+    folded = ir.serde.serialize_model(ir_model)
+    _restore(folded, hidden)
+    return folded
+
+
+def _weights(graph: onnx.GraphProto) -> set[str]:
+    """Names of the float tensors with more than one element given as initializers or Constant nodes."""
+    def is_weight(tensor: onnx.TensorProto) -> bool:
+        floating = tensor.data_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE,
+                                        onnx.TensorProto.BFLOAT16)
+        return floating and any(d != 1 for d in tensor.dims)
+
+    names = {t.name for t in graph.initializer if is_weight(t)}
+    names |= {n.output[0] for n in graph.node if n.op_type == "Constant" and n.attribute
+              and n.attribute[0].name == "value" and is_weight(n.attribute[0].t)}
+    return names
+
+
+def _hide_weight_copies(model: onnx.ModelProto) -> bool:
+    """Move the main graph's Identity nodes of weights into HIDDEN_DOMAIN; True if there were any."""
+    weights = _weights(model.graph)
+    hidden = False
+    for node in model.graph.node:
+        if node.domain in ("", "ai.onnx") and node.op_type == "Identity" and node.input[0] in weights:
+            node.domain = HIDDEN_DOMAIN
+            hidden = True
+    if hidden:
+        model.opset_import.add(domain=HIDDEN_DOMAIN, version=1)
+    return hidden
+
+
+def _restore(model: onnx.ModelProto, hidden: bool) -> None:
+    if not hidden:
+        return
+    for node in model.graph.node:
+        if node.domain == HIDDEN_DOMAIN:
+            node.domain = ""
+    kept = [o for o in model.opset_import if o.domain != HIDDEN_DOMAIN]
+    del model.opset_import[:]
+    model.opset_import.extend(kept)

@@ -1,0 +1,59 @@
+"""spa.load folds static shape arithmetic, and nothing else: weights keep their names and their layers."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+import spa
+from spa.importer import ImportConfig
+
+F = onnx.TensorProto.FLOAT
+
+
+def _two_layers_sharing_an_equal_bias() -> onnx.ModelProto:
+    """Two hidden layers whose (equal, zero) biases the exporter shares through Identity copies,
+    a ConstantOfShape weight placeholder, and a Reshape whose target is computed from Shape."""
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(rng.standard_normal((4, 6)).astype(np.float32), "w1"),
+             numpy_helper.from_array(rng.standard_normal((6, 6)).astype(np.float32), "w2"),
+             numpy_helper.from_array(np.zeros(6, np.float32), "bias"),
+             numpy_helper.from_array(np.array([6, 3], np.int64), "fill_shape"),
+             numpy_helper.from_array(np.array([0], np.int64), "zero"),
+             numpy_helper.from_array(np.array([-1], np.int64), "rest")]
+    nodes = [
+        helper.make_node("Identity", ["bias"], ["bias_a"]),
+        helper.make_node("Identity", ["bias"], ["bias_b"]),
+        helper.make_node("MatMul", ["x", "w1"], ["h1"]), helper.make_node("Add", ["h1", "bias_a"], ["a1"]),
+        helper.make_node("Relu", ["a1"], ["r1"]),
+        helper.make_node("MatMul", ["r1", "w2"], ["h2"]), helper.make_node("Add", ["h2", "bias_b"], ["a2"]),
+        helper.make_node("Relu", ["a2"], ["r2"]),
+        helper.make_node("ConstantOfShape", ["fill_shape"], ["w3"],
+                         value=numpy_helper.from_array(np.array([0.5], np.float32))),
+        helper.make_node("MatMul", ["r2", "w3"], ["h3"]),
+        # target = Concat(Shape(h3)[0:1], [-1]): computed, but static here
+        helper.make_node("Shape", ["h3"], ["s"]), helper.make_node("Gather", ["s", "zero"], ["batch"], axis=0),
+        helper.make_node("Concat", ["batch", "rest"], ["target"], axis=0),
+        helper.make_node("Reshape", ["h3", "target"], ["y"]),
+    ]
+    graph = helper.make_graph(nodes, "shared", [helper.make_tensor_value_info("x", F, [2, 4])],
+                              [helper.make_tensor_value_info("y", F, [2, 3])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_weights_shared_by_value_keep_their_own_layers_and_placeholders_stay() -> None:
+    model = spa.load(_two_layers_sharing_an_equal_bias())
+    hidden = [g for g in model.coupling_groups() if g.channels == 6]
+    assert len(hidden) == 2, [g.details() for g in hidden]  # not merged into one through the shared bias
+    assert all(g.prunable for g in hidden)
+    exported = model.to_onnx()
+    ops = [n.op_type for n in exported.graph.node]
+    assert "ConstantOfShape" in ops  # a float fill is a weight, never folded
+    assert "Shape" not in ops  # the static target was folded
+    assert {"w1", "w2", "bias"} <= {t.name for t in exported.graph.initializer}
+
+
+def test_a_plain_import_keeps_the_shape_arithmetic() -> None:
+    exported = spa.load(_two_layers_sharing_an_equal_bias(), ImportConfig()).to_onnx()
+    assert "Shape" in [n.op_type for n in exported.graph.node]
