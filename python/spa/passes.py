@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 
 from mlir import ir
 from mlir.passmanager import PassManager
@@ -23,29 +21,27 @@ def run_pipeline(module: ir.Module, pipeline: str) -> None:
             raise SPAError(details) from None
 
 
-def _option_path(path: str) -> str:
-    # Pass options are parsed MLIR-style: quote the path so any character is safe.
-    return '"' + path.replace("\\", "\\\\").replace('"', '\\"') + '"'
+GROUPS_ATTRIBUTE = "spa.coupling_groups"  # where spa-channel-coupling{attach} leaves its JSON
+PLAN_ATTRIBUTE = "spa.plan"  # where spa-prune reads a plan handed over in memory
 
 
 def coupling_groups(module: ir.Module) -> list[Group]:
     """The channel groups of `module` (spa-channel-coupling), as Group objects."""
-    handle, path = tempfile.mkstemp(prefix="spa-groups-", suffix=".json")
-    os.close(handle)
-    try:
-        run_pipeline(module, f"builtin.module(spa-channel-coupling{{output={_option_path(path)}}})")
-        with open(path, encoding="utf-8") as stream:
-            return load_groups(json.load(stream))
-    finally:
-        os.unlink(path)
+    run_pipeline(module, "builtin.module(spa-channel-coupling{attach=true})")
+    with module.context:
+        attributes = module.operation.attributes
+        text = ir.StringAttr(attributes[GROUPS_ATTRIBUTE]).value
+        del attributes[GROUPS_ATTRIBUTE]
+    return load_groups(json.loads(text))
 
 
 def apply_plan(module: ir.Module, plan: Plan, groups: list[Group]) -> None:
     """Remove the plan's channels from `module` in place (spa-prune)."""
-    handle, path = tempfile.mkstemp(prefix="spa-plan-", suffix=".json")
+    with module.context:
+        module.operation.attributes[PLAN_ATTRIBUTE] = ir.StringAttr.get(plan_to_json(plan, groups))
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(plan_to_json(plan, groups))
-        run_pipeline(module, f"builtin.module(spa-prune{{plan={_option_path(path)}}})")
+        run_pipeline(module, "builtin.module(spa-prune)")
     finally:
-        os.unlink(path)
+        with module.context:
+            if PLAN_ATTRIBUTE in module.operation.attributes:
+                del module.operation.attributes[PLAN_ATTRIBUTE]

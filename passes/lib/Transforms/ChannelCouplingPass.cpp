@@ -32,6 +32,11 @@ struct ChannelCouplingPass : public spa::impl::SPAChannelCouplingBase<ChannelCou
         numPrunableChannels += group.channels;
       }
     }
+    if (attach) { // in memory, for the Python API: a string attribute on the module
+      getOperation()->setAttr("spa.coupling_groups",
+                              StringAttr::get(&getContext(), llvm::formatv("{0}", coupling.toJSON()).str()));
+      return;
+    }
     std::string error;
     std::unique_ptr<llvm::ToolOutputFile> file = openOutputFile(output, &error);
     if (!file) {

@@ -35,16 +35,17 @@ namespace {
 
 using RemovedChannels = llvm::DenseMap<unsigned, llvm::DenseSet<int64_t>>;
 
-/// Parses and validates the plan; emits an error on `module` and returns nullopt if it is wrong.
-std::optional<RemovedChannels> readPlan(StringRef path, const ChannelCoupling &coupling, ModuleOp module) {
+constexpr llvm::StringLiteral kPlanAttribute = "spa.plan";
+
+/// Parses and validates the plan (`text`, from `source`); emits an error on `module` and
+/// returns nullopt if it is wrong.
+std::optional<RemovedChannels> readPlan(StringRef source, StringRef text, const ChannelCoupling &coupling,
+                                        ModuleOp module) {
   auto fail = [&](const Twine &message) -> std::optional<RemovedChannels> {
-    module.emitError() << "spa-prune: plan " << path << ": " << message;
+    module.emitError() << "spa-prune: plan " << source << ": " << message;
     return std::nullopt;
   };
-  auto buffer = llvm::MemoryBuffer::getFile(path);
-  if (!buffer)
-    return fail("cannot be read: " + buffer.getError().message());
-  llvm::Expected<llvm::json::Value> json = llvm::json::parse((*buffer)->getBuffer());
+  llvm::Expected<llvm::json::Value> json = llvm::json::parse(text);
   if (!json)
     return fail("is not JSON: " + llvm::toString(json.takeError()));
   const llvm::json::Object *root = json->getAsObject();
@@ -144,11 +145,25 @@ struct PrunePass : public spa::impl::SPAPruneBase<PrunePass> {
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
-    if (plan.empty()) {
-      module.emitError() << "spa-prune needs a plan: --spa-prune=plan=PLAN.json";
+    // The plan comes from a file, or attached to the module (how the Python API hands it over).
+    std::string source = plan, text;
+    if (auto attached = module->getAttrOfType<StringAttr>(kPlanAttribute)) {
+      source = kPlanAttribute;
+      text = attached.getValue().str();
+      module->removeAttr(kPlanAttribute);
+    } else if (!plan.empty()) {
+      auto buffer = llvm::MemoryBuffer::getFile(plan);
+      if (!buffer) {
+        module.emitError() << "spa-prune: plan " << plan << ": cannot be read: " << buffer.getError().message();
+        return signalPassFailure();
+      }
+      text = (*buffer)->getBuffer().str();
+    } else {
+      module.emitError() << "spa-prune needs a plan: --spa-prune=plan=PLAN.json or a " << kPlanAttribute
+                         << " module attribute";
       return signalPassFailure();
     }
-    std::optional<RemovedChannels> removed = readPlan(plan, ChannelCoupling(module), module);
+    std::optional<RemovedChannels> removed = readPlan(source, text, ChannelCoupling(module), module);
     if (!removed)
       return signalPassFailure();
     unshareIdentityConstants(module);

@@ -29,6 +29,8 @@ def SPAChannelCoupling : Pass<"spa-channel-coupling", "mlir::ModuleOp"> {
   let options = [
     Option<"output", "output", "std::string", /*default=*/"\"-\"",
            "File to write the groups to as JSON ('-' for stdout)">,
+    Option<"attach", "attach", "bool", /*default=*/"false",
+           "Attach the JSON to the module as the string attribute spa.coupling_groups instead">,
   ];
   let statistics = [
     Statistic<"numGroups", "groups", "Number of channel groups">,
@@ -47,6 +49,9 @@ def SPAPrune : Pass<"spa-prune", "mlir::ModuleOp"> {
     touches (weights, biases, norm parameters) and shrinks the type of every
     value carrying its channels. Attributes that count channels follow:
     depthwise Conv `group`, explicit Reshape target shapes, Split sizes.
+
+    The plan comes from the `plan` file or, when the module has one, from its
+    `spa.plan` string attribute (which the pass removes).
 
     A plan naming an unprunable group, an unknown channel, or every channel
     of a group is rejected with an error and the IR is left unchanged.
