@@ -80,6 +80,7 @@ class Group:
     function_preserving: bool
     divisor: int
     members: tuple[Member, ...]
+    keep_one_of: tuple[tuple[int, ...], ...] = ()  # channel sets of which at least one must stay
 
     @classmethod
     def from_json(cls, entry: Mapping[str, Any]) -> Group:
@@ -110,13 +111,22 @@ class Group:
             bad = [c for c in member.channel_of_position if not -1 <= c < channels]
             if bad:
                 raise SPAError(f"{where}, member {member.tensor}: channel {bad[0]} is outside 0..{channels - 1}")
-        return cls(group_id, channels, prunable, tuple(reasons), function_preserving, divisor, members)
+        keep_one_of = entry.get("keep_one_of", [])
+        if not isinstance(keep_one_of, list) or not all(
+                isinstance(c, list) and c and all(isinstance(i, int) and 0 <= i < channels for i in c)
+                for c in keep_one_of):
+            raise SPAError(f"{where}: 'keep_one_of' must be a list of non-empty lists of channels")
+        return cls(group_id, channels, prunable, tuple(reasons), function_preserving, divisor, members,
+                   tuple(tuple(c) for c in keep_one_of))
 
     def to_json(self) -> dict[str, Any]:
         """The group as the analysis writes it."""
-        return {"id": self.id, "channels": self.channels, "prunable": self.prunable,
-                "function_preserving": self.function_preserving, "divisor": self.divisor,
-                "reasons": list(self.reasons), "members": [m.to_json() for m in self.members]}
+        entry = {"id": self.id, "channels": self.channels, "prunable": self.prunable,
+                 "function_preserving": self.function_preserving, "divisor": self.divisor,
+                 "reasons": list(self.reasons), "members": [m.to_json() for m in self.members]}
+        if self.keep_one_of:
+            entry["keep_one_of"] = [list(c) for c in self.keep_one_of]
+        return entry
 
     def positions(self, member: Member, removed_channels: Iterable[int]) -> list[int]:
         """Sorted positions along `member.axis` of `member.tensor` to delete when `removed_channels` go."""

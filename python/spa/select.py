@@ -35,7 +35,7 @@ def select_per_group(groups: Sequence[Group], scores: Mapping[int, np.ndarray], 
     _check_round_to(round_to)
     removed: dict[int, tuple[int, ...]] = {}
     for group in _eligible(groups, protected, scores):
-        order = _ascending(_checked_scores(group, scores))
+        order = _removal_order(group, _checked_scores(group, scores))
         allowed = allowed_removal_counts(group, round_to)
         wanted = math.floor(ratio * group.channels + 1e-9)
         count = min(allowed, key=lambda n: (abs(n - wanted), n))
@@ -85,9 +85,11 @@ def select_target(groups: Sequence[Group], scores: Mapping[int, np.ndarray],
 
 def allowed_removal_counts(group: Group, round_to: int = 1) -> list[int]:
     """Ascending removal counts `group` allows: 0, and n < channels with n % divisor == 0
-    and (channels - n) % round_to == 0; without the round_to condition if only 0 would pass it."""
+    and (channels - n) % round_to == 0; without the round_to condition if only 0 would pass it.
+    Each `keep_one_of` set keeps a channel, so n also leaves room for one per set."""
     _check_round_to(round_to)
-    by_divisor = list(range(0, group.channels, group.divisor))
+    most = group.channels - max(1, len(group.keep_one_of))
+    by_divisor = list(range(0, most + 1, group.divisor))
     rounded = [n for n in by_divisor if (group.channels - n) % round_to == 0 or n == 0]
     return rounded if len(rounded) > 1 else by_divisor
 
@@ -126,7 +128,7 @@ def _greedy(eligible: list[Group], scores: Mapping[int, np.ndarray], cost_per_ch
     heap: list[tuple[float, int, int]] = []  # (mean normalised score of the next step, group id, step)
     for group in eligible:
         group_scores = _checked_scores(group, scores)
-        orders[group.id] = _ascending(group_scores)
+        orders[group.id] = _removal_order(group, group_scores)
         normalized[group.id] = _normalized(group_scores)
         counts[group.id] = allowed_removal_counts(group, round_to)
         _push_step(heap, group.id, 0, orders, normalized, counts)
@@ -168,6 +170,16 @@ def _checked_scores(group: Group, scores: Mapping[int, np.ndarray]) -> np.ndarra
     if not np.isfinite(values).all():
         raise SPAError(f"channel group {group.id}: scores must be finite")
     return values
+
+
+def _removal_order(group: Group, scores: np.ndarray) -> np.ndarray:
+    """Channels lowest score first, except that the best channel of each `keep_one_of` set goes last
+    (allowed_removal_counts never reaches those), so every such set keeps one."""
+    order = _ascending(scores)
+    keep = {max(channels, key=lambda c: (scores[c], -c)) for channels in group.keep_one_of}
+    if not keep:
+        return order
+    return np.concatenate([order[~np.isin(order, list(keep))], order[np.isin(order, list(keep))]])
 
 
 def _ascending(values: np.ndarray) -> np.ndarray:

@@ -107,6 +107,17 @@ def test_per_group_removes_the_lowest_scores() -> None:
     assert plan.removed == {0: (1, 5, 7)}  # scores 1.0, 0.5 and 2.0
 
 
+def test_every_keep_one_of_set_keeps_a_channel() -> None:
+    """A Slice reading channels 0 and 1 only (their scores are the lowest) keeps the better of them,
+    per group and globally; the round trip through JSON keeps the sets."""
+    group = Group(0, 6, True, (), True, 1, (Member("w", 0, "producer", tuple(range(6))),), ((0, 1), (4, 5)))
+    assert Group.from_json(group.to_json()) == group
+    scores = {0: np.array([0.2, 0.1, 3.0, 4.0, 5.0, 6.0])}
+    assert allowed_removal_counts(group) == [0, 1, 2, 3, 4]  # one channel left for each set
+    assert select_per_group([group], scores, 0.99).removed == {0: (1, 2, 3, 4)}  # 0 and 5 stay
+    assert select_global([group], scores, 0.99).removed == {0: (1, 2, 3, 4)}
+
+
 def test_ties_go_to_the_lower_index() -> None:
     assert select_per_group([simple(0, 4)], {0: np.ones(4)}, 0.5).removed == {0: (0, 1)}
 

@@ -158,5 +158,21 @@ def test_torchvision_transformer_style_models_prune_through_the_adapter(name: st
     torch.manual_seed(0)
     net = getattr(torchvision.models, name)().eval()
     result = spa.torch.prune(net, torch.randn(1, 3, 224, 224), criterion="l1", ratio=0.3)
+    assert result.patched and type(result.module) is type(net)
     assert sum(p.numel() for p in result.module.parameters()) < 0.9 * sum(p.numel() for p in net.parameters())
     assert result.max_difference < 1e-4
+
+
+def test_multihead_attention_is_kept_and_the_rest_pruned() -> None:
+    """torch's MultiheadAttention cannot change its widths: its groups (heads and the residual
+    stream it reads) are kept, the MLP is pruned, and the module keeps its classes."""
+    builder, shape = torch_zoo.ZOO["torch_mha"]
+    torch.manual_seed(0)
+    net = builder().eval()
+    result = spa.torch.prune(net, torch.randn(*shape), criterion="l1", ratio=0.5, fallback=False)
+    pruned = result.module
+    assert pruned.attention.in_proj_weight.shape == net.attention.in_proj_weight.shape
+    assert pruned.mlp[0].out_features == 16 and pruned.mlp[2].in_features == 16
+    x = torch.randn(2, *shape[1:])
+    with torch.no_grad():
+        np.testing.assert_allclose(pruned(x).numpy(), _run_onnx(result.onnx_model, x), rtol=1e-4, atol=1e-5)

@@ -21,6 +21,7 @@
 #include "mlir/IR/BuiltinOps.h"
 #include "llvm/ADT/MapVector.h"
 
+#include <map>
 #include <set>
 
 using namespace mlir;
@@ -144,7 +145,7 @@ void ChannelCoupling::formGroups(const CouplingBuilder &builder) {
   auto groupOf = [&](int64_t channel) {
     auto [it, inserted] = groupOfLeader.insert({links.classes.getLeaderValue(channel), groups.size()});
     if (inserted)
-      groups.push_back(ChannelGroup{static_cast<unsigned>(groups.size()), 0, true, true, {}, {}, {}});
+      groups.push_back(ChannelGroup{static_cast<unsigned>(groups.size()), 0, true, true, {}, {}, {}, {}});
     return it->second;
   };
   // Channel numbering inside each group, in order of first appearance.
@@ -194,6 +195,18 @@ void ChannelCoupling::formGroups(const CouplingBuilder &builder) {
       groups[*group].functionPreserving = false;
       notes[*group].insert(note);
     }
+  // Keep-one sets, split by group (keeping one in each part is the safe reading).
+  for (ArrayRef<Atom> set : builder.keepOneOfSets()) {
+    std::map<unsigned, std::set<int64_t>> parts;
+    for (Atom atom : set) {
+      auto it = channelOfLeader.find(builder.leader(atom));
+      if (it != channelOfLeader.end() && localIndex[it->second] >= 0)
+        parts[groupOf(it->second)].insert(localIndex[it->second]);
+    }
+    for (auto &[group, channels] : parts)
+      if (static_cast<int64_t>(channels.size()) < groups[group].channels)
+        groups[group].keepOneOf.emplace_back(channels.begin(), channels.end());
+  }
   for (ChannelGroup &group : groups) {
     group.reasons.assign(reasons[group.id].begin(), reasons[group.id].end());
     group.reasons.insert(group.reasons.end(), notes[group.id].begin(), notes[group.id].end());
@@ -209,13 +222,20 @@ llvm::json::Value ChannelCoupling::toJSON() const {
                                            {"axis", member.axis},
                                            {"role", stringifyMemberRole(member.role)},
                                            {"channel_of_position", llvm::json::Array(member.channelOfPosition)}});
-    jsonGroups.push_back(llvm::json::Object{{"id", group.id},
-                                            {"channels", group.channels},
-                                            {"prunable", group.prunable},
-                                            {"function_preserving", group.functionPreserving},
-                                            {"divisor", 1},
-                                            {"reasons", llvm::json::Array(group.reasons)},
-                                            {"members", std::move(members)}});
+    llvm::json::Object object{{"id", group.id},
+                              {"channels", group.channels},
+                              {"prunable", group.prunable},
+                              {"function_preserving", group.functionPreserving},
+                              {"divisor", 1},
+                              {"reasons", llvm::json::Array(group.reasons)},
+                              {"members", std::move(members)}};
+    if (!group.keepOneOf.empty()) {
+      llvm::json::Array sets;
+      for (const SmallVector<int64_t> &set : group.keepOneOf)
+        sets.push_back(llvm::json::Array(set));
+      object["keep_one_of"] = std::move(sets);
+    }
+    jsonGroups.push_back(std::move(object));
   }
   return llvm::json::Object{{"groups", std::move(jsonGroups)}};
 }

@@ -5,6 +5,8 @@
 #include "spa/Dialect/ONNX/ONNXDialect.h"
 
 #include "mlir/IR/AsmState.h"
+
+#include <algorithm>
 #include "mlir/IR/BuiltinTypes.h"
 #include "mlir/IR/DialectResourceBlobManager.h"
 
@@ -290,6 +292,30 @@ std::optional<SmallVector<ShapePiece>> spa::shapePieces(Value shape) {
     pieces.push_back(ShapePiece{piece, static_cast<unsigned>(index), type.getDimSize(0), constantInts(piece)});
   }
   return pieces;
+}
+
+std::optional<SliceRange> spa::sliceRange(Operation *slice, int64_t axis, int64_t size) {
+  auto optionalInts = [&](unsigned index) -> std::optional<SmallVector<int64_t>> {
+    if (slice->getNumOperands() <= index || isa<NoneType>(slice->getOperand(index).getType()))
+      return SmallVector<int64_t>{};
+    return constantInts(slice->getOperand(index));
+  };
+  std::optional<SmallVector<int64_t>> starts = constantInts(slice->getOperand(1)),
+                                      ends = constantInts(slice->getOperand(2)), axes = optionalInts(3),
+                                      steps = optionalInts(4);
+  std::optional<int64_t> rank = rankOf(slice->getOperand(0));
+  if (!starts || !ends || !axes || !steps || !rank || starts->size() != ends->size())
+    return std::nullopt;
+  for (unsigned i = 0; i < starts->size(); ++i) {
+    int64_t sliced = axes->empty() ? i : ((*axes)[i] < 0 ? (*axes)[i] + *rank : (*axes)[i]);
+    if (sliced != axis)
+      continue;
+    if (!steps->empty() && (*steps)[i] != 1)
+      return std::nullopt;
+    auto clampIndex = [&](int64_t index) { return std::clamp(index < 0 ? index + size : index, int64_t{0}, size); };
+    return SliceRange{clampIndex((*starts)[i]), clampIndex((*ends)[i]), i};
+  }
+  return SliceRange{0, size, ~0u}; // the axis is not sliced
 }
 
 std::string spa::describe(Operation *op) {

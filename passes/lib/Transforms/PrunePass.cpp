@@ -139,9 +139,34 @@ void replaceIntOperand(Operation *op, unsigned index, ArrayRef<int64_t> values, 
     constant->erase();
 }
 
+/// The positions a value keeps along its channel axis (of `size` before pruning).
+struct KeptPositions {
+  int64_t axis, size;
+  SmallVector<int64_t> kept;
+};
+
 struct PrunePass : public spa::impl::SPAPruneBase<PrunePass> {
   using Base::Base;
   unsigned renamed = 0; // suffix counter for the shape constants this pass makes
+  llvm::DenseMap<Value, KeptPositions> keptOf;
+
+  /// A Slice of the channels must keep at least one of them (checked before anything changes).
+  LogicalResult checkSlicesKeepChannels(ModuleOp module) {
+    WalkResult result = module.walk([&](onnx::SliceOp slice) {
+      auto it = keptOf.find(slice.getData());
+      if (it == keptOf.end())
+        return WalkResult::advance();
+      const KeptPositions &data = it->second;
+      std::optional<SliceRange> range = sliceRange(slice, data.axis, data.size);
+      if (!range || range->entry == ~0u ||
+          llvm::any_of(data.kept, [&](int64_t p) { return p >= range->first && p < range->last; }))
+        return WalkResult::advance();
+      slice.emitError() << "spa-prune: the plan removes every channel " << describe(slice)
+                        << " reads; keep at least one";
+      return WalkResult::interrupt();
+    });
+    return failure(result.wasInterrupted());
+  }
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
@@ -168,6 +193,16 @@ struct PrunePass : public spa::impl::SPAPruneBase<PrunePass> {
       return signalPassFailure();
     unshareIdentityConstants(module);
     ChannelCoupling coupling(module); // the same groups, now without shared constants
+    keptOf.clear();
+    for (const ChannelGroup &group : coupling.getGroups()) {
+      auto it = removed->find(group.id);
+      if (it != removed->end() && !it->second.empty())
+        for (const GroupSpace &space : group.spaces)
+          keptOf[space.value] = KeptPositions{space.axis, static_cast<int64_t>(space.channelOfPosition.size()),
+                                              keptPositions(space.channelOfPosition, it->second)};
+    }
+    if (failed(checkSlicesKeepChannels(module)))
+      return signalPassFailure();
 
     llvm::MapVector<Operation *, SmallVector<AxisSlice>> slices;
     llvm::DenseMap<Operation *, SmallVector<Type>> oldResultTypes;
@@ -332,6 +367,23 @@ struct PrunePass : public spa::impl::SPAPruneBase<PrunePass> {
         if (changed)
           replaceIntOperand(concat ? concat : op, concat ? piece.operandIndex : 1, *piece.constant, renamed);
       }
+      return;
+    }
+    if (auto slice = dyn_cast<onnx::SliceOp>(op)) {
+      // The bounds on the channel axis count the kept positions before them.
+      auto it = keptOf.find(slice.getData());
+      if (it == keptOf.end())
+        return;
+      const KeptPositions &data = it->second;
+      std::optional<SliceRange> range = sliceRange(slice, data.axis, data.size);
+      std::optional<SmallVector<int64_t>> starts = constantInts(slice.getStarts()), ends = constantInts(slice.getEnds());
+      if (!range || range->entry == ~0u || !starts || !ends)
+        return;
+      auto keptBefore = [&](int64_t bound) { return llvm::count_if(data.kept, [&](int64_t p) { return p < bound; }); };
+      (*starts)[range->entry] = keptBefore(range->first);
+      (*ends)[range->entry] = keptBefore(range->last);
+      replaceIntOperand(op, 1, *starts, renamed);
+      replaceIntOperand(op, 2, *ends, renamed);
       return;
     }
     if (auto split = dyn_cast<onnx::SplitOp>(op)) {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,12 +22,18 @@ class PrunedExport:
     arrays: dict[str, np.ndarray]
 
 
-def prune_exported(source: onnx.ModelProto, criterion: str, **plan_options: Any) -> PrunedExport:
-    """Load `source` into SPA, plan with `criterion` and `plan_options` (see spa.Model.plan), and prune."""
+def prune_exported(source: onnx.ModelProto, criterion: str, keep: Iterable[str] = (),
+                   **plan_options: Any) -> PrunedExport:
+    """Load `source` into SPA, plan with `criterion` and `plan_options` (see spa.Model.plan), and prune.
+
+    `keep` names weights whose groups the framework cannot represent pruned; those present are protected.
+    """
     import spa
 
     model = spa.load(source)
-    plan = model.plan(criterion, **plan_options)
+    present = set(model.weights()) if keep else set()
+    protected = [*plan_options.pop("protect", ()), *(name for name in keep if name in present)]
+    plan = model.plan(criterion, protect=protected, **plan_options)
     model.prune(plan)
     pruned = model.to_onnx()
     return PrunedExport(plan, pruned, named_constants(pruned))

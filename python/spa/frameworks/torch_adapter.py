@@ -11,7 +11,9 @@ deep copy is replaced by its pruned array, and the layer attributes that
 describe widths are fixed (Conv in/out channels and depthwise groups, Linear
 features, BatchNorm/InstanceNorm/GroupNorm channels, LayerNorm shape,
 embeddings). The copy is checked against the pruned ONNX model in
-onnxruntime before it is returned. A module that cannot be patched (its
+onnxruntime before it is returned. Groups touching layers whose widths
+cannot change (torch's MultiheadAttention, torchvision's Swin attention) are
+kept. A module that cannot be patched otherwise (its
 forward hard-codes a width, say) is never handed back silently wrong: with
 onnx2torch installed, the pruned ONNX model is converted to a torch.fx
 module instead (checked the same way, `result.patched` is False and a
@@ -83,7 +85,8 @@ def prune(module: Any, example_inputs: Any, criterion: str = "l1", tolerance: fl
     ONNX model converted by onnx2torch if `fallback` (with a SPAWarning),
     else SPAError.
     """
-    pruned = prune_exported(export(module, example_inputs), criterion, **plan_options)
+    pruned = prune_exported(export(module, example_inputs), criterion, keep=_unpatchable_parameters(module),
+                            **plan_options)
     try:
         result = copy.deepcopy(module)
         _replace_tensors(result, pruned.arrays)
@@ -99,6 +102,21 @@ def prune(module: Any, example_inputs: Any, criterion: str = "l1", tolerance: fl
     warnings.warn(f"{reason}; returned the pruned ONNX model converted by onnx2torch instead (a torch.fx module, "
                   "not your classes; result.patched is False)", SPAWarning, stacklevel=2)
     return TorchPruneResult(converted, pruned.onnx_model, pruned.plan, difference, patched=False)
+
+
+def _unpatchable_parameters(module: Any) -> list[str]:
+    """Parameters of layers whose widths cannot change while keeping their class: torch's
+    MultiheadAttention needs q/k/v widths equal to embed_dim and to its input width, and
+    torchvision's Swin attention derives its head size from the input width. Their groups are kept."""
+    from torch import nn
+
+    names = []
+    for prefix, layer in module.named_modules():
+        kind = type(layer)
+        if isinstance(layer, nn.MultiheadAttention) or (
+                kind.__module__.startswith("torchvision.models.swin_transformer") and "Attention" in kind.__name__):
+            names += [f"{prefix}.{name}" if prefix else name for name, _ in layer.named_parameters()]
+    return names
 
 
 def _convert(pruned: onnx.ModelProto, reason: SPAError) -> Any:

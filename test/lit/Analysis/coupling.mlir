@@ -263,3 +263,25 @@ func.func @main_graph(%x: tensor<1x3x2xf32>) -> tensor<1x4x2xf32> {
   %z = "onnx.MatMul"(%c, %w2) : (tensor<1x4x4xf32>, tensor<4x2xf32>) -> tensor<1x4x2xf32>
   return %z : tensor<1x4x2xf32>
 }
+
+// -----
+
+// Slices of the channels with constant bounds (torch's chunk) carry their ranges;
+// each range must keep a channel (keep_one_of).
+// CHECK-LABEL: "groups"
+// CHECK-SAME: "channels":4,{{.*}}"id":0,"keep_one_of":[[0,1],[2,3]],"members":[{"axis":1,"channel_of_position":[0,1,2,3],"role":"producer","tensor":"w"},{"axis":0,"channel_of_position":[2,3,0,1],"role":"consumer","tensor":"w2"}],"prunable":true
+func.func @main_graph(%x: tensor<1x2xf32>) -> tensor<1x2xf32> {
+  %w = onnx.Initializer "w" = dense<1.0> : tensor<2x4xf32>
+  %zero = onnx.Initializer "zero" = dense<[0]> : tensor<1xi64>
+  %two = onnx.Initializer "two" = dense<[2]> : tensor<1xi64>
+  %big = onnx.Initializer "big" = dense<[100]> : tensor<1xi64>
+  %axis = onnx.Initializer "axis" = dense<[1]> : tensor<1xi64>
+  %w2 = onnx.Initializer "w2" = dense<1.0> : tensor<4x2xf32>
+  %none = onnx.NoValue
+  %y = "onnx.MatMul"(%x, %w) : (tensor<1x2xf32>, tensor<2x4xf32>) -> tensor<1x4xf32>
+  %a = "onnx.Slice"(%y, %zero, %two, %axis, %none) : (tensor<1x4xf32>, tensor<1xi64>, tensor<1xi64>, tensor<1xi64>, none) -> tensor<1x2xf32>
+  %b = "onnx.Slice"(%y, %two, %big, %axis, %none) : (tensor<1x4xf32>, tensor<1xi64>, tensor<1xi64>, tensor<1xi64>, none) -> tensor<1x2xf32>
+  %c = "onnx.Concat"(%b, %a) {axis = 1 : i64} : (tensor<1x2xf32>, tensor<1x2xf32>) -> tensor<1x4xf32>
+  %z = "onnx.MatMul"(%c, %w2) : (tensor<1x4xf32>, tensor<4x2xf32>) -> tensor<1x2xf32>
+  return %z : tensor<1x2xf32>
+}

@@ -43,6 +43,7 @@ struct ChannelGroup {
   std::vector<std::string> reasons; // why not prunable / not function-preserving
   std::vector<GroupMember> members;
   std::vector<GroupSpace> spaces;
+  std::vector<llvm::SmallVector<int64_t>> keepOneOf; // channel sets of which one must stay
 };
 
 class ChannelCoupling {

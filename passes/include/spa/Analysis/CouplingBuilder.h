@@ -72,6 +72,8 @@ public:
   /// Removing these atoms changes the function even with zeroed weights
   /// (they feed a reduction over channels, e.g. LayerNorm or Softmax).
   void markNotFunctionPreserving(llvm::ArrayRef<Atom> atoms, llvm::StringRef reason);
+  /// At least one of these atoms must stay (a Slice reading only them would be empty).
+  void keepOneOf(llvm::ArrayRef<Atom> atoms) { keepSets.emplace_back(atoms.begin(), atoms.end()); }
 
   /// Records that slices of `constantValue` along `axis` go with `atoms`.
   /// Returns false (and blocks the atoms) if the value is not a constant.
@@ -92,6 +94,7 @@ public:
   llvm::ArrayRef<MemberSlice> members() const { return memberSlices; }
   const llvm::DenseMap<Atom, llvm::SmallVector<std::string, 1>> &blockedAtoms() const { return blocked; }
   const llvm::DenseMap<Atom, std::string> &nonPreservingAtoms() const { return nonPreserving; }
+  llvm::ArrayRef<llvm::SmallVector<Atom>> keepOneOfSets() const { return keepSets; }
 
 private:
   Atom nextAtom = 0;
@@ -101,6 +104,7 @@ private:
   llvm::DenseMap<std::pair<mlir::Operation *, int64_t>, size_t> memberIndex;
   llvm::DenseMap<Atom, llvm::SmallVector<std::string, 1>> blocked;
   llvm::DenseMap<Atom, std::string> nonPreserving;
+  llvm::SmallVector<llvm::SmallVector<Atom>> keepSets;
 };
 
 /// A channel rule: reads `op`'s operand atoms from the builder and records
@@ -144,6 +148,14 @@ struct ShapePiece {
 /// the Concat (axis 0) of 1-D pieces that computes it (e.g. Shape-derived
 /// batch dims next to constant feature dims); std::nullopt otherwise.
 std::optional<llvm::SmallVector<ShapePiece>> shapePieces(mlir::Value shape);
+/// The range a Slice keeps along `axis` of its data (static size `size`):
+/// [first, last) with `entry` the index of that axis in its starts/ends, when
+/// the bounds are constants and the step is 1; std::nullopt otherwise.
+struct SliceRange {
+  int64_t first, last;
+  unsigned entry;
+};
+std::optional<SliceRange> sliceRange(mlir::Operation *slice, int64_t axis, int64_t size);
 /// A human-readable label for an op: its ONNX node name, else its op name.
 std::string describe(mlir::Operation *op);
 

@@ -329,7 +329,17 @@ void sliceRule(Operation *op, CouplingBuilder &builder) {
       touchesChannels |= (hasAxes ? rules::normaliseAxis(a, *rank) : static_cast<int64_t>(index)) == input->axis;
   }
   if (touchesChannels) {
-    builder.block(input->atoms, describe(op) + " slices the channel axis");
+    // A constant unit-step range of the channels (torch's chunk): the result
+    // carries those channels; spa-prune moves the bounds.
+    std::optional<int64_t> size = staticDim(slice.getData(), input->axis);
+    std::optional<SliceRange> range = size ? sliceRange(op, input->axis, *size) : std::nullopt;
+    if (!range || range->last <= range->first || *size != static_cast<int64_t>(input->atoms.size())) {
+      builder.block(input->atoms, describe(op) + " slices the channel axis with bounds SPA cannot follow");
+      return;
+    }
+    ArrayRef<Atom> kept = ArrayRef<Atom>(input->atoms).slice(range->first, range->last - range->first);
+    builder.track(slice.getOutput(), input->axis, kept);
+    builder.keepOneOf(kept);
     return;
   }
   builder.track(slice.getOutput(), input->axis, input->atoms);
