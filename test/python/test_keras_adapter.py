@@ -108,3 +108,26 @@ def test_residual_conv_model_prunes_its_filters() -> None:
     base = spa.load(export(model, (torch.as_tensor(sample),)))
     masked = masked_model(base.to_onnx(), plan_to_dict(result.plan, base.coupling_groups()))
     np.testing.assert_allclose(got, _run(masked, fresh), rtol=1e-4, atol=1e-5)
+
+
+def test_depthwise_and_flatten_prune_through_their_computed_shapes() -> None:
+    """Keras' export reshapes the depthwise kernel (3, 3, C, 1) -> (3, 3, 1, C), reads the bias
+    width from Shape and flattens to [batch, -1]; all three are followed and pruned."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="c1")(inputs)
+    x = keras.layers.DepthwiseConv2D(3, padding="same", name="dw")(x)
+    x = keras.layers.Conv2D(8, 1, activation="relu", name="pw")(x)
+    model = keras.Model(inputs, keras.layers.Dense(4, name="head")(keras.layers.Flatten()(x)))
+    sample = np.random.default_rng(6).standard_normal((2, 8, 8, 3)).astype(np.float32)
+    model(sample)
+    result = spa.keras.prune(model, sample, criterion="l1", ratio=0.5)
+    pruned = result.model
+    assert (pruned.get_layer("c1").filters, pruned.get_layer("pw").filters) == (4, 4)
+    assert tuple(pruned.get_layer("dw").kernel.shape) == (3, 3, 4, 1)
+    assert tuple(pruned.get_layer("head").kernel.shape) == (8 * 8 * 4, 4)
+    fresh = np.random.default_rng(7).standard_normal((3, 8, 8, 3)).astype(np.float32)
+    got = np.asarray(pruned(fresh).detach().numpy())
+    base = spa.load(export(model, (torch.as_tensor(sample),)))
+    masked = masked_model(base.to_onnx(), plan_to_dict(result.plan, base.coupling_groups()))
+    np.testing.assert_allclose(got, _run(masked, fresh), rtol=1e-4, atol=1e-5)

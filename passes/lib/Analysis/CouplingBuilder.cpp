@@ -97,6 +97,25 @@ static std::optional<int64_t> singleNonUnitAxis(Value value) {
   return found;
 }
 
+/// The input axis a Reshape keeps intact as output axis `axis` (same size, same
+/// static number of elements before it), so positions along it correspond:
+/// a weight regrouped around its channel axis, e.g. Keras' depthwise kernel
+/// (3, 3, C, 1) -> (3, 3, 1, C).
+std::optional<int64_t> spa::reshapedAxisSource(Value input, Value output, int64_t axis) {
+  auto in = dyn_cast<RankedTensorType>(input.getType());
+  auto out = dyn_cast<RankedTensorType>(output.getType());
+  if (!in || !out || !in.hasStaticShape() || !out.hasStaticShape() || axis < 0 || axis >= out.getRank())
+    return std::nullopt;
+  int64_t before = 1;
+  for (int64_t i = 0; i < axis; ++i)
+    before *= out.getDimSize(i);
+  int64_t prefix = 1;
+  for (int64_t k = 0; k < in.getRank(); prefix *= in.getDimSize(k++))
+    if (prefix == before && in.getDimSize(k) == out.getDimSize(axis) && in.getDimSize(k) != 1)
+      return k;
+  return std::nullopt;
+}
+
 /// The constant a weight is a layout view of: exporters for channels-last
 /// frameworks (and unfolded exports) feed Transpose, Cast, Unsqueeze, Expand
 /// or a broadcasting Reshape of an initializer, or per-channel arithmetic with
@@ -122,8 +141,11 @@ static std::pair<Value, int64_t> throughLayoutViews(Value value, int64_t axis) {
       std::optional<int64_t> source = singleNonUnitAxis(reshape.getData());
       std::optional<int64_t> target = singleNonUnitAxis(reshape.getReshaped());
       std::optional<SmallVector<ShapePiece>> pieces = shapePieces(reshape.getShape());
-      if (!source || !target || *target != axis || !pieces ||
-          llvm::any_of(*pieces, [](const ShapePiece &piece) { return !piece.constant; }))
+      if (!pieces || llvm::any_of(*pieces, [](const ShapePiece &piece) { return !piece.constant; }))
+        break;
+      if (!source || !target || *target != axis)
+        source = reshapedAxisSource(reshape.getData(), reshape.getReshaped(), axis);
+      if (!source)
         break;
       axis = *source;
       value = reshape.getData();

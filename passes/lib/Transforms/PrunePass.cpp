@@ -282,16 +282,20 @@ struct PrunePass : public spa::impl::SPAPruneBase<PrunePass> {
       } else if (isa<onnx::ReshapeOp>(op)) {
         // (C) -> (1, .., C, .., 1): the one long axis takes the new length.
         auto isUnit = [](int64_t size) { return size == 1; };
-        if (llvm::count_if(resultType.getShape(), [&](int64_t s) { return !isUnit(s); }) != 1 ||
-            llvm::count_if(shape, [&](int64_t s) { return !isUnit(s); }) > 1)
+        if (llvm::count_if(resultType.getShape(), [&](int64_t s) { return !isUnit(s); }) == 1 &&
+            llvm::count_if(shape, [&](int64_t s) { return !isUnit(s); }) <= 1) {
+          int64_t length = 1;
+          for (int64_t size : shape)
+            length *= size;
+          shape.assign(resultType.getShape().begin(), resultType.getShape().end());
+          for (int64_t &size : shape)
+            if (size != 1)
+              size = length;
+        } else if (std::optional<SmallVector<int64_t>> regrouped = regroupedShape(shape, resultType.getShape())) {
+          shape = *regrouped; // a weight regrouped around its channel axis (reshapedAxisSource)
+        } else {
           return;
-        int64_t length = 1;
-        for (int64_t size : shape)
-          length *= size;
-        shape.assign(resultType.getShape().begin(), resultType.getShape().end());
-        for (int64_t &size : shape)
-          if (size != 1)
-            size = length;
+        }
       } else if (auto expand = dyn_cast<onnx::ExpandOp>(op)) {
         std::optional<SmallVector<int64_t>> target = constantInts(expand.getShape());
         if (!target)
@@ -313,6 +317,30 @@ struct PrunePass : public spa::impl::SPAPruneBase<PrunePass> {
           fixChannelCounts(op, oldTypes); // rewrites the target's constant pieces
       }
     });
+  }
+
+  /// The new result shape of a Reshape view whose input became `input`: the one
+  /// output axis with the same elements before and after it as a changed input
+  /// axis takes that axis' new size; std::nullopt if there is no single such axis.
+  static std::optional<SmallVector<int64_t>> regroupedShape(ArrayRef<int64_t> input, ArrayRef<int64_t> oldResult) {
+    auto product = [](ArrayRef<int64_t> dims) {
+      int64_t p = 1;
+      for (int64_t d : dims)
+        p *= d;
+      return p;
+    };
+    std::optional<SmallVector<int64_t>> found;
+    for (size_t k = 0; k < input.size(); ++k)
+      for (size_t j = 0; j < oldResult.size(); ++j) {
+        if (input[k] == oldResult[j] || product(input.take_front(k)) != product(oldResult.take_front(j)) ||
+            product(input.drop_front(k + 1)) != product(oldResult.drop_front(j + 1)))
+          continue;
+        if (found)
+          return std::nullopt;
+        found = SmallVector<int64_t>(oldResult);
+        (*found)[j] = input[k];
+      }
+    return found;
   }
 
   /// Numpy-style broadcast of two static shapes (right-aligned).

@@ -16,6 +16,7 @@ weights by name).
 
 from __future__ import annotations
 
+import numpy as np
 import onnx
 
 SHAPE_OPS = {"Shape", "Size"}
@@ -31,6 +32,7 @@ def has_shape_arithmetic(graph: onnx.GraphProto) -> bool:
 def fold_shape_arithmetic(model: onnx.ModelProto) -> onnx.ModelProto:
     """`model` with its static shape computations folded to constants (a new ModelProto)."""
     import onnx_ir as ir
+    from onnx_ir.passes.common import RemoveUnusedNodesPass
     from onnxscript.optimizer import fold_constants
 
     def should_fold(node: ir.Node) -> bool:
@@ -49,15 +51,70 @@ def fold_shape_arithmetic(model: onnx.ModelProto) -> onnx.ModelProto:
                 return False
         return True
 
+    _resolve_static_shape_entries(model)
     hidden = _hide_weight_copies(model)
     try:
         ir_model = ir.serde.deserialize_model(model)
     finally:
         _restore(model, hidden)
     fold_constants(ir_model, should_fold=should_fold, onnx_shape_inference=True)  # shapes of folded pads, ...)
+    RemoveUnusedNodesPass()(ir_model)  # the arithmetic that became constants
     folded = ir.serde.serialize_model(ir_model)
     _restore(folded, hidden)
     return folded
+
+
+def _resolve_static_shape_entries(model: onnx.ModelProto) -> None:
+    """Replace Gather/Slice of a Shape whose selected dims are static by Constants (in place).
+
+    The folder only folds a Shape whose dims are all static; with a dynamic batch,
+    `Gather(Shape(x), 3)` (Keras reads the channel count this way) would stay computed.
+    """
+    graph = model.graph
+    dims: dict[str, list[int | None]] = {}
+    for info in [*graph.input, *graph.value_info, *graph.output]:
+        if info.type.HasField("tensor_type") and info.type.tensor_type.HasField("shape"):
+            dims[info.name] = [d.dim_value if d.HasField("dim_value") else None for d in info.type.tensor_type.shape.dim]
+    constants = {t.name: onnx.numpy_helper.to_array(t) for t in graph.initializer
+                 if t.data_type == onnx.TensorProto.INT64 and len(t.dims) <= 1}
+    constants.update({n.output[0]: onnx.numpy_helper.to_array(n.attribute[0].t) for n in graph.node
+                      if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value"
+                      and n.attribute[0].t.data_type == onnx.TensorProto.INT64})
+    shapes = {n.output[0]: dims.get(n.input[0]) for n in graph.node
+              if n.op_type == "Shape" and not n.attribute and n.domain in ("", "ai.onnx")}
+    for index, node in enumerate(graph.node):
+        shape = shapes.get(node.input[0]) if node.input else None
+        if shape is None or node.domain not in ("", "ai.onnx"):
+            continue
+        values = _selected_dims(node, shape, constants)
+        if values is None or any(v is None for v in values):
+            continue
+        scalar = node.op_type == "Gather" and constants[node.input[1]].ndim == 0
+        tensor = onnx.numpy_helper.from_array(
+            np.array(values[0] if scalar else values, dtype=np.int64), node.output[0])
+        graph.node[index].CopyFrom(onnx.helper.make_node("Constant", [], [node.output[0]], name=node.name,
+                                                         value=tensor))
+
+
+def _selected_dims(node: onnx.NodeProto, shape: list[int | None],
+                   constants: dict[str, np.ndarray]) -> list[int | None] | None:
+    """The dims a Gather (axis 0) or unit-step Slice of a shape selects, if its indices are constants."""
+    rank = len(shape)
+    if node.op_type == "Gather" and len(node.input) == 2 and node.input[1] in constants \
+            and all(a.i == 0 for a in node.attribute if a.name == "axis"):
+        indices = constants[node.input[1]].reshape(-1)
+        if any(not -rank <= int(i) < rank for i in indices):
+            return None
+        return [shape[int(i)] for i in indices]
+    if node.op_type == "Slice" and all(i in constants for i in node.input[1:] if i):
+        starts, ends = (constants[node.input[1]].reshape(-1), constants[node.input[2]].reshape(-1))
+        axes = constants[node.input[3]].reshape(-1) if len(node.input) > 3 and node.input[3] else [0]
+        steps = constants[node.input[4]].reshape(-1) if len(node.input) > 4 and node.input[4] else [1]
+        if len(starts) != 1 or list(axes) not in ([0], [-1]) or list(steps) != [1]:
+            return None
+        first, last = (min(max(int(b) + rank if int(b) < 0 else int(b), 0), rank) for b in (starts[0], ends[0]))
+        return shape[first:last]
+    return None
 
 
 def _weights(graph: onnx.GraphProto) -> set[str]:

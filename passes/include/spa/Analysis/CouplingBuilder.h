@@ -156,6 +156,9 @@ struct SliceRange {
   unsigned entry;
 };
 std::optional<SliceRange> sliceRange(mlir::Operation *slice, int64_t axis, int64_t size);
+/// The input axis a Reshape from `input` to `output` keeps intact as output axis
+/// `axis` (same size and static element count before it), if any.
+std::optional<int64_t> reshapedAxisSource(mlir::Value input, mlir::Value output, int64_t axis);
 /// A human-readable label for an op: its ONNX node name, else its op name.
 std::string describe(mlir::Operation *op);
 

@@ -109,6 +109,65 @@ void trackMerged(Value result, int64_t outAxis, const TrackedAxis &input, ArrayR
   builder.track(result, outAxis, blockMap(input.atoms, outer, inner));
 }
 
+/// Whether `piece` (a 1-element shape piece) is dim `axis` of `data`, read at run time
+/// (Unsqueeze(Gather(Shape(data), axis)), Gather(Shape(data), [axis]) or Slice(Shape(data), axis, axis + 1)).
+bool isDimOf(Value piece, Value data, int64_t axis) {
+  if (auto unsqueeze = piece.getDefiningOp<onnx::UnsqueezeOp>())
+    piece = unsqueeze.getData();
+  Operation *op = piece.getDefiningOp();
+  if (!op || op->getNumOperands() < 2)
+    return false;
+  auto shape = op->getOperand(0).getDefiningOp<onnx::ShapeOp>();
+  std::optional<int64_t> rank = rankOf(data);
+  if (!shape || shape.getData() != data || !rank || rules::intAttr(shape, "start", 0) != 0 ||
+      rules::intAttr(shape, "end", *rank) < *rank)
+    return false;
+  if (auto gather = dyn_cast<onnx::GatherOp>(op)) {
+    std::optional<SmallVector<int64_t>> index = constantInts(gather.getIndices());
+    return gather.getAxis() == 0 && index && index->size() == 1 && index->front() == axis;
+  }
+  if (isa<onnx::SliceOp>(op)) {
+    std::optional<SliceRange> range = sliceRange(op, 0, *rank);
+    return range && range->first == axis && range->last == axis + 1;
+  }
+  return false;
+}
+
+/// Fills in the `-1` entry of a Reshape target that shape inference left dynamic
+/// because the batch is dynamic: (N, 8, 8, 8) -> [N, -1] (a flatten whose N is
+/// read from the data) gives 512. `out` is indexed like `outPosition`.
+void inferInferredDim(Operation *op, ArrayRef<ShapePiece> pieces, ArrayRef<int64_t> in,
+                      SmallVector<int64_t> &out, ArrayRef<int64_t> outPosition) {
+  auto entry = [&](int64_t position) -> std::pair<const ShapePiece *, int64_t> {
+    for (const ShapePiece &piece : pieces) {
+      if (position < piece.size)
+        return {&piece, position};
+      position -= piece.size;
+    }
+    return {nullptr, 0};
+  };
+  if (in.empty() || out.empty() || !ShapedType::isDynamic(in[0]) || !ShapedType::isDynamic(out[0]) ||
+      llvm::any_of(in.drop_front(), ShapedType::isDynamic) || outPosition.front() != 0)
+    return;
+  auto [batchPiece, batchOffset] = entry(0);
+  if (!batchPiece || batchPiece->size != 1 || !isDimOf(batchPiece->value, op->getOperand(0), 0))
+    return;
+  int64_t unknown = -1, known = 1;
+  for (int64_t i = 1, e = out.size(); i < e; ++i) {
+    if (!ShapedType::isDynamic(out[i])) {
+      known *= out[i];
+      continue;
+    }
+    auto [piece, offset] = entry(outPosition[i]);
+    if (unknown >= 0 || !piece || !piece->constant || (*piece->constant)[offset] != -1)
+      return;
+    unknown = i;
+  }
+  int64_t total = product(in.drop_front());
+  if (unknown >= 0 && known > 0 && total % known == 0)
+    out[unknown] = total / known;
+}
+
 /// Reshape, three cases around the channel axis (dims before it unchanged):
 ///  - merge: the channel axis and static neighbours become one output axis
 ///    (flattening, or heads x head_dim back to hidden) -> block map;
@@ -161,6 +220,7 @@ void reshapeRule(Operation *op, CouplingBuilder &builder) {
       outPosition.push_back(i);
     }
   int64_t inRank = in.size(), outRank = out.size();
+  inferInferredDim(op, *pieces, in, out, outPosition);
   auto track = [&](int64_t squeezedAxis, ArrayRef<Atom> atoms) {
     builder.track(result, outPosition[squeezedAxis], atoms);
   };
