@@ -15,7 +15,8 @@ from conftest import LIGHT_MODELS, random_inputs, run
 from oracle import prune_and_mask
 
 TORCH_MODELS = ["residual", "concat", "grouped_conv", "depthwise_residual", "attention",
-                "channel_shuffle", "squeeze_excite", "split", "concat_chain", "resnext_block", "shape_derived_heads", "torch_mha"]
+                "channel_shuffle", "squeeze_excite", "split", "concat_chain", "resnext_block", "shape_derived_heads", "torch_mha",
+                "einsum_attention"]
 
 
 def check_against_oracle(source, min_removed: int = 1) -> dict:

@@ -22,7 +22,7 @@ torchvision = pytest.importorskip("torchvision")
 FAST = ["resnet18", "resnet50", "resnext50_32x4d", "densenet121", "squeezenet1_1", "googlenet", "inception_v3",
         "mobilenet_v2", "mobilenet_v3_large", "mnasnet1_0", "shufflenet_v2_x1_0", "efficientnet_b0",
         "regnet_y_400mf", "convnext_tiny"]
-SLOW = ["alexnet", "vgg16_bn", "vit_b_16", "swin_t"]
+SLOW = ["alexnet", "vgg16_bn", "vit_b_16", "swin_t", "maxvit_t"]
 
 
 DYNAMO_FAST = ["resnet18", "shufflenet_v2_x1_0"]

@@ -243,3 +243,23 @@ class TorchMultiheadAttention(nn.Module):
 
 
 ZOO["torch_mha"] = (TorchMultiheadAttention, (1, 6, 12))
+
+
+class EinsumAttention(nn.Module):
+    """Attention written with einsum (as MaxViT does): q.k contracts the head dim, attn.v carries it."""
+
+    def __init__(self, dim: int = 12, heads: int = 3):
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.out = nn.Linear(dim, 5)
+
+    def forward(self, x):
+        b, t, _ = x.shape
+        q, k, v = self.qkv(x).reshape(b, t, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
+        attention = torch.softmax(torch.einsum("b h i d, b h j d -> b h i j", q, k), dim=-1)
+        y = torch.einsum("b h i j, b h j d -> b h i d", attention, v)
+        return self.out(y.transpose(1, 2).reshape(b, t, -1))
+
+
+ZOO["einsum_attention"] = (EinsumAttention, (2, 5, 12))

@@ -285,3 +285,25 @@ func.func @main_graph(%x: tensor<1x2xf32>) -> tensor<1x2xf32> {
   %z = "onnx.MatMul"(%c, %w2) : (tensor<1x4xf32>, tensor<4x2xf32>) -> tensor<1x2xf32>
   return %z : tensor<1x2xf32>
 }
+
+// -----
+
+// Einsum attention (MaxViT): the head dim d is contracted in q.k (q and k channels
+// are one) and carried by attn.v to the output projection.
+// CHECK-LABEL: "groups"
+// CHECK-SAME: "channels":4,{{.*}}"id":0,"members":[{"axis":1,"channel_of_position":[0,1,2,3],"role":"producer","tensor":"wq"},{"axis":1,"channel_of_position":[0,1,2,3],"role":"producer","tensor":"wk"}],"prunable":true
+// CHECK-SAME: "channels":4,{{.*}}"id":1,"members":[{"axis":1,"channel_of_position":[0,1,2,3],"role":"producer","tensor":"wv"},{"axis":0,"channel_of_position":[0,1,2,3],"role":"consumer","tensor":"wo"}],"prunable":true
+func.func @main_graph(%x: tensor<1x3x2xf32>) -> tensor<1x3x2xf32> {
+  %wq = onnx.Initializer "wq" = dense<1.0> : tensor<2x4xf32>
+  %wk = onnx.Initializer "wk" = dense<1.0> : tensor<2x4xf32>
+  %wv = onnx.Initializer "wv" = dense<1.0> : tensor<2x4xf32>
+  %wo = onnx.Initializer "wo" = dense<1.0> : tensor<4x2xf32>
+  %q = "onnx.MatMul"(%x, %wq) : (tensor<1x3x2xf32>, tensor<2x4xf32>) -> tensor<1x3x4xf32>
+  %k = "onnx.MatMul"(%x, %wk) : (tensor<1x3x2xf32>, tensor<2x4xf32>) -> tensor<1x3x4xf32>
+  %v = "onnx.MatMul"(%x, %wv) : (tensor<1x3x2xf32>, tensor<2x4xf32>) -> tensor<1x3x4xf32>
+  %s = "onnx.Einsum"(%q, %k) {equation = "B I D, B J D -> B I J"} : (tensor<1x3x4xf32>, tensor<1x3x4xf32>) -> tensor<1x3x3xf32>
+  %a = "onnx.Softmax"(%s) {axis = -1 : i64} : (tensor<1x3x3xf32>) -> tensor<1x3x3xf32>
+  %o = "onnx.Einsum"(%a, %v) {equation = "bij,bjd->bid"} : (tensor<1x3x3xf32>, tensor<1x3x4xf32>) -> tensor<1x3x4xf32>
+  %y = "onnx.MatMul"(%o, %wo) : (tensor<1x3x4xf32>, tensor<4x2xf32>) -> tensor<1x3x2xf32>
+  return %y : tensor<1x3x2xf32>
+}

@@ -95,6 +95,67 @@ void matMulRule(Operation *op, CouplingBuilder &builder) {
   }
 }
 
+/// Einsum with an explicit output ("bghid,bghjd->bghij"): a channel is a
+/// subscript letter. Every operand with that letter carries the same channels
+/// (tracked ones are united; a constant becomes a member); the output carries
+/// them where the letter appears, and a contracted letter only couples the
+/// operands (attention's q.k and attn.v, as MaxViT writes them).
+void einsumRule(Operation *op, CouplingBuilder &builder) {
+  auto einsum = cast<onnx::EinsumOp>(op);
+  std::string where = describe(op);
+  std::string equation;
+  for (char c : einsum.getEquation())
+    if (c != ' ')
+      equation.push_back(c);
+  size_t arrow = equation.find("->");
+  SmallVector<StringRef> terms;
+  StringRef(equation).take_front(arrow).split(terms, ',');
+  StringRef output = arrow == std::string::npos ? StringRef() : StringRef(equation).drop_front(arrow + 2);
+  auto blockAll = [&](const Twine &reason) {
+    for (Value operand : op->getOperands())
+      builder.blockValue(operand, (where + reason).str());
+  };
+  if (arrow == std::string::npos || equation.find('.') != std::string::npos ||
+      terms.size() != op->getNumOperands())
+    return blockAll(" has an implicit output or an ellipsis");
+  for (auto [term, operand] : llvm::zip_equal(terms, op->getOperands()))
+    if (rankOf(operand) != std::optional<int64_t>(term.size()))
+      return blockAll(" has a subscript that does not match its operand's rank");
+  for (auto [index, operand] : llvm::enumerate(op->getOperands())) {
+    const TrackedAxis *tracked = builder.lookup(operand);
+    if (!tracked)
+      continue;
+    char letter = terms[index][tracked->axis];
+    if (terms[index].count(letter) != 1 || output.count(letter) > 1) {
+      builder.block(tracked->atoms, where + " takes a diagonal of the channels");
+      continue;
+    }
+    for (auto [other, otherOperand] : llvm::enumerate(op->getOperands())) {
+      size_t position = terms[other].find(letter);
+      if (other == index || position == StringRef::npos)
+        continue;
+      if (const TrackedAxis *peer = builder.lookup(otherOperand)) {
+        if (peer->axis == static_cast<int64_t>(position))
+          builder.uniteAll(tracked->atoms, peer->atoms);
+        else
+          builder.block(tracked->atoms, where + " combines channels with another axis");
+      } else if (isConstantOrView(otherOperand)) {
+        builder.member(otherOperand, position, MemberRole::Consumer, tracked->atoms, where + " operand");
+      } else {
+        builder.block(tracked->atoms, where + " combines channels with a computed operand");
+      }
+    }
+    size_t outAxis = output.find(letter);
+    if (outAxis == StringRef::npos)
+      continue;
+    const TrackedAxis *already = builder.lookup(einsum->getResult(0));
+    if (already && already->axis != static_cast<int64_t>(outAxis))
+      builder.block(tracked->atoms, where + " carries channels on two axes");
+    else if (!already)
+      builder.track(einsum->getResult(0), outAxis, tracked->atoms);
+  }
+}
+
 void gatherRule(Operation *op, CouplingBuilder &builder) {
   auto gather = cast<onnx::GatherOp>(op);
   Value data = gather.getData(), indices = gather.getIndices(), result = gather.getOutput();
@@ -129,5 +190,6 @@ void gatherRule(Operation *op, CouplingBuilder &builder) {
 void spa::rules::registerLinearRules(ChannelRuleTable &table) {
   table["onnx.Gemm"] = gemmRule;
   table["onnx.MatMul"] = matMulRule;
+  table["onnx.Einsum"] = einsumRule;
   table["onnx.Gather"] = gatherRule;
 }
