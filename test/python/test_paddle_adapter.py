@@ -104,3 +104,22 @@ def test_a_layer_spa_cannot_patch_raises_instead_of_returning_a_wrong_model() ->
     """SPA rewrites the ONNX Reshape target, but the Paddle forward keeps its literal 128."""
     with pytest.raises(SPAError, match="Paddle adapter: the pruned layer fails on the example inputs"):
         spa.paddle.prune(HardCodedWidth(), np.ones((1, 3, 4, 4), np.float32), ratio=0.5)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2"])
+def test_paddle_vision_models_prune_like_the_oracle(name: str) -> None:
+    paddle.seed(0)
+    net = getattr(paddle.vision.models, name)(pretrained=False)
+    net.eval()
+    sample = np.random.default_rng(8).standard_normal((1, 3, 64, 64)).astype(np.float32)
+    result = spa.paddle.prune(net, sample, criterion="l1", ratio=0.3)
+    assert type(result.layer) is type(net)
+    count = lambda layer: sum(int(np.prod(p.shape)) for p in layer.parameters())  # noqa: E731
+    assert count(result.layer) < 0.8 * count(net)
+    fresh = np.random.default_rng(9).standard_normal((2, 3, 64, 64)).astype(np.float32)
+    result.layer.eval()
+    got = result.layer(paddle.to_tensor(fresh)).numpy()
+    base = spa.load(spa.paddle.export(net, (sample,)))
+    masked = masked_model(base.to_onnx(), plan_to_dict(result.plan, base.coupling_groups()))
+    want = _run(masked, fresh)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * max(1.0, float(np.abs(want).max())))
