@@ -34,6 +34,7 @@ def _analyze(args: argparse.Namespace) -> None:
     from spa.report import groups_summary
 
     model = load(args.model)
+    model.heads = args.heads
     groups = model.coupling_groups()
     if args.json:
         print(json.dumps({"groups": [group.to_json() for group in groups]}, indent=1))
@@ -53,6 +54,7 @@ def _prune(args: argparse.Namespace) -> None:
     from spa.report import change_line, stats_line
 
     model = load(args.model)
+    model.heads = args.heads
     before = model.stats()
     ratio = args.ratio
     if ratio is None and args.target_params is None and args.target_flops is None:
@@ -106,6 +108,12 @@ def _add_opset_option(parser: argparse.ArgumentParser) -> None:
                              "where onnx's version converter can convert back; a warning says when not)")
 
 
+def _add_heads_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--heads", choices=["dims", "whole"], default="dims",
+                        help="attention heads: remove the same head dims from every head (dims, default) "
+                             "or whole heads (whole)")
+
+
 def _print_warning(message, category, filename, lineno, file=None, line=None) -> None:
     print(f"spa: warning: {message}", file=sys.stderr)
 
@@ -138,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("model", help="ONNX model file (.onnx)")
     analyze.add_argument("--json", action="store_true",
                          help="print every group with its members (tensor, axis, channel of each position)")
+    _add_heads_option(analyze)
     analyze.set_defaults(run=_analyze)
 
     prune = commands.add_parser("prune", help="remove channels from an ONNX model")
@@ -160,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     prune.add_argument("--plan-out", help="write the plan (removed indices per tensor) as JSON")
     prune.add_argument("--seed", type=int, default=0, help="seed of the random criterion and synthetic inputs")
     _add_opset_option(prune)
+    _add_heads_option(prune)
     obspa = prune.add_argument_group("obspa", "options of --criterion obspa")
     obspa.add_argument("--calibration", metavar="DATA.npz",
                        help="inputs to estimate layer Hessians from (.npz with one array per model input, "

@@ -27,6 +27,9 @@ from spa.obspa import OBSPA, OBSPAOptions
 from spa.providers import Provider
 
 
+HEAD_PRUNING = ("dims", "whole")
+
+
 class Model:
     """An ONNX model held as an onnx-dialect MLIR module."""
 
@@ -34,12 +37,26 @@ class Model:
         self.module = module
         self.label = label
         self._groups: list[Group] | None = None
+        self._heads = "dims"
+
+    @property
+    def heads(self) -> str:
+        """How attention heads are pruned: "dims" (the same head dims in every head; the default)
+        or "whole" (whole heads). Setting it recomputes the groups."""
+        return self._heads
+
+    @heads.setter
+    def heads(self, value: str) -> None:
+        if value not in HEAD_PRUNING:
+            raise SPAError(f"heads must be one of {', '.join(HEAD_PRUNING)}, not {value!r}")
+        if value != self._heads:
+            self._heads, self._groups = value, None
 
     # -- reading ---------------------------------------------------------------
     def coupling_groups(self) -> list[Group]:
         """The groups of coupled channels (computed once per model state)."""
         if self._groups is None:
-            self._groups = passes.coupling_groups(self.module)
+            self._groups = passes.coupling_groups(self.module, self._heads)
         return self._groups
 
     def input_names(self) -> list[str]:
@@ -259,7 +276,7 @@ class Model:
         """Write the plan's weight updates, then remove its channels (in place)."""
         if plan.weight_updates:
             self.set_weights(plan.weight_updates)
-        passes.apply_plan(self.module, plan, self.coupling_groups())
+        passes.apply_plan(self.module, plan, self.coupling_groups(), self._heads)
         self._groups = None
 
     # -- writing ---------------------------------------------------------------

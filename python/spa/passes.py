@@ -25,9 +25,9 @@ GROUPS_ATTRIBUTE = "spa.coupling_groups"  # where spa-channel-coupling{attach} l
 PLAN_ATTRIBUTE = "spa.plan"  # where spa-prune reads a plan handed over in memory
 
 
-def coupling_groups(module: ir.Module) -> list[Group]:
-    """The channel groups of `module` (spa-channel-coupling), as Group objects."""
-    run_pipeline(module, "builtin.module(spa-channel-coupling{attach=true})")
+def coupling_groups(module: ir.Module, heads: str = "dims") -> list[Group]:
+    """The channel groups of `module` (spa-channel-coupling), as Group objects; `heads` is "dims" or "whole"."""
+    run_pipeline(module, f"builtin.module(spa-channel-coupling{{attach=true heads={heads}}})")
     with module.context:
         attributes = module.operation.attributes
         text = ir.StringAttr(attributes[GROUPS_ATTRIBUTE]).value
@@ -35,12 +35,12 @@ def coupling_groups(module: ir.Module) -> list[Group]:
     return load_groups(json.loads(text))
 
 
-def apply_plan(module: ir.Module, plan: Plan, groups: list[Group]) -> None:
-    """Remove the plan's channels from `module` in place (spa-prune)."""
+def apply_plan(module: ir.Module, plan: Plan, groups: list[Group], heads: str = "dims") -> None:
+    """Remove the plan's channels from `module` in place (spa-prune); `heads` as the groups were made."""
     with module.context:
         module.operation.attributes[PLAN_ATTRIBUTE] = ir.StringAttr.get(plan_to_json(plan, groups))
     try:
-        run_pipeline(module, "builtin.module(spa-prune)")
+        run_pipeline(module, f"builtin.module(spa-prune{{heads={heads}}})")
     finally:
         with module.context:
             if PLAN_ATTRIBUTE in module.operation.attributes:

@@ -85,9 +85,10 @@ def masked_model(base: onnx.ModelProto, plan_dict: dict) -> onnx.ModelProto:
     return model
 
 
-def prune_and_mask(source, fraction: float = 0.3, seed: int = 0):
+def prune_and_mask(source, fraction: float = 0.3, seed: int = 0, heads: str = "dims"):
     """(pruned ONNX, masked ONNX, plan dict, groups) for a random plan over `source`."""
     model = spa.load(source)
+    model.heads = heads
     base = model.to_onnx()
     groups = model.coupling_groups()
     plan = random_plan(groups, fraction, seed)

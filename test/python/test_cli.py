@@ -211,3 +211,27 @@ def test_prune_criterion_data_errors(arguments: list[str], expected: str, tmp_pa
     assert result.returncode == 1
     assert expected in result.stderr and result.stderr.count("\n") == 1, result.stderr
     assert not out.exists()
+
+
+def test_prune_whole_heads_from_the_cli(tmp_path: Path, capsys) -> None:
+    """`--heads whole` makes each of the 3 heads a channel; pruning half of them leaves 2 heads
+    and a model with the original output shape."""
+    pytest.importorskip("torch")
+    import json
+
+    import torch_zoo
+    from spa.cli import main
+
+    def head_groups(path: Path) -> list[int]:
+        assert main(["analyze", str(path), "--heads", "whole", "--json"]) == 0
+        groups = json.loads(capsys.readouterr().out)["groups"]
+        return [g["channels"] for g in groups if g["prunable"]]  # the model's only prunable group: its heads
+
+    source, target = tmp_path / "heads.onnx", tmp_path / "pruned.onnx"
+    onnx.save(torch_zoo.export("einsum_attention", dynamo=False), source)
+    assert head_groups(source) == [3]
+    assert main(["prune", str(source), "-o", str(target), "--heads", "whole", "--ratio", "0.5"]) == 0
+    capsys.readouterr()
+    assert head_groups(target) == [2]
+    feeds = random_inputs(onnx.load(source))
+    assert run(target, feeds)[0].shape == run(source, feeds)[0].shape

@@ -19,8 +19,8 @@ TORCH_MODELS = ["residual", "concat", "grouped_conv", "depthwise_residual", "att
                 "einsum_attention"]
 
 
-def check_against_oracle(source, min_removed: int = 1) -> dict:
-    pruned, masked, plan, groups = prune_and_mask(source)
+def check_against_oracle(source, min_removed: int = 1, heads: str = "dims") -> dict:
+    pruned, masked, plan, groups = prune_and_mask(source, heads=heads)
     onnx.checker.check_model(pruned, full_check=True)
     removed = sum(len(g["removed"]) for g in plan["groups"])
     assert removed >= min_removed, [g.details() for g in groups]
@@ -60,3 +60,20 @@ def test_torch_attention_groups_are_all_prunable() -> None:
     assert blocked == [("graph output",)], blocked
     head_dims = [g for g in groups if g.prunable and g.channels == 4]  # q/k head dims shared by the 4 heads
     assert head_dims and all(g.function_preserving for g in head_dims)
+
+
+@pytest.mark.parametrize("dynamo", [False, True], ids=["torchscript", "dynamo"])
+@pytest.mark.parametrize("name", ["shape_derived_heads", "einsum_attention"])
+def test_whole_heads_prune_like_the_oracle(name: str, dynamo: bool) -> None:
+    """heads="whole": a channel is a head (its dims in q, k and v, and its rows of the output
+    projection); the Reshape targets' head counts shrink."""
+    pytest.importorskip("torch")
+    import spa
+    import torch_zoo
+
+    source = torch_zoo.export(name, dynamo)
+    model = spa.load(source)
+    model.heads = "whole"
+    heads = torch_zoo.ZOO[name][0]().heads
+    assert any(g.prunable and g.channels == heads for g in model.coupling_groups())
+    check_against_oracle(source, heads="whole")

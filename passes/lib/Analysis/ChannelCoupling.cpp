@@ -101,8 +101,8 @@ struct ChannelLinks {
 
 } // namespace
 
-ChannelCoupling::ChannelCoupling(Operation *root) {
-  CouplingBuilder builder;
+ChannelCoupling::ChannelCoupling(Operation *root, HeadPruning heads) {
+  CouplingBuilder builder(heads);
   root->walk([&](func::FuncOp function) {
     if (!function.getBody().empty())
       analyseBlock(function.getBody().front(), builder);

@@ -265,6 +265,14 @@ bool CouplingBuilder::memberOfArithmetic(Operation *op, int64_t axis, MemberRole
   return ok;
 }
 
+std::optional<HeadPruning> spa::parseHeadPruning(StringRef text) {
+  if (text == "dims")
+    return HeadPruning::HeadDims;
+  if (text == "whole")
+    return HeadPruning::WholeHeads;
+  return std::nullopt;
+}
+
 Atom CouplingBuilder::leader(Atom atom) const { return classes.getLeaderValue(atom); }
 
 std::optional<int64_t> spa::staticDim(Value value, int64_t axis) {

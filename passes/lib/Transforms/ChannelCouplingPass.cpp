@@ -24,7 +24,12 @@ struct ChannelCouplingPass : public spa::impl::SPAChannelCouplingBase<ChannelCou
   using Base::Base;
 
   void runOnOperation() override {
-    spa::ChannelCoupling coupling(getOperation());
+    std::optional<spa::HeadPruning> headPruning = spa::parseHeadPruning(heads);
+    if (!headPruning) {
+      getOperation().emitError() << "spa-channel-coupling: heads must be 'dims' or 'whole', not '" << heads << "'";
+      return signalPassFailure();
+    }
+    spa::ChannelCoupling coupling(getOperation(), *headPruning);
     for (const spa::ChannelGroup &group : coupling.getGroups()) {
       ++numGroups;
       if (group.prunable) {

@@ -188,11 +188,16 @@ struct PrunePass : public spa::impl::SPAPruneBase<PrunePass> {
                          << " module attribute";
       return signalPassFailure();
     }
-    std::optional<RemovedChannels> removed = readPlan(source, text, ChannelCoupling(module), module);
+    std::optional<HeadPruning> headPruning = parseHeadPruning(heads);
+    if (!headPruning) {
+      module.emitError() << "spa-prune: heads must be 'dims' or 'whole', not '" << heads << "'";
+      return signalPassFailure();
+    }
+    std::optional<RemovedChannels> removed = readPlan(source, text, ChannelCoupling(module, *headPruning), module);
     if (!removed)
       return signalPassFailure();
     unshareIdentityConstants(module);
-    ChannelCoupling coupling(module); // the same groups, now without shared constants
+    ChannelCoupling coupling(module, *headPruning); // the same groups, now without shared constants
     keptOf.clear();
     for (const ChannelGroup &group : coupling.getGroups()) {
       auto it = removed->find(group.id);

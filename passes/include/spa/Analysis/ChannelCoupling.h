@@ -49,7 +49,7 @@ struct ChannelGroup {
 class ChannelCoupling {
 public:
   /// Analyses `root` (a func.func, or a module whose functions are analysed).
-  explicit ChannelCoupling(mlir::Operation *root);
+  explicit ChannelCoupling(mlir::Operation *root, HeadPruning heads = HeadPruning::HeadDims);
 
   llvm::ArrayRef<ChannelGroup> getGroups() const { return groups; }
   /// The groups as JSON: {"groups": [{id, channels, prunable, reasons,

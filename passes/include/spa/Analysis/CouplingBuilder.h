@@ -54,8 +54,19 @@ struct MemberSlice {
   llvm::SmallVector<Atom> atoms; // one per position along `axis`
 };
 
+/// How attention heads are pruned: the same head dims in every head
+/// (`HeadDims`, the default), or whole heads (`WholeHeads`).
+enum class HeadPruning { HeadDims, WholeHeads };
+
+/// "dims" or "whole" (the passes' `heads` option); std::nullopt for anything else.
+std::optional<HeadPruning> parseHeadPruning(llvm::StringRef text);
+
 class CouplingBuilder {
 public:
+  explicit CouplingBuilder(HeadPruning heads = HeadPruning::HeadDims) : heads(heads) {}
+  /// The granularity chosen for the channels a Reshape splits into heads.
+  HeadPruning headPruning() const { return heads; }
+
   /// Atoms tracked on `value`, or nullptr when SPA does not track its channels.
   const TrackedAxis *lookup(mlir::Value value) const;
   void track(mlir::Value value, int64_t axis, llvm::ArrayRef<Atom> atoms);
@@ -97,6 +108,7 @@ public:
   llvm::ArrayRef<llvm::SmallVector<Atom>> keepOneOfSets() const { return keepSets; }
 
 private:
+  HeadPruning heads;
   Atom nextAtom = 0;
   mutable llvm::EquivalenceClasses<Atom> classes;
   llvm::DenseMap<mlir::Value, TrackedAxis> tracked;

@@ -31,6 +31,8 @@ def SPAChannelCoupling : Pass<"spa-channel-coupling", "mlir::ModuleOp"> {
            "File to write the groups to as JSON ('-' for stdout)">,
     Option<"attach", "attach", "bool", /*default=*/"false",
            "Attach the JSON to the module as the string attribute spa.coupling_groups instead">,
+    Option<"heads", "heads", "std::string", /*default=*/"\"dims\"",
+           "Attention heads: 'dims' prunes the same head dims in every head, 'whole' prunes whole heads">,
   ];
   let statistics = [
     Statistic<"numGroups", "groups", "Number of channel groups">,
@@ -58,6 +60,8 @@ def SPAPrune : Pass<"spa-prune", "mlir::ModuleOp"> {
   }];
   let options = [
     Option<"plan", "plan", "std::string", /*default=*/"\"\"", "Plan file (JSON)">,
+    Option<"heads", "heads", "std::string", /*default=*/"\"dims\"",
+           "Attention heads as the plan's analysis saw them: 'dims' or 'whole'">,
   ];
   let statistics = [
     Statistic<"numRemovedChannels", "removed-channels", "Number of channels removed">,

@@ -88,10 +88,14 @@ void matMulRule(Operation *op, CouplingBuilder &builder) {
   else if (a && a->axis < *lhsRank - 2)
     builder.track(result, a->axis + (*outRank - *lhsRank), a->atoms);
   if (b && b->axis < *rhsRank - 2) {
-    if (builder.lookup(result))
+    int64_t outAxis = b->axis + (*outRank - *rhsRank);
+    const TrackedAxis *already = builder.lookup(result);
+    if (already && already->axis == outAxis && a && a->axis < *lhsRank - 2)
+      builder.uniteAll(already->atoms, b->atoms); // a batch axis of both (attention heads)
+    else if (already)
       builder.block(b->atoms, where + " carries channels on two axes");
     else
-      builder.track(result, b->axis + (*outRank - *rhsRank), b->atoms);
+      builder.track(result, outAxis, b->atoms);
   }
 }
 

@@ -258,6 +258,20 @@ void reshapeRule(Operation *op, CouplingBuilder &builder) {
   --lastFactor;
   if (common == axis && factors == in[axis] && lastFactor > axis &&
       ArrayRef<int64_t>(in).drop_front(axis + 1) == ArrayRef<int64_t>(out).drop_front(lastFactor + 1)) {
+    if (builder.headPruning() == HeadPruning::WholeHeads) {
+      // Whole heads: channels live on the factor before the last (the heads);
+      // each head's dims (the last factor) and its copies (q, k, v) are one channel.
+      if (computedTarget(lastFactor - 1))
+        return;
+      int64_t dims = out[lastFactor], heads = out[lastFactor - 1];
+      SmallVector<Atom> atoms;
+      for (int64_t head = 0; head < heads; ++head)
+        atoms.push_back(input->atoms[head * dims]);
+      for (int64_t position = 0; position < in[axis]; ++position)
+        builder.unite(atoms[(position / dims) % heads], input->atoms[position]);
+      track(lastFactor - 1, atoms);
+      return;
+    }
     if (computedTarget(lastFactor))
       return;
     int64_t size = out[lastFactor], copies = in[axis] / size;
