@@ -21,6 +21,7 @@ from onnx import defs, version_converter
 
 from spa.errors import SPAError, SPAWarning
 from spa.importer.model_prep import SPA_OPSET, check_structure, default_opset, is_big
+from spa.importer.private_domain import hide, restore
 
 UNCHANGED_DOMAIN = "spa.unchanged"  # where nodes the converter need not touch wait during conversion
 
@@ -40,7 +41,7 @@ def convert_opset(model: onnx.ModelProto, target: int, ir_version: int | None = 
     _park_unchanged(structure, current, target)
     try:
         converted = version_converter.convert_version(structure, target)
-        _unpark(converted)
+        restore(converted, UNCHANGED_DOMAIN)
         check_structure(converted, "the converted model", full_check=True)
     except Exception as error:  # noqa: BLE001 - the converter raises RuntimeError or ValueError
         reason = str(error).strip().splitlines()[-1].split("failed:")[-1].strip()
@@ -98,27 +99,14 @@ def _park_unchanged(model: onnx.ModelProto, current: int, target: int) -> None:
     """Move default-domain nodes whose operator signature is the same at both opsets out of the
     converter's way."""
     same: dict[str, bool] = {}
-    parked = False
-    for node in model.graph.node:
-        if node.domain not in ("", "ai.onnx"):
-            continue
+
+    def unchanged(node: onnx.NodeProto) -> bool:
         if node.op_type not in same:
             try:
                 same[node.op_type] = _signature(defs.get_schema(node.op_type, current)) == \
                     _signature(defs.get_schema(node.op_type, target))
             except defs.SchemaError:  # no such operator at the target opset: the converter decides
                 same[node.op_type] = False
-        if same[node.op_type]:
-            node.domain = UNCHANGED_DOMAIN
-            parked = True
-    if parked:
-        model.opset_import.add(domain=UNCHANGED_DOMAIN, version=1)
+        return same[node.op_type]
 
-
-def _unpark(model: onnx.ModelProto) -> None:
-    for node in model.graph.node:
-        if node.domain == UNCHANGED_DOMAIN:
-            node.domain = ""
-    kept = [o for o in model.opset_import if o.domain != UNCHANGED_DOMAIN]
-    del model.opset_import[:]
-    model.opset_import.extend(kept)
+    hide(model, UNCHANGED_DOMAIN, unchanged)

@@ -34,3 +34,11 @@ def compare_with_onnx(label: str, outputs: Sequence[np.ndarray], pruned: onnx.Mo
         raise SPAError(f"{label} differs from the pruned ONNX model by {difference:.2e} (tolerance {tolerance}); "
                        "it likely uses a width SPA cannot patch")
     return difference
+
+
+def forward_failure(label: str, error: Exception) -> SPAError:
+    """The error for a pruned framework model (`label`) whose forward fails on the example inputs."""
+    first = str(error).splitlines()[0] if str(error) else ""
+    return SPAError(f"{label} fails on the example inputs ({type(error).__name__}: {first}); its forward uses a "
+                    "width SPA cannot patch, such as hard-coded split sizes; prune the ONNX model instead "
+                    "(spa.load / Model.prune)")

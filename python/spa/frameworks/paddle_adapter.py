@@ -26,7 +26,7 @@ import numpy as np
 import onnx
 
 from spa.errors import SPAError
-from spa.frameworks.checking import compare_with_onnx
+from spa.frameworks.checking import compare_with_onnx, forward_failure
 from spa.frameworks.pipeline import prune_exported
 from spa.groups import Plan
 
@@ -152,10 +152,8 @@ def _check(layer: Any, pruned: onnx.ModelProto, inputs: tuple[np.ndarray, ...], 
     try:
         with paddle.no_grad():
             expected = layer(*[paddle.to_tensor(x) for x in inputs])
-    except Exception as error:
-        raise SPAError(f"Paddle adapter: the pruned layer fails on the example inputs ({type(error).__name__}: "
-                       f"{str(error).splitlines()[0] if str(error) else ''}); its forward uses a width SPA cannot "
-                       "patch, such as hard-coded split sizes; prune the ONNX model instead") from None
+    except Exception as error:  # any failure of user code means the same thing here
+        raise forward_failure("Paddle adapter: the pruned layer", error) from None
     finally:
         layer.train() if was_training else layer.eval()
     expected = list(expected) if isinstance(expected, (list, tuple)) else [expected]

@@ -34,7 +34,7 @@ import onnx
 
 from spa.errors import SPAError, SPAWarning
 from spa.exporter.opset import convert_opset
-from spa.frameworks.checking import compare_with_onnx
+from spa.frameworks.checking import compare_with_onnx, forward_failure
 from spa.frameworks.pipeline import prune_exported
 from spa.groups import Plan
 from spa.importer.model_prep import default_opset
@@ -191,10 +191,8 @@ def _check(module: Any, pruned: onnx.ModelProto, example_inputs: Any, tolerance:
     try:
         with torch.no_grad():
             expected = module(*inputs)
-    except Exception as error:
-        raise SPAError(f"PyTorch adapter: the pruned module fails on the example inputs ({type(error).__name__}: "
-                       f"{str(error).splitlines()[0]}); its forward uses a width SPA cannot patch, such as "
-                       "hard-coded split sizes; prune the ONNX model instead (spa.load / Model.prune)") from None
+    except Exception as error:  # any failure of user code means the same thing here
+        raise forward_failure("PyTorch adapter: the pruned module", error) from None
     finally:
         module.train(was_training)
     expected = [expected] if isinstance(expected, torch.Tensor) else list(expected)

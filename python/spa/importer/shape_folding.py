@@ -19,6 +19,8 @@ from __future__ import annotations
 import numpy as np
 import onnx
 
+from spa.importer.private_domain import hide, restore
+
 SHAPE_OPS = {"Shape", "Size"}
 HIDDEN_DOMAIN = "spa.weight_copies"  # where Identity copies of weights wait while the folder runs
 MAX_INTEGER_ELEMENTS = 4096  # shape-like integer tensors are tiny; anything larger is data
@@ -52,15 +54,18 @@ def fold_shape_arithmetic(model: onnx.ModelProto) -> onnx.ModelProto:
         return True
 
     _resolve_static_shape_entries(model)
-    hidden = _hide_weight_copies(model)
+    weights = _weights(model.graph)
+    hidden = hide(model, HIDDEN_DOMAIN, lambda node: node.op_type == "Identity" and node.input[0] in weights)
     try:
         ir_model = ir.serde.deserialize_model(model)
     finally:
-        _restore(model, hidden)
+        if hidden:
+            restore(model, HIDDEN_DOMAIN)
     fold_constants(ir_model, should_fold=should_fold, onnx_shape_inference=True)  # shapes of folded pads, ...)
     RemoveUnusedNodesPass()(ir_model)  # the arithmetic that became constants
     folded = ir.serde.serialize_model(ir_model)
-    _restore(folded, hidden)
+    if hidden:
+        restore(folded, HIDDEN_DOMAIN)
     return folded
 
 
@@ -128,27 +133,3 @@ def _weights(graph: onnx.GraphProto) -> set[str]:
     names |= {n.output[0] for n in graph.node if n.op_type == "Constant" and n.attribute
               and n.attribute[0].name == "value" and is_weight(n.attribute[0].t)}
     return names
-
-
-def _hide_weight_copies(model: onnx.ModelProto) -> bool:
-    """Move the main graph's Identity nodes of weights into HIDDEN_DOMAIN; True if there were any."""
-    weights = _weights(model.graph)
-    hidden = False
-    for node in model.graph.node:
-        if node.domain in ("", "ai.onnx") and node.op_type == "Identity" and node.input[0] in weights:
-            node.domain = HIDDEN_DOMAIN
-            hidden = True
-    if hidden:
-        model.opset_import.add(domain=HIDDEN_DOMAIN, version=1)
-    return hidden
-
-
-def _restore(model: onnx.ModelProto, hidden: bool) -> None:
-    if not hidden:
-        return
-    for node in model.graph.node:
-        if node.domain == HIDDEN_DOMAIN:
-            node.domain = ""
-    kept = [o for o in model.opset_import if o.domain != HIDDEN_DOMAIN]
-    del model.opset_import[:]
-    model.opset_import.extend(kept)

@@ -419,28 +419,15 @@ void sliceRule(Operation *op, CouplingBuilder &builder) {
   builder.track(slice.getOutput(), input->axis, input->atoms);
 }
 
-/// Shape reads sizes only; but a computation on the channel count (e.g. an
-/// attention scale sqrt(head_dim)) changes when channels are removed.
 /// Whether Slice `slice` of a 1-D shape of `length` entries may read entry `entry`
 /// (true unless its bounds are constants that leave the entry out).
 bool sliceReads(Operation *slice, int64_t length, int64_t entry) {
-  auto optional = [&](unsigned index) -> std::optional<SmallVector<int64_t>> {
-    if (slice->getNumOperands() <= index || isa<NoneType>(slice->getOperand(index).getType()))
-      return SmallVector<int64_t>{};
-    return constantInts(slice->getOperand(index));
-  };
-  std::optional<SmallVector<int64_t>> starts = constantInts(slice->getOperand(1)),
-                                      ends = constantInts(slice->getOperand(2)), axes = optional(3),
-                                      steps = optional(4);
-  if (!starts || !ends || !axes || !steps || starts->size() != 1 || ends->size() != 1 ||
-      llvm::any_of(*axes, [](int64_t a) { return a != 0 && a != -1; }) ||
-      llvm::any_of(*steps, [](int64_t s) { return s != 1; }))
-    return true;
-  auto clampIndex = [&](int64_t i) { return std::clamp(i < 0 ? i + length : i, int64_t{0}, length); };
-  int64_t first = clampIndex(starts->front()), last = clampIndex(ends->front());
-  return entry >= first && entry < last;
+  std::optional<SliceRange> range = sliceRange(slice, 0, length);
+  return !range || range->entry == ~0u || (entry >= range->first && entry < range->last);
 }
 
+/// Shape reads sizes only; but a computation on the channel count (e.g. an
+/// attention scale sqrt(head_dim)) changes when channels are removed.
 void shapeRule(Operation *op, CouplingBuilder &builder) {
   const TrackedAxis *input = builder.lookup(op->getOperand(0));
   std::optional<int64_t> rank = rankOf(op->getOperand(0));
