@@ -59,3 +59,19 @@ def test_weights_shared_by_value_keep_their_own_layers_and_placeholders_stay() -
 def test_a_plain_import_keeps_the_shape_arithmetic() -> None:
     exported = spa.load(_two_layers_sharing_an_equal_bias(), ImportConfig()).to_onnx()
     assert "Shape" in [n.op_type for n in exported.graph.node]
+
+
+def test_big_integer_initializers_are_left_alone() -> None:
+    """An integer table (an attention's relative position index) is detached during import;
+    folding must not read it."""
+    index = numpy_helper.from_array(np.arange(2048, dtype=np.int64) % 4, "index")
+    table = numpy_helper.from_array(np.linspace(0, 1, 4, dtype=np.float32), "table")
+    nodes = [helper.make_node("Gather", ["table", "index"], ["bias"], axis=0),
+             helper.make_node("Shape", ["x"], ["s"]),
+             helper.make_node("Reshape", ["x", "s"], ["x2"]),
+             helper.make_node("Add", ["x2", "bias"], ["y"])]
+    graph = helper.make_graph(nodes, "tables", [helper.make_tensor_value_info("x", F, [2, 2048])],
+                              [helper.make_tensor_value_info("y", F, [2, 2048])], [index, table])
+    model = spa.load(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+    exported = {t.name: numpy_helper.to_array(t) for t in model.to_onnx().graph.initializer}
+    np.testing.assert_array_equal(exported["index"], np.arange(2048) % 4)

@@ -81,7 +81,8 @@ def _resolve_static_shape_entries(model: onnx.ModelProto) -> None:
         if info.type.HasField("tensor_type") and info.type.tensor_type.HasField("shape"):
             dims[info.name] = [d.dim_value if d.HasField("dim_value") else None for d in info.type.tensor_type.shape.dim]
     constants = {t.name: onnx.numpy_helper.to_array(t) for t in graph.initializer
-                 if t.data_type == onnx.TensorProto.INT64 and len(t.dims) <= 1}
+                 if t.data_type == onnx.TensorProto.INT64 and len(t.dims) <= 1
+                 and t.data_location != onnx.TensorProto.EXTERNAL}  # big ones are data-less stubs here
     constants.update({n.output[0]: onnx.numpy_helper.to_array(n.attribute[0].t) for n in graph.node
                       if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value"
                       and n.attribute[0].t.data_type == onnx.TensorProto.INT64})
