@@ -24,7 +24,11 @@ def SPAChannelCoupling : Pass<"spa-channel-coupling", "mlir::ModuleOp"> {
                                 "channel_of_position": [0, 1, ...] }, ... ] } ] }
     ```
     `channel_of_position[p]` is the group channel of position `p` along
-    `axis` of the constant (-1: not in this group). The IR is unchanged.
+    `axis` of the constant (-1: not in this group). A group whose channels
+    a Slice reads in part also has `"keep_one_of": [[channels], ...]`: sets
+    of which a plan must keep at least one channel. With `attach=true` the
+    JSON goes to the `spa.coupling_groups` module attribute instead. The IR
+    is otherwise unchanged.
   }];
   let options = [
     Option<"output", "output", "std::string", /*default=*/"\"-\"",
