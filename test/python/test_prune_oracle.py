@@ -77,3 +77,19 @@ def test_whole_heads_prune_like_the_oracle(name: str, dynamo: bool) -> None:
     heads = torch_zoo.ZOO[name][0]().heads
     assert any(g.prunable and g.channels == heads for g in model.coupling_groups())
     check_against_oracle(source, heads="whole")
+
+
+@pytest.mark.parametrize("heads", ["dims", "whole"])
+@pytest.mark.parametrize("name", ["shape_derived_heads", "einsum_attention"])
+def test_attention_with_dynamic_batch_and_sequence_prunes_like_the_oracle(name: str, heads: str) -> None:
+    """Head reshapes read batch and sequence from Shape and leave the head size to -1; the
+    symbols cancel on import, so every head group is prunable and the oracle holds at other sizes."""
+    pytest.importorskip("torch")
+    import spa
+    import torch_zoo
+
+    source = torch_zoo.export_dynamic(name)
+    model = spa.load(source)
+    model.heads = heads
+    assert [g.reasons for g in model.coupling_groups() if not g.prunable] == [("graph output",)]
+    check_against_oracle(source, heads=heads)

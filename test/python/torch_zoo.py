@@ -96,6 +96,16 @@ ZOO = {
 }
 
 
+def export_dynamic(name: str, seed: int = 0) -> onnx.ModelProto:
+    """Export zoo model `name` (TorchScript) with dynamic batch and sequence axes."""
+    torch.manual_seed(seed)
+    builder, shape = ZOO[name]
+    buffer = io.BytesIO()
+    torch.onnx.export(builder().eval(), (torch.randn(*shape),), buffer, dynamo=False, input_names=["input"],
+                      output_names=["output"], dynamic_axes={"input": {0: "batch", 1: "seq"}})
+    return onnx.load_from_string(buffer.getvalue())
+
+
 def export(name: str, dynamo: bool, seed: int = 0) -> onnx.ModelProto:
     """Export zoo model `name` to ONNX with the dynamo or the TorchScript exporter."""
     torch.manual_seed(seed)

@@ -18,7 +18,7 @@ import onnx
 from onnx import shape_inference, version_converter
 
 from spa.errors import SPAError
-from spa.importer.shape_folding import fold_shape_arithmetic, has_shape_arithmetic
+from spa.importer.shape_folding import fold_shape_arithmetic, has_shape_arithmetic, resolve_reshape_wildcards
 
 SPA_OPSET = 26  # the newest opset onnxruntime 1.31 runs; the dialect is generated for it
 _DETACH_BYTES = 1024  # initializers larger than this are taken out during normalisation
@@ -105,6 +105,10 @@ def normalise(model: LoadedModel, config: ImportConfig) -> None:
         proto = _infer_shapes(proto, label)
         if config.fold_shapes and has_shape_arithmetic(proto.graph):
             proto = _infer_shapes(fold_shape_arithmetic(proto), label)  # folded targets give new shapes
+            for _ in range(3):  # each round can name the dims the next Reshape needs
+                if not resolve_reshape_wildcards(proto):
+                    break
+                proto = _infer_shapes(proto, label)
     model.proto = proto
 
 

@@ -134,3 +134,99 @@ def _weights(graph: onnx.GraphProto) -> set[str]:
     names |= {n.output[0] for n in graph.node if n.op_type == "Constant" and n.attribute
               and n.attribute[0].name == "value" and is_weight(n.attribute[0].t)}
     return names
+
+
+def resolve_reshape_wildcards(model: onnx.ModelProto) -> bool:
+    """Give Reshape outputs the size of their -1 entry where symbols cancel, and the names of the dims
+    they read from Shape (in place); True if any changed.
+
+    With a dynamic batch and sequence, `x.reshape(b, t, heads, -1)` exports as a target read from
+    `Shape(x)`, and ONNX's shape inference leaves the -1 unknown; the input's dims (batch, seq, 16)
+    and the target's (batch, seq, 4) give 4. Callers run shape inference again to propagate it.
+    """
+    graph = model.graph
+    infos = {i.name: i for i in [*graph.input, *graph.value_info, *graph.output]}
+    producers = {output: node for node in graph.node for output in node.output}
+    constants = {t.name: onnx.numpy_helper.to_array(t).reshape(-1).tolist() for t in graph.initializer
+                 if t.data_type == onnx.TensorProto.INT64 and len(t.dims) <= 1
+                 and t.data_location != onnx.TensorProto.EXTERNAL}
+    constants.update({n.output[0]: onnx.numpy_helper.to_array(n.attribute[0].t).reshape(-1).tolist()
+                      for n in graph.node if n.op_type == "Constant" and n.attribute
+                      and n.attribute[0].name == "value" and n.attribute[0].t.data_type == onnx.TensorProto.INT64})
+    changed = False
+    for node in graph.node:
+        if node.op_type != "Reshape" or node.domain not in ("", "ai.onnx") or node.output[0] not in infos:
+            continue
+        dims = _dims(infos.get(node.input[0]))
+        target = _target_entries(node.input[1], producers, constants, infos)
+        out = infos[node.output[0]].type.tensor_type.shape.dim
+        if target is None or len(out) != len(target) or 0 in target:
+            continue
+        for dim, entry in zip(out, target):  # name dims read from Shape as their source does
+            if isinstance(entry, str) and not dim.HasField("dim_value") and dim.dim_param != entry:
+                dim.dim_param = entry
+                changed = True
+        if dims is None or target.count(-1) != 1:
+            continue
+        wildcard = target.index(-1)
+        if out[wildcard].HasField("dim_value"):
+            continue
+        size = _cancelled_size(dims, [e for e in target if e != -1])
+        if size is not None:
+            out[wildcard].Clear()
+            out[wildcard].dim_value = size
+            changed = True
+    if changed:  # let inference propagate the names: it keeps any shape already recorded downstream
+        keep = {o for n in graph.node if n.op_type == "Reshape" or n.domain not in ("", "ai.onnx") for o in n.output}
+        kept = [info for info in graph.value_info if info.name in keep]
+        del graph.value_info[:]
+        graph.value_info.extend(kept)
+    return changed
+
+
+def _dims(info: onnx.ValueInfoProto | None) -> list[int | str] | None:
+    """A value's dims as numbers or symbol names; None if any is anonymous."""
+    if info is None or not info.type.tensor_type.HasField("shape"):
+        return None
+    dims = [d.dim_value if d.HasField("dim_value") else d.dim_param for d in info.type.tensor_type.shape.dim]
+    return None if any(d == "" for d in dims) else dims
+
+
+def _target_entries(name: str, producers: dict, constants: dict, infos: dict) -> list[int | str] | None:
+    """A Reshape target as numbers and symbols: constants, and entries read with Gather/Slice of Shape."""
+    if name in constants:
+        return constants[name]
+    node = producers.get(name)
+    if node is None:
+        return None
+    if node.op_type == "Concat":
+        entries: list[int | str] = []
+        for piece in node.input:
+            part = _target_entries(piece, producers, constants, infos)
+            if part is None:
+                return None
+            entries += part
+        return entries
+    if node.op_type == "Unsqueeze":
+        return _target_entries(node.input[0], producers, constants, infos)
+    shape = producers.get(node.input[0]) if node.input else None
+    if shape is None or shape.op_type != "Shape" or shape.attribute:
+        return None
+    dims = _dims(infos.get(shape.input[0]))
+    selected = _selected_dims(node, dims, {k: np.array(v) for k, v in constants.items()}) if dims else None
+    return None if selected is None else list(selected)
+
+
+def _cancelled_size(dims: list[int | str], known: list[int | str]) -> int | None:
+    """prod(dims) / prod(known) when the symbols cancel and the numbers divide, else None."""
+    symbols = [d for d in dims if isinstance(d, str)]
+    for entry in known:
+        if isinstance(entry, str):
+            if entry not in symbols:
+                return None
+            symbols.remove(entry)
+    numerator = int(np.prod([d for d in dims if isinstance(d, int)], dtype=np.int64))
+    denominator = int(np.prod([e for e in known if isinstance(e, int)], dtype=np.int64))
+    if symbols or denominator <= 0 or numerator % denominator:
+        return None
+    return numerator // denominator
