@@ -18,7 +18,13 @@ from mlir.dialects import func
 from spa.context import new_context
 from spa.errors import SPAError
 from spa.importer.graph_importer import GRAPH_INPUT, GraphImporter, Scope
-from spa.importer.model_prep import ImportConfig, LoadedModel, default_opset, load, normalise
+from spa.importer.model_prep import (
+    ImportConfig,
+    LoadedModel,
+    default_opset,
+    load,
+    normalise,
+)
 from spa.onnx_types import from_type_proto
 
 __all__ = ["ImportConfig", "import_model"]

@@ -18,7 +18,11 @@ import onnx
 from onnx import shape_inference, version_converter
 
 from spa.errors import SPAError
-from spa.importer.shape_folding import fold_shape_arithmetic, has_shape_arithmetic, resolve_reshape_wildcards
+from spa.importer.shape_folding import (
+    fold_shape_arithmetic,
+    has_shape_arithmetic,
+    resolve_reshape_wildcards,
+)
 
 SPA_OPSET = 26  # the newest opset onnxruntime 1.31 runs; the dialect is generated for it
 _DETACH_BYTES = 1024  # initializers larger than this are taken out during normalisation
