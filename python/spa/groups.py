@@ -180,12 +180,14 @@ class Plan:
     `weight_updates` (initializer name -> array of its unpruned shape) are
     written into the model before the channels are removed: OBSPA's
     corrections of the kept weights. `data_used` says what data the
-    criterion read, for reports.
+    criterion read, for reports. `heads` is the head granularity of the
+    groups the plan was made for (see spa.model.Model.heads; None: not recorded).
     """
 
     removed: dict[int, tuple[int, ...]] = field(default_factory=dict)
     weight_updates: dict[str, np.ndarray] = field(default_factory=dict)
     data_used: str = ""
+    heads: str | None = None
 
     def removed_count(self) -> int:
         """Total number of channels removed over all groups."""
@@ -232,3 +234,7 @@ def _check_removal(group: Group, removed: list[int]) -> None:
         raise SPAError(f"{where}: removing all {group.channels} channels would empty the group")
     if len(removed) % group.divisor:
         raise SPAError(f"{where}: {len(removed)} removed channels is not a multiple of the divisor {group.divisor}")
+    gone = set(removed)
+    for channels in group.keep_one_of:
+        if gone.issuperset(channels):
+            raise SPAError(f"{where}: removing channels {list(channels)} would empty a slice that reads only them")

@@ -23,9 +23,9 @@ from spa.errors import SPAError
 from spa.exporter import export_module, save_module
 from spa.groups import Group, Plan
 from spa.importer import ImportConfig, import_model
+from spa.importer.model_prep import SPA_OPSET
 from spa.obspa import OBSPA, OBSPAOptions
 from spa.providers import Provider
-
 
 HEAD_PRUNING = ("dims", "whole")
 
@@ -65,7 +65,7 @@ class Model:
             terminator = stats.main_ops(self.module)[-1]
             if "onnx.input_names" in terminator.attributes:
                 return [ir.StringAttr(n).value for n in ir.ArrayAttr(terminator.attributes["onnx.input_names"])]
-        return [i.name for i in self.to_onnx().graph.input]
+        return [i.name for i in self.to_onnx(opset=SPA_OPSET).graph.input]
 
     def weights(self) -> dict[str, np.ndarray]:
         """Every constant's data by ONNX name: initializers (read-only views, no
@@ -129,7 +129,8 @@ class Model:
             raise SPAError(f"--protect: no initializer named {', '.join(sorted(unknown))}")
         pruner = None
         if criterion == "obspa":
-            pruner = OBSPA(self.to_onnx(), groups, weights, calibration, obspa or OBSPAOptions(seed=seed))
+            pruner = OBSPA(self.to_onnx(opset=SPA_OPSET), groups, weights, calibration,
+                           obspa or OBSPAOptions(seed=seed))
             scores, data_used = pruner.scores(), pruner.description
         else:
             options = dict(criterion_options or {})
@@ -141,7 +142,7 @@ class Model:
         plan = self._select(groups, weights, scores, ratio, target_params, target_flops, global_ranking,
                             round_to, tuple(protect))
         updates = pruner.updates(plan) if pruner is not None else {}
-        return Plan(plan.removed, updates, data_used)
+        return Plan(plan.removed, updates, data_used, self._heads)
 
     def _select(self, groups: list[Group], weights: Mapping[str, np.ndarray], scores: dict[int, np.ndarray],
                 ratio: float | None, target_params: float | None, target_flops: float | None,
@@ -274,6 +275,9 @@ class Model:
 
     def prune(self, plan: Plan) -> None:
         """Write the plan's weight updates, then remove its channels (in place)."""
+        if plan.heads is not None and plan.heads != self._heads:
+            raise SPAError(f"the plan was made with heads={plan.heads!r} but the model is set to "
+                           f"heads={self._heads!r}; its group ids would name other groups")
         if plan.weight_updates:
             self.set_weights(plan.weight_updates)
         passes.apply_plan(self.module, plan, self.coupling_groups(), self._heads)

@@ -90,3 +90,19 @@ def test_cli_opset_option_and_warning(tmp_path, capsys) -> None:
     onnx.save(_conv_net(13), plain)
     assert main(["prune", str(plain), "-o", str(out), "--opset", "16"]) == 0
     assert _opset(onnx.load(out)) == 16
+
+
+def test_operators_whose_defaults_changed_are_converted_not_carried_over() -> None:
+    """Softmax's axis defaults to 1 before opset 13 and to -1 from 13: the down-conversion must
+    write the old default explicitly, or the model computes something else."""
+    rng = np.random.default_rng(0)
+    weight = numpy_helper.from_array(rng.standard_normal((4, 3, 1, 1)).astype(np.float32), "w")
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"]), helper.make_node("Softmax", ["c"], ["y"])]
+    graph = helper.make_graph(nodes, "softmax", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 3, 2, 2])],
+                              [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 4, 2, 2])], [weight])
+    source = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    source.ir_version = 7
+    exported = spa.load(source).to_onnx(opset=11)
+    assert _opset(exported) == 11
+    feeds = random_inputs(source)
+    np.testing.assert_allclose(run(exported, feeds)[0], run(source, feeds)[0], rtol=1e-6, atol=1e-6)

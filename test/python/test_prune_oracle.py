@@ -93,3 +93,16 @@ def test_attention_with_dynamic_batch_and_sequence_prunes_like_the_oracle(name: 
     model.heads = heads
     assert [g.reasons for g in model.coupling_groups() if not g.prunable] == [("graph output",)]
     check_against_oracle(source, heads=heads)
+
+
+def test_a_plan_for_other_head_groups_is_refused() -> None:
+    pytest.importorskip("torch")
+    import spa
+    import torch_zoo
+    from spa.errors import SPAError
+
+    model = spa.load(torch_zoo.export("einsum_attention", dynamo=False))
+    plan = model.plan("l1", ratio=0.3)
+    model.heads = "whole"
+    with pytest.raises(SPAError, match="plan was made with heads='dims'"):
+        model.prune(plan)

@@ -203,9 +203,12 @@ void ChannelCoupling::formGroups(const CouplingBuilder &builder) {
       if (it != channelOfLeader.end() && localIndex[it->second] >= 0)
         parts[groupOf(it->second)].insert(localIndex[it->second]);
     }
-    for (auto &[group, channels] : parts)
-      if (static_cast<int64_t>(channels.size()) < groups[group].channels)
-        groups[group].keepOneOf.emplace_back(channels.begin(), channels.end());
+    for (auto &[group, channels] : parts) {
+      SmallVector<int64_t> sorted(channels.begin(), channels.end());
+      std::vector<SmallVector<int64_t>> &sets = groups[group].keepOneOf;
+      if (static_cast<int64_t>(sorted.size()) < groups[group].channels && !llvm::is_contained(sets, sorted))
+        sets.push_back(std::move(sorted)); // q and k slices of united channels give the same set once
+    }
   }
   for (ChannelGroup &group : groups) {
     group.reasons.assign(reasons[group.id].begin(), reasons[group.id].end());

@@ -334,7 +334,8 @@ std::optional<SliceRange> spa::sliceRange(Operation *slice, int64_t axis, int64_
                                       ends = constantInts(slice->getOperand(2)), axes = optionalInts(3),
                                       steps = optionalInts(4);
   std::optional<int64_t> rank = rankOf(slice->getOperand(0));
-  if (!starts || !ends || !axes || !steps || !rank || starts->size() != ends->size())
+  if (!starts || !ends || !axes || !steps || !rank || starts->size() != ends->size() ||
+      (!axes->empty() && axes->size() != starts->size()) || (!steps->empty() && steps->size() != starts->size()))
     return std::nullopt;
   for (unsigned i = 0; i < starts->size(); ++i) {
     int64_t sliced = axes->empty() ? i : ((*axes)[i] < 0 ? (*axes)[i] + *rank : (*axes)[i]);

@@ -173,6 +173,11 @@ struct PrunePass : public spa::impl::SPAPruneBase<PrunePass> {
     // The plan comes from a file, or attached to the module (how the Python API hands it over).
     std::string source = plan, text;
     if (auto attached = module->getAttrOfType<StringAttr>(kPlanAttribute)) {
+      if (!plan.empty()) {
+        module.emitError() << "spa-prune: both a plan file (" << plan << ") and a " << kPlanAttribute
+                           << " attribute; give one";
+        return signalPassFailure();
+      }
       source = kPlanAttribute;
       text = attached.getValue().str();
       module->removeAttr(kPlanAttribute);
@@ -340,10 +345,11 @@ struct PrunePass : public spa::impl::SPAPruneBase<PrunePass> {
         if (input[k] == oldResult[j] || product(input.take_front(k)) != product(oldResult.take_front(j)) ||
             product(input.drop_front(k + 1)) != product(oldResult.drop_front(j + 1)))
           continue;
-        if (found)
-          return std::nullopt;
-        found = SmallVector<int64_t>(oldResult);
-        (*found)[j] = input[k];
+        SmallVector<int64_t> candidate(oldResult);
+        candidate[j] = input[k];
+        if (found && *found != candidate)
+          return std::nullopt; // two different readings (a unit axis next to the channels gives the same one twice)
+        found = std::move(candidate);
       }
     return found;
   }

@@ -18,12 +18,18 @@ from pathlib import Path
 import onnx
 from mlir import ir
 
-from spa.errors import SPAError
 from spa import tensors
+from spa.errors import SPAError
 from spa.exporter.external_data import ExternalDataWriter, initializer_bytes
 from spa.exporter.graph_exporter import GraphExporter, TensorSink
 from spa.exporter.opset import convert_opset
-from spa.importer import DEFAULT_DOMAIN, INPUT_ORDER, MAIN_FUNCTION, SOURCE_IR_VERSION, SOURCE_OPSET
+from spa.importer import (
+    DEFAULT_DOMAIN,
+    INPUT_ORDER,
+    MAIN_FUNCTION,
+    SOURCE_IR_VERSION,
+    SOURCE_OPSET,
+)
 from spa.onnx_types import to_type_proto
 
 __all__ = ["export_module", "save_model", "save_module"]

@@ -19,7 +19,7 @@ import warnings
 import onnx
 from onnx import defs, version_converter
 
-from spa.errors import SPAError, SPAWarning
+from spa.errors import SPAError, SPAWarning, last_line
 from spa.importer.model_prep import SPA_OPSET, check_structure, default_opset, is_big
 from spa.importer.private_domain import hide, restore
 
@@ -44,7 +44,7 @@ def convert_opset(model: onnx.ModelProto, target: int, ir_version: int | None = 
         restore(converted, UNCHANGED_DOMAIN)
         check_structure(converted, "the converted model", full_check=True)
     except Exception as error:  # noqa: BLE001 - the converter raises RuntimeError or ValueError
-        reason = str(error).strip().splitlines()[-1].split("failed:")[-1].strip()
+        reason = last_line(error).split("failed:")[-1].strip()
         message = f"onnx's version converter cannot write the model at opset {target} ({reason})"
         if required:
             raise SPAError(message) from None
@@ -58,7 +58,8 @@ def convert_opset(model: onnx.ModelProto, target: int, ir_version: int | None = 
 
 def _structure(model: onnx.ModelProto) -> onnx.ModelProto:
     """A copy of `model` whose big initializers are data-less stubs (what the converter needs)."""
-    structure = onnx.ModelProto(ir_version=model.ir_version, opset_import=model.opset_import)
+    structure = onnx.ModelProto(ir_version=model.ir_version, opset_import=model.opset_import,
+                                functions=model.functions)
     graph, source = structure.graph, model.graph
     graph.name = source.name
     for field in ("node", "input", "output", "value_info", "sparse_initializer"):
@@ -91,8 +92,9 @@ def _graft(model: onnx.ModelProto, converted: onnx.ModelProto) -> None:
 
 
 def _signature(schema: defs.OpSchema) -> tuple:
-    return ([(i.name, i.option) for i in schema.inputs], [(o.name, o.option) for o in schema.outputs],
-            sorted(schema.attributes))
+    """Inputs, outputs and attributes with their defaults (Softmax's axis default changed at 13)."""
+    attributes = sorted((name, a.default_value.SerializeToString()) for name, a in schema.attributes.items())
+    return [(i.name, i.option) for i in schema.inputs], [(o.name, o.option) for o in schema.outputs], attributes
 
 
 def _park_unchanged(model: onnx.ModelProto, current: int, target: int) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import onnx
 
-from spa.errors import SPAError
+from spa.errors import SPAError, first_line
 
 
 def compare_with_onnx(label: str, outputs: Sequence[np.ndarray], pruned: onnx.ModelProto,
@@ -38,7 +38,7 @@ def compare_with_onnx(label: str, outputs: Sequence[np.ndarray], pruned: onnx.Mo
 
 def forward_failure(label: str, error: Exception) -> SPAError:
     """The error for a pruned framework model (`label`) whose forward fails on the example inputs."""
-    first = str(error).splitlines()[0] if str(error) else ""
-    return SPAError(f"{label} fails on the example inputs ({type(error).__name__}: {first}); its forward uses a "
+    return SPAError(f"{label} fails on the example inputs ({type(error).__name__}: {first_line(error)}); its "
+                    "forward uses a "
                     "width SPA cannot patch, such as hard-coded split sizes; prune the ONNX model instead "
                     "(spa.load / Model.prune)")

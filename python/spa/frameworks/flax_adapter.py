@@ -24,7 +24,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from spa.errors import SPAError
+from spa.errors import SPAError, first_line
 from spa.frameworks.checking import compare_with_onnx
 from spa.frameworks.pipeline import prune_exported
 from spa.groups import Plan
@@ -145,7 +145,7 @@ def _check(module: Any, pruned: onnx.ModelProto, inputs: tuple, tolerance: float
         expected = module(*inputs)
     except Exception as error:  # noqa: BLE001 - user code
         raise SPAError(f"Flax adapter: the pruned module fails on the example inputs ({type(error).__name__}: "
-                       f"{str(error).splitlines()[0]}); its __call__ uses a width SPA cannot patch") from None
+                       f"{first_line(error)}); its __call__ uses a width SPA cannot patch") from None
     expected = [expected] if not isinstance(expected, (list, tuple)) else list(expected)
     names = [i.name for i in pruned.graph.input if i.name not in {t.name for t in pruned.graph.initializer}]
     return compare_with_onnx("Flax adapter: the pruned module", [np.asarray(e) for e in expected], pruned,

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import onnx
 
-from spa.errors import SPAError
+from spa.errors import SPAError, first_line
 from spa.frameworks.checking import compare_with_onnx, forward_failure
 from spa.frameworks.pipeline import prune_exported
 from spa.groups import Plan
@@ -57,11 +57,9 @@ def export(layer: Any, example_inputs: Sequence[np.ndarray]) -> onnx.ModelProto:
             prefix = str(Path(folder) / "model")
             paddle.onnx.export(layer, prefix, input_spec=specs, opset_version=OPSET)
             return onnx.load(prefix + ".onnx")
-    except SPAError:
-        raise
     except Exception as error:
         raise SPAError(f"Paddle adapter: paddle.onnx.export failed on {type(layer).__name__} "
-                       f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})") from None
+                       f"({type(error).__name__}: {first_line(error)})") from None
     finally:
         layer.train() if was_training else layer.eval()
 
@@ -102,7 +100,7 @@ def _replace_parameters(copy_: Any, original: Any, arrays: Mapping[str, np.ndarr
                                "ONNX model under its own name; the layer cannot be patched")
             continue
         if tuple(value.shape) == tuple(parameter.shape):
-            parameter.set_value(value.astype(parameter.numpy().dtype))
+            parameter.set_value(paddle.to_tensor(value, dtype=parameter.dtype))
             continue
         replacement = paddle.create_parameter(list(value.shape), parameter.dtype,
                                               default_initializer=paddle.nn.initializer.Assign(value))
@@ -129,8 +127,6 @@ def _fix_layer_attributes(layer: Any) -> None:
                 if sub._groups > 1 and sub._groups == sub._in_channels and per_group == 1:  # depthwise
                     sub._groups = first // max(sub._out_channels // sub._in_channels, 1)
                 sub._in_channels, sub._out_channels = per_group * sub._groups, first
-        elif isinstance(sub, nn.Linear):
-            sub._in_features, sub._out_features = sub.weight.shape  # paddle keeps (in, out)
         elif isinstance(sub, (nn.layer.norm._BatchNormBase, nn.layer.norm._InstanceNormBase)):
             source = next((p for p in sub.parameters() if p is not None), None)
             if source is not None:

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import onnx
 
-from spa.errors import SPAError, SPAWarning
+from spa.errors import SPAError, SPAWarning, first_line
 from spa.exporter.opset import convert_opset
 from spa.frameworks.checking import compare_with_onnx, forward_failure
 from spa.frameworks.pipeline import prune_exported
@@ -132,7 +132,7 @@ def _convert(pruned: onnx.ModelProto, reason: SPAError) -> Any:
         return convert(convert_opset(copy_, min(default_opset(pruned), ONNX2TORCH_OPSET), required=True))
     except Exception as error:
         raise SPAError(f"{reason}; onnx2torch cannot convert the pruned model either ({type(error).__name__}: "
-                       f"{str(error).splitlines()[0] if str(error) else ''})") from None
+                       f"{first_line(error)})") from None
 
 
 def _replace_tensors(module: Any, arrays: Mapping[str, np.ndarray]) -> None:

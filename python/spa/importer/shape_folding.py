@@ -32,26 +32,30 @@ def has_shape_arithmetic(graph: onnx.GraphProto) -> bool:
 
 
 def fold_shape_arithmetic(model: onnx.ModelProto) -> onnx.ModelProto:
-    """`model` with its static shape computations folded to constants (a new ModelProto)."""
+    """A new ModelProto with the static shape computations of `model` folded to constants
+    (`model` itself gets its static Shape reads replaced by constants)."""
     import onnx_ir as ir
     from onnx_ir.passes.common import RemoveUnusedNodesPass
     from onnxscript.optimizer import fold_constants
 
-    def should_fold(node: ir.Node) -> bool:
-        if node.op_type == "ConstantOfShape":  # a float fill is a weight placeholder, not a shape
-            value = node.attributes.get("value")
-            return value is None or value.as_tensor().dtype.is_integer()
+    def should_fold(node: ir.Node) -> bool | None:
+        """False for anything that reads weights; None (onnxscript's own rules and size limits) otherwise,
+        except integer ConstantOfShape fills of shape size, which those rules would skip."""
         for value in node.inputs:
             tensor = None if value is None else value.const_value
             if tensor is None:
                 continue
-            if isinstance(tensor, ir.ExternalTensor):
+            if isinstance(tensor, ir.ExternalTensor) or tensor.size > MAX_INTEGER_ELEMENTS:
                 return False
             if tensor.dtype.is_floating_point() and tensor.size > 1:
                 return False
-            if tensor.size > MAX_INTEGER_ELEMENTS:
+        if node.op_type == "ConstantOfShape":  # without an integer value, a fill is a weight placeholder
+            value = node.attributes.get("value")
+            shape = node.inputs[0].const_value if node.inputs and node.inputs[0] is not None else None
+            if value is None or not value.as_tensor().dtype.is_integer() or shape is None:
                 return False
-        return True
+            return int(np.prod(shape.numpy(), dtype=np.int64)) <= MAX_INTEGER_ELEMENTS
+        return None
 
     _resolve_static_shape_entries(model)
     weights = _weights(model.graph)
@@ -80,12 +84,7 @@ def _resolve_static_shape_entries(model: onnx.ModelProto) -> None:
     for info in [*graph.input, *graph.value_info, *graph.output]:
         if info.type.HasField("tensor_type") and info.type.tensor_type.HasField("shape"):
             dims[info.name] = [d.dim_value if d.HasField("dim_value") else None for d in info.type.tensor_type.shape.dim]
-    constants = {t.name: onnx.numpy_helper.to_array(t) for t in graph.initializer
-                 if t.data_type == onnx.TensorProto.INT64 and len(t.dims) <= 1
-                 and t.data_location != onnx.TensorProto.EXTERNAL}  # big ones are data-less stubs here
-    constants.update({n.output[0]: onnx.numpy_helper.to_array(n.attribute[0].t) for n in graph.node
-                      if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value"
-                      and n.attribute[0].t.data_type == onnx.TensorProto.INT64})
+    constants = _int64_constants(graph)
     shapes = {n.output[0]: dims.get(n.input[0]) for n in graph.node
               if n.op_type == "Shape" and not n.attribute and n.domain in ("", "ai.onnx")}
     for index, node in enumerate(graph.node):
@@ -100,6 +99,17 @@ def _resolve_static_shape_entries(model: onnx.ModelProto) -> None:
             np.array(values[0] if scalar else values, dtype=np.int64), node.output[0])
         graph.node[index].CopyFrom(onnx.helper.make_node("Constant", [], [node.output[0]], name=node.name,
                                                          value=tensor))
+
+
+def _int64_constants(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
+    """Scalar and 1-D int64 initializers and Constant nodes by name (detached stubs left out)."""
+    constants = {t.name: onnx.numpy_helper.to_array(t) for t in graph.initializer
+                 if t.data_type == onnx.TensorProto.INT64 and len(t.dims) <= 1
+                 and t.data_location != onnx.TensorProto.EXTERNAL}
+    constants.update({n.output[0]: onnx.numpy_helper.to_array(n.attribute[0].t) for n in graph.node
+                      if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value"
+                      and n.attribute[0].t.data_type == onnx.TensorProto.INT64 and len(n.attribute[0].t.dims) <= 1})
+    return constants
 
 
 def _selected_dims(node: onnx.NodeProto, shape: list[int | None],
@@ -147,12 +157,7 @@ def resolve_reshape_wildcards(model: onnx.ModelProto) -> bool:
     graph = model.graph
     infos = {i.name: i for i in [*graph.input, *graph.value_info, *graph.output]}
     producers = {output: node for node in graph.node for output in node.output}
-    constants = {t.name: onnx.numpy_helper.to_array(t).reshape(-1).tolist() for t in graph.initializer
-                 if t.data_type == onnx.TensorProto.INT64 and len(t.dims) <= 1
-                 and t.data_location != onnx.TensorProto.EXTERNAL}
-    constants.update({n.output[0]: onnx.numpy_helper.to_array(n.attribute[0].t).reshape(-1).tolist()
-                      for n in graph.node if n.op_type == "Constant" and n.attribute
-                      and n.attribute[0].name == "value" and n.attribute[0].t.data_type == onnx.TensorProto.INT64})
+    constants = _int64_constants(graph)
     changed = False
     for node in graph.node:
         if node.op_type != "Reshape" or node.domain not in ("", "ai.onnx") or node.output[0] not in infos:
@@ -192,10 +197,11 @@ def _dims(info: onnx.ValueInfoProto | None) -> list[int | str] | None:
     return None if any(d == "" for d in dims) else dims
 
 
-def _target_entries(name: str, producers: dict, constants: dict, infos: dict) -> list[int | str] | None:
+def _target_entries(name: str, producers: dict, constants: dict[str, np.ndarray],
+                    infos: dict) -> list[int | str] | None:
     """A Reshape target as numbers and symbols: constants, and entries read with Gather/Slice of Shape."""
     if name in constants:
-        return constants[name]
+        return constants[name].reshape(-1).tolist()
     node = producers.get(name)
     if node is None:
         return None
@@ -213,7 +219,7 @@ def _target_entries(name: str, producers: dict, constants: dict, infos: dict) ->
     if shape is None or shape.op_type != "Shape" or shape.attribute:
         return None
     dims = _dims(infos.get(shape.input[0]))
-    selected = _selected_dims(node, dims, {k: np.array(v) for k, v in constants.items()}) if dims else None
+    selected = _selected_dims(node, dims, constants) if dims else None
     return None if selected is None else list(selected)
 
 

@@ -36,7 +36,7 @@ def SPAChannelCoupling : Pass<"spa-channel-coupling", "mlir::ModuleOp"> {
     Option<"attach", "attach", "bool", /*default=*/"false",
            "Attach the JSON to the module as the string attribute spa.coupling_groups instead">,
     Option<"heads", "heads", "std::string", /*default=*/"\"dims\"",
-           "Attention heads: 'dims' prunes the same head dims in every head, 'whole' prunes whole heads">,
+           "Reshapes that split channels into (groups, size), as attention heads: 'dims' (channels on the last factor, the same in every group) or 'whole' (whole groups)">,
   ];
   let statistics = [
     Statistic<"numGroups", "groups", "Number of channel groups">,

@@ -149,7 +149,7 @@ void inferInferredDim(Operation *op, ArrayRef<ShapePiece> pieces, ArrayRef<int64
   if (in.empty() || out.empty() || !ShapedType::isDynamic(in[0]) || !ShapedType::isDynamic(out[0]) ||
       llvm::any_of(in.drop_front(), ShapedType::isDynamic) || outPosition.front() != 0)
     return;
-  auto [batchPiece, batchOffset] = entry(0);
+  const ShapePiece *batchPiece = entry(0).first;
   if (!batchPiece || batchPiece->size != 1 || !isDimOf(batchPiece->value, op->getOperand(0), 0))
     return;
   int64_t unknown = -1, known = 1;
