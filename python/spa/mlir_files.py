@@ -6,7 +6,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from mlir import ir
+from spa.mlir_bindings import ir
 
 from spa.context import new_context
 from spa.errors import SPAError

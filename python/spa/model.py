@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from mlir import ir
+from spa.mlir_bindings import ir
 
 from spa import passes, select, stats, tensors
 from spa.criteria import make_criterion, score_groups

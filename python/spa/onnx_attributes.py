@@ -14,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 import onnx
-from mlir import ir
+from spa.mlir_bindings import ir
 
 from spa import tensors
 from spa.errors import SPAError

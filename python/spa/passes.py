@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 
-from mlir import ir
-from mlir.passmanager import PassManager
-
 from spa.errors import SPAError
 from spa.groups import Group, Plan, load_groups, plan_to_json
+from spa.mlir_bindings import PassManager, ir
 
 
 def run_pipeline(module: ir.Module, pipeline: str) -> None:

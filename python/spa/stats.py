@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-from mlir import ir
+from spa.mlir_bindings import ir
 
 from spa.exporter import MAIN_FUNCTION
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from mlir import ir
+from spa.mlir_bindings import ir
 from onnx import numpy_helper
 from onnx.external_data_helper import ExternalDataInfo
 

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 import onnx
-from mlir import ir
+from spa.mlir_bindings import ir
 
 from spa import tensors
 from spa.errors import SPAError

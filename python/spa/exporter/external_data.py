@@ -11,7 +11,7 @@ from typing import BinaryIO
 
 import numpy as np
 import onnx
-from mlir import ir
+from spa.mlir_bindings import ir
 
 from spa import tensors
 from spa.onnx_types import onnx_dtype

@@ -13,7 +13,7 @@ import itertools
 from typing import Callable
 
 import onnx
-from mlir import ir
+from spa.mlir_bindings import ir
 from onnx import defs
 
 from spa import onnx_attributes, tensors

@@ -12,8 +12,6 @@ import base64
 from pathlib import Path
 
 import onnx
-from mlir import ir
-from mlir.dialects import func
 
 from spa.context import new_context
 from spa.errors import SPAError
@@ -25,6 +23,7 @@ from spa.importer.model_prep import (
     load,
     normalise,
 )
+from spa.mlir_bindings import func, ir
 from spa.onnx_types import from_type_proto
 
 __all__ = ["ImportConfig", "import_model"]

@@ -12,7 +12,7 @@ import dataclasses
 from pathlib import Path
 
 import onnx
-from mlir import ir
+from spa.mlir_bindings import ir
 from onnx import defs
 
 from spa import onnx_attributes, tensors
