@@ -1,6 +1,5 @@
-"""Prune a Keras 3 model with SPA and get a Keras model back.
+"""Prune a Keras 3 model with SPA and get a Keras model back, on any Keras backend.
 
-    import os; os.environ["KERAS_BACKEND"] = "torch"       # before importing keras
     import spa.keras
     result = spa.keras.prune(model, example_inputs, criterion="l2", ratio=0.3)
     pruned = result.model            # a Keras model of the same classes, with fewer units and filters
@@ -10,8 +9,10 @@ are parameters named `_torch_params.<variable path>`, so it is exported with
 those names kept (see torch_adapter.export). After SPA prunes the ONNX
 model, the model is rebuilt from its config with `filters` / `units` read
 off the pruned kernels (other widths follow from the inputs when Keras
-builds the layers), and every variable takes its pruned value by path. The
-rebuilt model is checked against the pruned ONNX model in onnxruntime.
+builds the layers), and every variable takes its pruned value by path.
+Models on the TensorFlow or JAX backend are pruned the same way in a
+torch-backend child process (see keras_worker). Either way the returned
+model is checked against the pruned ONNX model in onnxruntime.
 """
 
 from __future__ import annotations
@@ -25,8 +26,7 @@ import onnx
 
 from spa.errors import SPAError
 from spa.frameworks.checking import compare_with_onnx
-from spa.frameworks.pipeline import prune_exported
-from spa.frameworks.torch_adapter import export
+from spa.frameworks.keras_worker import mlir_loads_here, prune_in_worker
 from spa.groups import Plan
 
 PREFIX = "_torch_params."
@@ -45,23 +45,39 @@ class KerasPruneResult:
 
 
 def prune(model: Any, example_inputs: Any, criterion: str = "l1", tolerance: float = 1e-4,
-          **plan_options: Any) -> KerasPruneResult:
+          custom_modules: tuple[str, ...] = (), **plan_options: Any) -> KerasPruneResult:
     """Prune a built Keras model (left unchanged) and return a rebuilt, pruned Keras model.
 
     `example_inputs` is an array (or tuple of arrays) of the model's input
-    shape; `criterion` and `plan_options` are those of `spa.Model.plan`.
-    Raises SPAError if Keras does not run on the torch backend, a variable
-    cannot be matched to the ONNX model, or the rebuilt model differs from the
-    pruned ONNX model by more than `tolerance`.
+    shape; `criterion` and `plan_options` are those of `spa.Model.plan`. On a
+    backend other than torch, the model is pruned in a torch-backend child
+    process, which imports `custom_modules` (modules registering the model's
+    custom layers) before loading it. Raises SPAError if the model cannot be
+    rebuilt from its config, a variable cannot be matched to the ONNX model,
+    or the pruned model differs from the pruned ONNX model by more than
+    `tolerance`.
     """
     import keras
+
+    arrays_in = tuple(np.asarray(x, dtype=np.float32)
+                      for x in (example_inputs if isinstance(example_inputs, tuple) else (example_inputs,)))
+    if keras.backend.backend() == "torch" and mlir_loads_here():
+        return prune_on_torch(model, arrays_in, criterion, tolerance, plan_options)
+    pruned, onnx_model, plan = prune_in_worker(model, arrays_in, criterion, tolerance, tuple(custom_modules),
+                                               plan_options)
+    difference = _check(pruned, onnx_model, arrays_in, tolerance)
+    return KerasPruneResult(pruned, onnx_model, plan, difference)
+
+
+def prune_on_torch(model: Any, arrays_in: tuple[np.ndarray, ...], criterion: str, tolerance: float,
+                   plan_options: dict[str, Any]) -> KerasPruneResult:
+    """`prune` for a model on the torch backend (this process's)."""
     import torch
 
-    if keras.backend.backend() != "torch":
-        raise SPAError(f"the Keras adapter needs Keras 3 on the torch backend (set KERAS_BACKEND=torch before "
-                       f"importing keras); this Keras runs on {keras.backend.backend()}")
-    arrays_in = example_inputs if isinstance(example_inputs, tuple) else (example_inputs,)
-    tensors = tuple(torch.as_tensor(np.asarray(x, dtype=np.float32)) for x in arrays_in)
+    from spa.frameworks.pipeline import prune_exported
+    from spa.frameworks.torch_adapter import export  # loads MLIR, which the other backends' processes must not
+
+    tensors = tuple(torch.as_tensor(x) for x in arrays_in)
     pruned = prune_exported(export(model, tensors), criterion, **plan_options)
     rebuilt = _rebuild(model, pruned.arrays)
     rebuilt(*arrays_in)  # builds every layer at its new width
@@ -103,8 +119,11 @@ def _assign(rebuilt: Any, original: Any, arrays: dict[str, np.ndarray]) -> None:
 
 
 def _check(model: Any, pruned: onnx.ModelProto, inputs: tuple, tolerance: float) -> float:
+    import keras
+
     expected = model(*inputs)
     expected = [expected] if not isinstance(expected, (list, tuple)) else list(expected)
-    outputs = [np.asarray(e.detach().cpu().numpy() if hasattr(e, "detach") else e) for e in expected]
+    outputs = [np.asarray(keras.ops.convert_to_numpy(e)) for e in expected]
     feeds = {f"input_{i}": np.asarray(x, np.float32) for i, x in enumerate(inputs)}
-    return compare_with_onnx("Keras adapter: the rebuilt model", outputs, pruned, feeds, tolerance)
+    label = f"Keras adapter: the pruned model ({keras.backend.backend()} backend)"
+    return compare_with_onnx(label, outputs, pruned, feeds, tolerance)

@@ -1,0 +1,117 @@
+"""Prune a Keras model whose backend is not torch, through a torch-backend child process.
+
+Keras fixes its backend once per process, and SPA exports Keras models
+through the torch backend (their variables keep their paths there). A
+TensorFlow- or JAX-backend model (or a torch-backend one in a process where
+TensorFlow is loaded and SPA's MLIR no longer can be) is therefore saved in Keras' own
+backend-independent format (`.keras`), pruned by a child Python with
+KERAS_BACKEND=torch running the same adapter, and the pruned `.keras` file
+is loaded back on the caller's backend. The caller then checks the loaded
+model against the pruned ONNX model once more, on its own backend.
+
+Child protocol: `python -m spa.frameworks.keras_worker <folder>` reads
+`request.pkl` and `model.keras` there and writes `pruned.keras`,
+`pruned.onnx` and `result.pkl`, or `error.txt` (exit code 2) for an SPAError.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import onnx
+
+from spa.errors import SPAError, first_line
+
+
+def mlir_loads_here() -> bool:
+    """Whether SPA's MLIR can be used in this process: loaded already, or TensorFlow not loaded yet
+    (see spa.mlir_bindings; Keras imports TensorFlow for file IO whenever it is installed)."""
+    return "spa._native" in sys.modules or "tensorflow" not in sys.modules
+
+
+def prune_in_worker(model: Any, inputs: tuple, criterion: str, tolerance: float, custom_modules: tuple[str, ...],
+                    plan_options: dict[str, Any]) -> tuple[Any, onnx.ModelProto, Any]:
+    """(pruned Keras model on the caller's backend, pruned ONNX model, plan), pruned in a torch-backend child."""
+    import keras
+
+    with tempfile.TemporaryDirectory(prefix="spa-keras-") as folder:
+        work = Path(folder)
+        try:
+            model.save(work / "model.keras")
+        except Exception as error:  # noqa: BLE001 - Keras raises many kinds here
+            raise SPAError(f"Keras adapter: {type(model).__name__} cannot be saved as a .keras file to be pruned "
+                           f"on the torch backend ({type(error).__name__}: {first_line(error)})") from None
+        request = {"inputs": inputs, "criterion": criterion, "tolerance": tolerance,
+                   "custom_modules": tuple(custom_modules), "plan_options": plan_options}
+        (work / "request.pkl").write_bytes(pickle.dumps(request))
+        _run_child(work)
+        result = pickle.loads((work / "result.pkl").read_bytes())
+        try:
+            pruned = keras.saving.load_model(work / "pruned.keras", compile=False)
+        except Exception as error:  # noqa: BLE001
+            raise SPAError(f"Keras adapter: the pruned model cannot be loaded back on the "
+                           f"{keras.backend.backend()} backend ({type(error).__name__}: {first_line(error)})") from None
+        return pruned, onnx.load(work / "pruned.onnx"), result["plan"]
+
+
+def _run_child(work: Path) -> None:
+    environment = {**os.environ, "KERAS_BACKEND": "torch"}
+    done = subprocess.run([sys.executable, "-m", "spa.frameworks.keras_worker", str(work)], env=environment,
+                          capture_output=True, text=True, check=False)
+    if (work / "error.txt").exists():
+        raise SPAError((work / "error.txt").read_text())
+    if done.returncode != 0:
+        lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
+        reason = lines[-1] if lines else f"exit code {done.returncode}"
+        raise SPAError(f"Keras adapter: the torch-backend pruning process failed: {reason} (Keras on other "
+                       "backends needs torch installed: pip install 'spa[keras]')")
+
+
+def _load_problem(error: Exception) -> str:
+    """What Keras could not load: the class it could not locate (its messages bury that), or the first line."""
+    missing = re.search(r"Could not locate (class|function) '([^']+)'", str(error))
+    return f"no {missing.group(1)} named {missing.group(2)!r} is registered" if missing else first_line(error)
+
+
+def main(folder: str) -> int:
+    import importlib
+
+    import spa.mlir_bindings  # noqa: F401 - before Keras can import TensorFlow
+
+    work = Path(folder)
+    request = pickle.loads((work / "request.pkl").read_bytes())
+    try:
+        for name in request["custom_modules"]:
+            importlib.import_module(name)  # registers the user's serializable layers
+        import keras
+
+        from spa.frameworks.keras_adapter import prune_on_torch
+
+        try:
+            model = keras.saving.load_model(work / "model.keras", compile=False)
+        except Exception as error:  # noqa: BLE001
+            raise SPAError(f"Keras adapter: the model cannot be reloaded on the torch backend "
+                           f"({_load_problem(error)}); custom layers must be registered with "
+                           "keras.saving.register_keras_serializable in a module named in "
+                           "custom_modules=[...]") from None
+        model(*request["inputs"])
+        result = prune_on_torch(model, request["inputs"], request["criterion"], request["tolerance"],
+                                request["plan_options"])
+    except SPAError as error:
+        (work / "error.txt").write_text(str(error))
+        return 2
+    result.model.save(work / "pruned.keras")
+    onnx.save(result.onnx_model, work / "pruned.onnx")
+    (work / "result.pkl").write_bytes(pickle.dumps({"plan": result.plan}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))

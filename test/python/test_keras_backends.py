@@ -1,0 +1,126 @@
+"""spa.keras.prune on Keras' TensorFlow and JAX backends (pruned in a torch-backend child process).
+
+Each backend runs in its own process (Keras fixes the backend per process);
+the pruned model it returns is checked here against the pruned ONNX model and
+against the zero-mask oracle built from the same .keras file on the torch backend.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+keras = pytest.importorskip("keras")
+if keras.backend.backend() != "torch":
+    pytest.skip("the oracle side needs Keras on the torch backend", allow_module_level=True)
+
+import spa
+import torch
+from oracle import masked_model
+from spa.frameworks.torch_adapter import export
+from spa.groups import plan_to_dict
+
+CASE = Path(__file__).with_name("keras_backend_case.py")
+
+
+def _run(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return session.run(None, {"input_0": x})[0]
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+def test_other_backend_model_comes_back_pruned_on_its_backend(backend: str, tmp_path: Path) -> None:
+    if importlib.util.find_spec(backend) is None:
+        pytest.skip(f"{backend} is not installed")
+    done = subprocess.run([sys.executable, str(CASE), str(tmp_path)], env={**os.environ, "KERAS_BACKEND": backend},
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    facts = json.loads((tmp_path / "facts.json").read_text())
+    assert facts["backend"] == backend and facts["same_class"]
+    assert facts["widths"] == [n // 2 for n in facts["original_widths"]]
+    assert np.isfinite(facts["loss"]).all()  # the pruned model trains on its own backend
+    io = np.load(tmp_path / "io.npz")
+    np.testing.assert_allclose(io["outputs"], _run(onnx.load(tmp_path / "pruned.onnx"), io["fresh"]),
+                               rtol=1e-4, atol=1e-5)
+    original = keras.saving.load_model(tmp_path / "model.keras", compile=False)
+    sample = np.zeros((2, 8, 8, 3), np.float32)
+    original(sample)
+    base = spa.load(export(original, (torch.as_tensor(sample),)))
+    plan = pickle.loads((tmp_path / "plan.pkl").read_bytes())
+    masked = masked_model(base.to_onnx(), plan_to_dict(plan, base.coupling_groups()))
+    np.testing.assert_allclose(io["outputs"], _run(masked, io["fresh"]), rtol=1e-4, atol=1e-5)
+
+
+def test_custom_layers_must_be_importable_in_the_pruning_process(tmp_path: Path) -> None:
+    """A TensorFlow-backend model with a layer class defined in __main__ cannot be reloaded on the torch
+    backend; the error says how to register it instead of failing somewhere inside Keras."""
+    if importlib.util.find_spec("tensorflow") is None:
+        pytest.skip("tensorflow is not installed")
+    script = tmp_path / "custom.py"
+    script.write_text(
+        "import keras, numpy as np, spa.keras\n"
+        "class Twice(keras.layers.Layer):\n"
+        "    def call(self, x):\n"
+        "        return 2 * x\n"
+        "inputs = keras.Input((4,))\n"
+        "model = keras.Model(inputs, keras.layers.Dense(2)(Twice()(keras.layers.Dense(8)(inputs))))\n"
+        "x = np.ones((1, 4), np.float32)\n"
+        "model(x)\n"
+        "try:\n"
+        "    spa.keras.prune(model, x, ratio=0.5)\n"
+        "except spa.errors.SPAError as error:\n"
+        "    print('SPAError:', error)\n")
+    done = subprocess.run([sys.executable, str(script)], env={**os.environ, "KERAS_BACKEND": "tensorflow"},
+                          capture_output=True, text=True, check=False)
+    assert "SPAError:" in done.stdout, done.stderr[-3000:]
+    assert "custom_modules" in done.stdout and "Twice" in done.stdout
+
+
+def _run_script(tmp_path: Path, text: str, backend: str) -> subprocess.CompletedProcess:
+    script = tmp_path / "script.py"
+    script.write_text(text)
+    return subprocess.run([sys.executable, str(script)], env={**os.environ, "KERAS_BACKEND": backend},
+                          capture_output=True, text=True, check=False)
+
+
+def test_mlir_after_tensorflow_is_a_clear_error_not_a_crash(tmp_path: Path) -> None:
+    """TensorFlow's bundled MLIR makes SPA's crash the process when loaded second; SPA refuses instead."""
+    if importlib.util.find_spec("tensorflow") is None:
+        pytest.skip("tensorflow is not installed")
+    done = _run_script(tmp_path, "import tensorflow, spa, spa.errors, spa.data\n"
+                                 "try:\n"
+                                 "    spa.load(spa.data.demo_model_path())\n"
+                                 "except spa.errors.SPAError as error:\n"
+                                 "    print('SPAError:', error)\n", "tensorflow")
+    assert done.returncode == 0 and "SPAError:" in done.stdout, done.stderr[-3000:]
+    assert "after TensorFlow" in done.stdout
+
+
+def test_torch_backend_with_tensorflow_loaded_prunes_in_a_child_process(tmp_path: Path) -> None:
+    """Keras imports TensorFlow for file IO whenever it is installed; a torch-backend user who saved a model
+    first still gets a pruned model (through the child process) instead of an MLIR error."""
+    if importlib.util.find_spec("tensorflow") is None:
+        pytest.skip("tensorflow is not installed")
+    done = _run_script(tmp_path, "import sys, keras, numpy as np, spa.keras\n"
+                                 "inputs = keras.Input((6,))\n"
+                                 "model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Dense(8)(inputs)))\n"
+                                 "x = np.ones((1, 6), np.float32)\n"
+                                 "model(x)\n"
+                                 f"model.save({str(tmp_path / 'saved.keras')!r})\n"
+                                 "assert 'tensorflow' in sys.modules\n"
+                                 "result = spa.keras.prune(model, x, ratio=0.5)\n"
+                                 "print('units', result.model.layers[1].units, result.max_difference)\n", "torch")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "units 4" in done.stdout
