@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import onnx
 import pytest
@@ -16,7 +18,8 @@ from spa.groups import plan_to_dict
 
 def _conv_net(opset: int, split: bool = False) -> onnx.ModelProto:
     """Conv -> Relu -> ReduceMean (axes an attribute before opset 18, an input after) -> Gemm,
-    or with `split`, Conv -> Split into two halves -> Concat (Split has no down-converter from 18)."""
+    or with `split`, Conv -> Split into two equal halves -> Concat (from opset 13 with no sizes, which
+    onnx's up-converter turns into Split 18's num_outputs, and Split has no down-converter from 18)."""
     rng = np.random.default_rng(0)
     weights = [numpy_helper.from_array(rng.standard_normal((8, 3, 3, 3)).astype(np.float32), "conv.weight"),
                numpy_helper.from_array(rng.standard_normal((5, 8)).astype(np.float32), "fc.weight")]
@@ -24,8 +27,7 @@ def _conv_net(opset: int, split: bool = False) -> onnx.ModelProto:
              helper.make_node("Relu", ["c"], ["r"])]
     if split:
         if opset >= 13:
-            weights.append(numpy_helper.from_array(np.array([4, 4], np.int64), "sizes"))
-            nodes.append(helper.make_node("Split", ["r", "sizes"], ["a", "b"], axis=1))
+            nodes.append(helper.make_node("Split", ["r"], ["a", "b"], axis=1))
         else:
             nodes.append(helper.make_node("Split", ["r"], ["a", "b"], axis=1, split=[4, 4]))
         nodes.append(helper.make_node("Concat", ["b", "a"], ["r2"], axis=1))
@@ -104,5 +106,34 @@ def test_operators_whose_defaults_changed_are_converted_not_carried_over() -> No
     source.ir_version = 7
     exported = spa.load(source).to_onnx(opset=11)
     assert _opset(exported) == 11
+    feeds = random_inputs(source)
+    np.testing.assert_allclose(run(exported, feeds)[0], run(source, feeds)[0], rtol=1e-6, atol=1e-6)
+
+
+def test_operators_that_only_gained_attributes_are_carried_back() -> None:
+    """onnx has no down-adapters for Reshape 14 (allowzero), BatchNormalization 14/15 (training_mode, types)
+    or Split 18 (num_outputs); nodes that leave the new attributes unset mean the same at opset 13."""
+    rng = np.random.default_rng(0)
+    weights = [numpy_helper.from_array(rng.standard_normal((4, 3, 1, 1)).astype(np.float32), "w"),
+               *(numpy_helper.from_array(v.astype(np.float32), n) for n, v in
+                 (("scale", rng.uniform(0.5, 1.5, 4)), ("bias", rng.standard_normal(4)),
+                  ("mean", rng.standard_normal(4)), ("var", rng.uniform(0.5, 2, 4)))),
+               numpy_helper.from_array(np.array([2, 2], np.int64), "sizes"),
+               numpy_helper.from_array(np.array([1, -1], np.int64), "flat")]
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"]),
+             helper.make_node("BatchNormalization", ["c", "scale", "bias", "mean", "var"], ["n"]),
+             helper.make_node("Split", ["n", "sizes"], ["a", "b"], axis=1),
+             helper.make_node("Concat", ["b", "a"], ["s"], axis=1),
+             helper.make_node("Reshape", ["s", "flat"], ["y"])]
+    graph = helper.make_graph(nodes, "net", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 3, 2, 2])],
+                              [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 16])], weights)
+    source = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    source.ir_version = 7
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SPAWarning)
+        exported = spa.load(source).to_onnx()
+    assert _opset(exported) == 13
+    assert [n.op_type for n in exported.graph.node] == [n.op_type for n in nodes]
+    onnx.checker.check_model(exported, full_check=True)
     feeds = random_inputs(source)
     np.testing.assert_allclose(run(exported, feeds)[0], run(source, feeds)[0], rtol=1e-6, atol=1e-6)

@@ -4,10 +4,11 @@ SPA works at SPA_OPSET: the importer converts older models up, because the
 dialect is generated for that opset. Deployment runtimes often accept only
 the opset a model came with, so export converts back down with onnx's
 version converter, on a copy of the graph without its big weights. The converter
-lacks adapters for many versions that only widened type lists (Identity,
-Conv, ...): nodes whose operator has the same inputs, outputs and
-attributes at both opsets are carried over unchanged and the result is
-checked with strict type inference. Where a real adapter is missing (e.g.
+lacks adapters for many versions that only widened type lists or added an
+attribute (Identity, Conv, Reshape's allowzero, ...): nodes that use the
+same inputs, outputs and attribute defaults at both opsets and leave new
+attributes unset are carried over unchanged, and the result is checked with
+strict type inference. Where a real adapter is missing (e.g.
 Split 18 -> 17) the model keeps its opset and a SPAWarning says why, or
 SPAError when the opset was asked for.
 """
@@ -91,24 +92,41 @@ def _graft(model: onnx.ModelProto, converted: onnx.ModelProto) -> None:
     graph.initializer.extend(t for t in new.initializer if t.name not in stubs)
 
 
-def _signature(schema: defs.OpSchema) -> tuple:
-    """Inputs, outputs and attributes with their defaults (Softmax's axis default changed at 13)."""
-    attributes = sorted((name, a.default_value.SerializeToString()) for name, a in schema.attributes.items())
-    return [(i.name, i.option) for i in schema.inputs], [(o.name, o.option) for o in schema.outputs], attributes
+def _carries_over(node: onnx.NodeProto, current: defs.OpSchema, target: defs.OpSchema) -> bool:
+    """Whether `node` means the same at both schemas' opsets: the inputs and outputs it uses have the same
+    names and kinds, every attribute both know has the same default (Softmax's axis changed at 13), and it
+    leaves any attribute only one of them knows unset (Reshape's allowzero, BatchNormalization's
+    training_mode are new since 13)."""
+    for formals, used in ((current.inputs, target.inputs), (current.outputs, target.outputs)):
+        count = len(node.input) if formals is current.inputs else len(node.output)
+        if [(f.name, f.option) for f in formals[:count]] != [(f.name, f.option) for f in used[:count]]:
+            return False
+    if not (target.min_input <= len(node.input) <= target.max_input and
+            target.min_output <= len(node.output) <= target.max_output):
+        return False
+    set_here = {a.name for a in node.attribute}
+    for name in current.attributes.keys() | target.attributes.keys():
+        mine, theirs = current.attributes.get(name), target.attributes.get(name)
+        if mine is not None and theirs is not None:
+            if mine.default_value.SerializeToString() != theirs.default_value.SerializeToString():
+                return False
+        elif name in set_here or (theirs is not None and theirs.required):
+            return False
+    return True
 
 
 def _park_unchanged(model: onnx.ModelProto, current: int, target: int) -> None:
-    """Move default-domain nodes whose operator signature is the same at both opsets out of the
-    converter's way."""
-    same: dict[str, bool] = {}
+    """Move default-domain nodes that mean the same at both opsets out of the converter's way."""
+    schemas: dict[str, tuple[defs.OpSchema, defs.OpSchema] | None] = {}
 
     def unchanged(node: onnx.NodeProto) -> bool:
-        if node.op_type not in same:
+        if node.op_type not in schemas:
             try:
-                same[node.op_type] = _signature(defs.get_schema(node.op_type, current)) == \
-                    _signature(defs.get_schema(node.op_type, target))
+                schemas[node.op_type] = (defs.get_schema(node.op_type, current),
+                                         defs.get_schema(node.op_type, target))
             except defs.SchemaError:  # no such operator at the target opset: the converter decides
-                same[node.op_type] = False
-        return same[node.op_type]
+                schemas[node.op_type] = None
+        pair = schemas[node.op_type]
+        return pair is not None and _carries_over(node, *pair)
 
     hide(model, UNCHANGED_DOMAIN, unchanged)
