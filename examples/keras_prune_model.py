@@ -1,6 +1,7 @@
-"""Prune a Keras 3 model (torch backend) and keep training it with Keras.
+"""Prune a Keras 3 model and keep training it with Keras, on the torch, TensorFlow or JAX backend.
 
-    KERAS_BACKEND=torch python examples/keras_prune_model.py
+    python examples/keras_prune_model.py                              # torch backend
+    KERAS_BACKEND=tensorflow python examples/keras_prune_model.py     # needs spa[tf]
 
 A small functional CNN with BatchNorm and a residual add is pruned by half
 of its channels with the L2 criterion; the result is a Keras model rebuilt

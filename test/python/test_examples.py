@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -45,6 +48,18 @@ def test_keras_example(capsys) -> None:
     output = capsys.readouterr().out
     assert "stem filters 16 -> 8, hidden units 32 -> 16" in output
     assert output.count("fine-tuning loss per epoch:") == 1
+
+
+def test_keras_example_on_tensorflow() -> None:
+    """The same script with KERAS_BACKEND=tensorflow (its own process: Keras fixes the backend per process)."""
+    if importlib.util.find_spec("tensorflow") is None:
+        pytest.skip("tensorflow is not installed")
+    done = subprocess.run([sys.executable, str(EXAMPLES / "keras_prune_model.py")],
+                          env={**os.environ, "KERAS_BACKEND": "tensorflow"}, capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "stem filters 16 -> 8, hidden units 32 -> 16" in done.stdout
+    assert done.stdout.count("fine-tuning loss per epoch:") == 1
 
 
 def test_paddle_example(capsys) -> None:
