@@ -176,3 +176,32 @@ def test_multihead_attention_is_kept_and_the_rest_pruned() -> None:
     x = torch.randn(2, *shape[1:])
     with torch.no_grad():
         np.testing.assert_allclose(pruned(x).numpy(), _run_onnx(result.onnx_model, x), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("heads", ["dims", "whole"])
+def test_timm_vision_transformer_heads_are_patched(heads: str) -> None:
+    """timm's Attention keeps num_heads, head_dim and attn_dim apart from the embedding width, so pruned
+    heads fit the same class: whole heads lower num_heads, head dims lower head_dim (with the original
+    softmax scale, as in the pruned ONNX model)."""
+    timm_vit = pytest.importorskip("timm.models.vision_transformer")
+    torch.manual_seed(0)
+    net = timm_vit.VisionTransformer(img_size=32, patch_size=8, embed_dim=64, depth=2, num_heads=4,
+                                     num_classes=5).eval()
+    x = torch.randn(1, 3, 32, 32)
+    # the residual stream runs through LayerNorms (not function-preserving); keep it for the oracle
+    result = spa.torch.prune(net, x, criterion="l1", ratio=0.5, heads=heads, fallback=False,
+                             protect=["patch_embed.proj.weight"])
+    attention = result.module.blocks[0].attn
+    assert type(result.module) is type(net) and type(attention) is type(net.blocks[0].attn)
+    assert (attention.num_heads, attention.head_dim) == ((2, 16) if heads == "whole" else (4, 8))
+    assert attention.qkv.out_features == 3 * attention.attn_dim == 96
+    fresh = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        got = result.module(fresh).numpy()
+    np.testing.assert_allclose(got, _run_onnx(result.onnx_model, fresh), rtol=1e-4, atol=1e-5)
+    model = spa.load(spa.torch.export(net, x))
+    model.heads = heads
+    groups = model.coupling_groups()
+    assert all(g.function_preserving for g in groups if g.id in result.plan.removed)
+    masked = masked_model(model.to_onnx(), plan_to_dict(result.plan, groups))
+    np.testing.assert_allclose(got, _run_onnx(masked, fresh), rtol=1e-4, atol=1e-5)

@@ -22,15 +22,17 @@ class PrunedExport:
     arrays: dict[str, np.ndarray]
 
 
-def prune_exported(source: onnx.ModelProto, criterion: str, keep: Iterable[str] = (),
+def prune_exported(source: onnx.ModelProto, criterion: str, keep: Iterable[str] = (), heads: str = "dims",
                    **plan_options: Any) -> PrunedExport:
     """Load `source` into SPA, plan with `criterion` and `plan_options` (see spa.Model.plan), and prune.
 
     `keep` names weights whose groups the framework cannot represent pruned; those present are protected.
+    `heads` is spa.Model.heads: attention heads lose head dims ("dims") or whole heads ("whole").
     """
     import spa
 
     model = spa.load(source)
+    model.heads = heads
     present = set(model.weights()) if keep else set()
     protected = [*plan_options.pop("protect", ()), *(name for name in keep if name in present)]
     plan = model.plan(criterion, protect=protected, **plan_options)

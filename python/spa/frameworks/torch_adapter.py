@@ -91,6 +91,7 @@ def prune(module: Any, example_inputs: Any, criterion: str = "l1", tolerance: fl
         result = copy.deepcopy(module)
         _replace_tensors(result, pruned.arrays)
         _fix_layer_attributes(result)
+        _fix_attention_heads(result, plan_options.get("heads", "dims"))
         difference = _check(result, pruned.onnx_model, example_inputs, tolerance)
         return TorchPruneResult(result, pruned.onnx_model, pruned.plan, difference)
     except SPAError as error:
@@ -180,6 +181,29 @@ def _fix_layer_attributes(module: Any) -> None:
             layer.normalized_shape = tuple(layer.weight.shape)
         elif isinstance(layer, nn.Embedding):
             layer.num_embeddings, layer.embedding_dim = layer.weight.shape
+
+
+def _fix_attention_heads(module: Any, heads: str) -> None:
+    """timm-style attention (a fused `qkv` Linear, `num_heads`, `head_dim`, `attn_dim`): make the head
+    count ("whole" heads pruned) or head size ("dims" pruned) agree with the pruned qkv. Pruning head dims
+    keeps the softmax scale of the original head size (SPA's ONNX model does too); fused attention would
+    recompute it from the new size, so such layers use their unfused path with the kept `scale`."""
+    from torch import nn
+
+    for layer in module.modules():
+        qkv = getattr(layer, "qkv", None)
+        if not (isinstance(qkv, nn.Linear) and all(hasattr(layer, a) for a in ("num_heads", "head_dim", "attn_dim"))):
+            continue
+        attn_dim = qkv.out_features // 3
+        if attn_dim == layer.attn_dim:
+            continue
+        if heads == "whole":
+            layer.num_heads = attn_dim // layer.head_dim
+        else:
+            layer.head_dim = attn_dim // layer.num_heads
+            if getattr(layer, "fused_attn", False):
+                layer.fused_attn = False
+        layer.attn_dim = attn_dim
 
 
 def _check(module: Any, pruned: onnx.ModelProto, example_inputs: Any, tolerance: float) -> float:
