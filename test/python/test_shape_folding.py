@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
+import pytest
 from onnx import helper, numpy_helper
 
 import spa
+import spa.torch
 from spa.importer import ImportConfig
 
 F = onnx.TensorProto.FLOAT
@@ -75,3 +77,38 @@ def test_big_integer_initializers_are_left_alone() -> None:
     model = spa.load(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
     exported = {t.name: numpy_helper.to_array(t) for t in model.to_onnx().graph.initializer}
     np.testing.assert_array_equal(exported["index"], np.arange(2048) % 4)
+
+
+def test_patch_tokens_and_a_class_token_on_a_dynamic_batch_are_prunable() -> None:
+    """timm's patch embedding, `conv(x).flatten(2).transpose(1, 2)`, reads (batch, C) from Shape with a
+    dynamic batch, and `cls_token.expand(batch, -1, -1)` exports as Where(Equal(target, -1), 1, target):
+    the static entries become constants, the channels one prunable group, and the pruned model
+    matches the zero-mask oracle."""
+    torch = pytest.importorskip("torch")
+    from conftest import run
+    from oracle import masked_model, random_plan
+    from spa.groups import plan_to_dict
+
+    class Tokens(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.proj = torch.nn.Conv2d(3, 8, 4, stride=4)
+            self.cls_token = torch.nn.Parameter(torch.randn(1, 1, 8))
+            self.head = torch.nn.Linear(8, 3)
+
+        def forward(self, x):
+            tokens = self.proj(x).flatten(2).transpose(1, 2)
+            tokens = torch.cat([self.cls_token.expand(tokens.shape[0], -1, -1), tokens], dim=1)
+            return self.head(tokens.relu())
+
+    torch.manual_seed(0)
+    net = Tokens().eval()
+    model = spa.load(spa.torch.export(net, torch.randn(2, 3, 8, 8)))
+    channels = next(g for g in model.coupling_groups() if g.channels == 8)
+    assert channels.prunable, channels.details()
+    assert {"proj.weight", "cls_token", "head.weight"} <= {m.tensor for m in channels.members}
+    plan = random_plan(model.coupling_groups(), 0.5)
+    masked = masked_model(model.to_onnx(), plan_to_dict(plan, model.coupling_groups()))
+    model.prune(plan)
+    feeds = {"input_0": np.random.default_rng(1).standard_normal((3, 3, 8, 8)).astype(np.float32)}
+    np.testing.assert_allclose(run(model.to_onnx(), feeds)[0], run(masked, feeds)[0], rtol=1e-5, atol=1e-5)

@@ -205,3 +205,20 @@ def test_timm_vision_transformer_heads_are_patched(heads: str) -> None:
     assert all(g.function_preserving for g in groups if g.id in result.plan.removed)
     masked = masked_model(model.to_onnx(), plan_to_dict(result.plan, groups))
     np.testing.assert_allclose(got, _run_onnx(masked, fresh), rtol=1e-4, atol=1e-5)
+
+
+def test_timm_vision_transformer_residual_stream_is_pruned_too() -> None:
+    """With the patch tokens and the class token on a dynamic batch followed, the embedding width itself
+    (patch projection, class token, position embedding, every LayerNorm and projection) is pruned."""
+    timm_vit = pytest.importorskip("timm.models.vision_transformer")
+    torch.manual_seed(0)
+    net = timm_vit.VisionTransformer(img_size=32, patch_size=8, embed_dim=64, depth=2, num_heads=4,
+                                     num_classes=5).eval()
+    result = spa.torch.prune(net, torch.randn(2, 3, 32, 32), criterion="l1", ratio=0.3, fallback=False)
+    pruned = result.module
+    width = pruned.patch_embed.proj.out_channels
+    assert width < 64 and pruned.cls_token.shape[-1] == pruned.pos_embed.shape[-1] == width
+    assert pruned.blocks[1].norm1.normalized_shape == (width,) and pruned.head.in_features == width
+    fresh = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        np.testing.assert_allclose(pruned(fresh).numpy(), _run_onnx(result.onnx_model, fresh), rtol=1e-4, atol=1e-5)

@@ -164,16 +164,27 @@ static std::pair<Value, int64_t> throughLayoutViews(Value value, int64_t axis) {
         break;
     } else if (auto expand = dyn_cast_or_null<onnx::ExpandOp>(op)) {
       // A constant broadcast along other axes (a class token expanded to the
-      // batch): a view of the source when the target leaves the channel axis
-      // alone (an entry of 1, or none).
-      std::optional<SmallVector<int64_t>> target = constantInts(expand.getShape());
+      // batch, which may be read from Shape): a view of the source when the
+      // target leaves the channel axis alone (a constant entry of 1, or none).
+      std::optional<SmallVector<ShapePiece>> pieces = shapePieces(expand.getShape());
       std::optional<int64_t> inRank = rankOf(expand.getInput()), outRank = rankOf(expand->getResult(0));
-      if (!target || !inRank || !outRank)
+      if (!pieces || !inRank || !outRank)
         break;
+      int64_t targetSize = 0;
+      for (const ShapePiece &piece : *pieces)
+        targetSize += piece.size;
+      auto entryAt = [&](int64_t position) -> std::optional<int64_t> {
+        for (const ShapePiece &piece : *pieces) {
+          if (position < piece.size)
+            return piece.constant ? std::optional<int64_t>((*piece.constant)[position]) : std::nullopt;
+          position -= piece.size;
+        }
+        return std::nullopt;
+      };
       int64_t sourceAxis = axis - (*outRank - *inRank);
-      int64_t targetAxis = axis - (*outRank - static_cast<int64_t>(target->size()));
+      int64_t targetAxis = axis - (*outRank - targetSize);
       if (sourceAxis < 0 || staticDim(expand.getInput(), sourceAxis) == std::optional<int64_t>(1) ||
-          (targetAxis >= 0 && (*target)[targetAxis] != 1))
+          (targetAxis >= 0 && entryAt(targetAxis) != std::optional<int64_t>(1)))
         break;
       axis = sourceAxis;
       value = expand.getInput();

@@ -3,7 +3,8 @@
 PyTorch's exporter computes Reshape and Expand targets at run time from
 `Shape` (torch's MultiheadAttention splits its packed q/k/v projection with
 `Concat(Shape(x)[:-1], [3, E], ...)`, a class token is expanded by a
-`Where(Equal(...))` of constants; the attention scale is `1 / sqrt(Shape(q)[-1])`).
+`Where(Equal(...))` of its target; the attention scale is `1 / sqrt(Shape(q)[-1])`).
+With a dynamic batch, the static entries next to it are split out and evaluated.
 SPA can only follow and rewrite targets it can read, and a scale read from a
 pruned axis would silently change after pruning; folding the parts that are
 static makes both constants. onnxscript's constant folder does the work;
@@ -66,6 +67,7 @@ def fold_shape_arithmetic(model: onnx.ModelProto) -> onnx.ModelProto:
         if hidden:
             restore(model, HIDDEN_DOMAIN)
     fold_constants(ir_model, should_fold=should_fold, onnx_shape_inference=True)  # shapes of folded pads, ...)
+    _resolve_expand_wildcards(ir_model.graph)
     RemoveUnusedNodesPass()(ir_model)  # the arithmetic that became constants
     folded = ir.serde.serialize_model(ir_model)
     if hidden:
@@ -74,7 +76,8 @@ def fold_shape_arithmetic(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def _resolve_static_shape_entries(model: onnx.ModelProto) -> None:
-    """Replace Gather/Slice of a Shape whose selected dims are static by Constants (in place).
+    """Replace Gather/Slice of a Shape whose selected dims are static by Constants, and split Slices
+    that select static and dynamic dims into both (in place).
 
     The folder only folds a Shape whose dims are all static; with a dynamic batch,
     `Gather(Shape(x), 3)` (Keras reads the channel count this way) would stay computed.
@@ -87,18 +90,128 @@ def _resolve_static_shape_entries(model: onnx.ModelProto) -> None:
     constants = _int64_constants(graph)
     shapes = {n.output[0]: dims.get(n.input[0]) for n in graph.node
               if n.op_type == "Shape" and not n.attribute and n.domain in ("", "ai.onnx")}
-    for index, node in enumerate(graph.node):
+    rewritten: list[onnx.NodeProto] = []
+    split: dict[str, list[str]] = {}  # Slice outputs split into pieces, and the pieces
+    for node in graph.node:
         shape = shapes.get(node.input[0]) if node.input else None
-        if shape is None or node.domain not in ("", "ai.onnx"):
+        values = _selected_dims(node, shape, constants) if shape is not None and \
+            node.domain in ("", "ai.onnx") else None
+        if values is None or all(v is None for v in values):
+            rewritten.append(node)
+        elif all(v is not None for v in values):
+            scalar = node.op_type == "Gather" and constants[node.input[1]].ndim == 0
+            tensor = onnx.numpy_helper.from_array(
+                np.array(values[0] if scalar else values, dtype=np.int64), node.output[0])
+            rewritten.append(onnx.helper.make_node("Constant", [], [node.output[0]], name=node.name, value=tensor))
+        elif node.op_type == "Slice":
+            rewritten += _split_slice(node, shape, values, constants)
+            split[node.output[0]] = list(rewritten[-1].input)
+        else:
+            rewritten.append(node)
+    for node in rewritten:  # a target built as Concat(split, ...) gets the pieces: SPA reads one Concat level
+        if node.op_type == "Concat" and node.output[0] not in split and \
+                any(a.name == "axis" and a.i == 0 for a in node.attribute):
+            node.input[:] = [piece for name in node.input for piece in split.get(name, [name])]
+    del graph.node[:]
+    graph.node.extend(rewritten)
+
+
+def _split_slice(node: onnx.NodeProto, shape: list[int | None], values: list[int | None],
+                 constants: dict[str, np.ndarray]) -> list[onnx.NodeProto]:
+    """`Slice(Shape(x), a, b)` over static and dynamic dims as a Concat of Constants (static runs) and
+    narrower Slices (dynamic runs): `x.flatten(2)` with a dynamic batch reads (batch, C) this way, and
+    the channel count C must be a constant for the channels to be prunable."""
+    rank = len(shape)
+    start = int(constants[node.input[1]].reshape(-1)[0])
+    start = min(max(start + rank if start < 0 else start, 0), rank)
+    pieces, nodes, run = [], [], 0
+    while run < len(values):
+        end = run + 1
+        while end < len(values) and (values[end] is None) == (values[run] is None):
+            end += 1
+        name = f"{node.output[0]}_part{len(pieces)}"
+        if values[run] is None:
+            bounds = [onnx.helper.make_node("Constant", [], [f"{name}_{which}"], value=onnx.numpy_helper.from_array(
+                np.array([start + offset], np.int64), f"{name}_{which}")) for which, offset in (("start", run),
+                                                                                              ("end", end))]
+            nodes += [*bounds, onnx.helper.make_node("Slice", [node.input[0], f"{name}_start", f"{name}_end"],
+                                                     [name], name=f"{node.name}_part{len(pieces)}")]
+        else:
+            nodes.append(onnx.helper.make_node("Constant", [], [name], value=onnx.numpy_helper.from_array(
+                np.array(values[run:end], np.int64), name)))
+        pieces.append(name)
+        run = end
+    return [*nodes, onnx.helper.make_node("Concat", pieces, [node.output[0]], name=node.name, axis=0)]
+
+
+def _resolve_expand_wildcards(graph) -> None:
+    """Evaluate torch's `expand(n, -1, -1)` target where `n` is read from a Shape (onnx_ir graph, in place).
+
+    torch exports the target as `Where(Equal(t, -1), 1, t)` with `t = Concat(n, -1, -1)`; with a dynamic
+    batch the folder leaves it computed, so a class token's channel axis would look expanded. Shape reads
+    are never -1, so the Where keeps them and the constant pieces are evaluated: `Concat(n, 1, 1)`.
+    """
+    import onnx_ir as ir
+
+    def const(value) -> np.ndarray | None:
+        return None if value is None or value.const_value is None else value.const_value.numpy()
+
+    for node in list(graph):
+        if node.op_type != "Where" or node.domain not in ("", "ai.onnx") or len(node.inputs) != 3:
             continue
-        values = _selected_dims(node, shape, constants)
-        if values is None or any(v is None for v in values):
+        condition, replacement, target = node.inputs
+        equal = condition.producer() if condition is not None else None
+        fill = const(replacement)
+        if equal is None or equal.op_type != "Equal" or fill is None or equal.inputs[0] is not target:
             continue
-        scalar = node.op_type == "Gather" and constants[node.input[1]].ndim == 0
-        tensor = onnx.numpy_helper.from_array(
-            np.array(values[0] if scalar else values, dtype=np.int64), node.output[0])
-        graph.node[index].CopyFrom(onnx.helper.make_node("Constant", [], [node.output[0]], name=node.name,
-                                                         value=tensor))
+        sentinel = const(equal.inputs[1])
+        pieces = _shape_pieces(target)
+        if sentinel is None or pieces is None or fill.ndim != 1 or sentinel.shape != fill.shape:
+            continue
+        values, start = [], 0
+        for piece, size, known in pieces:
+            if known is None:
+                if not (_reads_shape(piece) and (sentinel[start:start + size] == -1).all()):
+                    break
+                values.append(piece)
+            else:
+                evaluated = np.where(known == sentinel[start:start + size], fill[start:start + size], known)
+                constant = ir.node("Constant", [], {"value": ir.tensor(evaluated.astype(np.int64))})
+                graph.insert_before(node, constant)
+                values.append(constant.outputs[0])
+            start += size
+        else:
+            if start == len(fill):
+                concat = ir.node("Concat", values, {"axis": 0}, name=f"{node.name}_evaluated")
+                graph.insert_before(node, concat)
+                ir.convenience.replace_all_uses_with(node.outputs[0], concat.outputs[0])
+
+
+def _shape_pieces(value) -> list | None:
+    """(value, length, constant or None) for the 1-D pieces of a Concat (axis 0) building a shape, seen
+    through a flattening Reshape to [-1]; None if it is built otherwise."""
+    node = value.producer() if value is not None else None
+    if node is not None and node.op_type == "Reshape" and node.inputs[1] is not None and \
+            node.inputs[1].const_value is not None and node.inputs[1].const_value.numpy().tolist() == [-1]:
+        node = node.inputs[0].producer()
+    if node is None or node.op_type != "Concat" or node.attributes.get_int("axis", 0) != 0:
+        return None
+    pieces = []
+    for piece in node.inputs:
+        shape = piece.shape if piece is not None else None
+        if shape is None or len(shape) != 1 or not isinstance(shape[0], int):
+            return None
+        known = piece.const_value.numpy().reshape(-1) if piece.const_value is not None else None
+        pieces.append((piece, shape[0], known))
+    return pieces
+
+
+def _reads_shape(value) -> bool:
+    """Whether `value` is entries of a Shape (Gather/Slice of it, maybe unsqueezed): never negative."""
+    node = value.producer()
+    while node is not None and node.op_type in ("Unsqueeze", "Gather", "Slice", "Squeeze"):
+        node = node.inputs[0].producer() if node.inputs[0] is not None else None
+    return node is not None and node.op_type == "Shape"
 
 
 def _int64_constants(graph: onnx.GraphProto) -> dict[str, np.ndarray]:

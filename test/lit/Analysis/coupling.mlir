@@ -266,6 +266,31 @@ func.func @main_graph(%x: tensor<1x3x2xf32>) -> tensor<1x4x2xf32> {
 
 // -----
 
+// The same with a dynamic batch: the target's batch entry is read from Shape, the
+// rest are constant ones (what SPA's import makes of torch's expand(n, -1, -1)).
+// CHECK-LABEL: "groups"
+// CHECK-SAME: "channels":4,{{.*}}"id":0,"members":[{"axis":1,"channel_of_position":[0,1,2,3],"role":"producer","tensor":"w"},{"axis":2,"channel_of_position":[0,1,2,3],"role":"{{[a-z]+}}","tensor":"token"}
+// CHECK-SAME: "prunable":true
+func.func @main_graph(%x: tensor<?x3x2xf32>) -> tensor<?x4x2xf32> {
+  %w = onnx.Initializer "w" = dense<1.0> : tensor<2x4xf32>
+  %w2 = onnx.Initializer "w2" = dense<1.0> : tensor<4x2xf32>
+  %token = onnx.Initializer "token" = dense<0.5> : tensor<1x1x4xf32>
+  %start = onnx.Initializer "start" = dense<0> : tensor<1xi64>
+  %end = onnx.Initializer "end" = dense<1> : tensor<1xi64>
+  %ones = onnx.Initializer "ones" = dense<1> : tensor<2xi64>
+  %none = "onnx.NoValue"() : () -> none
+  %y = "onnx.MatMul"(%x, %w) : (tensor<?x3x2xf32>, tensor<2x4xf32>) -> tensor<?x3x4xf32>
+  %shape = "onnx.Shape"(%x) : (tensor<?x3x2xf32>) -> tensor<3xi64>
+  %batch = "onnx.Slice"(%shape, %start, %end, %none, %none) : (tensor<3xi64>, tensor<1xi64>, tensor<1xi64>, none, none) -> tensor<1xi64>
+  %target = "onnx.Concat"(%batch, %ones) {axis = 0 : i64} : (tensor<1xi64>, tensor<2xi64>) -> tensor<3xi64>
+  %t = "onnx.Expand"(%token, %target) : (tensor<1x1x4xf32>, tensor<3xi64>) -> tensor<?x1x4xf32>
+  %c = "onnx.Concat"(%t, %y) {axis = 1 : i64} : (tensor<?x1x4xf32>, tensor<?x3x4xf32>) -> tensor<?x4x4xf32>
+  %z = "onnx.MatMul"(%c, %w2) : (tensor<?x4x4xf32>, tensor<4x2xf32>) -> tensor<?x4x2xf32>
+  return %z : tensor<?x4x2xf32>
+}
+
+// -----
+
 // Slices of the channels with constant bounds (torch's chunk) carry their ranges;
 // each range must keep a channel (keep_one_of).
 // CHECK-LABEL: "groups"
