@@ -4,11 +4,11 @@ SPA works at SPA_OPSET: the importer converts older models up, because the
 dialect is generated for that opset. Deployment runtimes often accept only
 the opset a model came with, so export converts back down with onnx's
 version converter, on a copy of the graph without its big weights. The converter
-lacks adapters for many versions that only widened type lists or added an
-attribute (Identity, Conv, Reshape's allowzero, ...): nodes that use the
-same inputs, outputs and attribute defaults at both opsets and leave new
-attributes unset are carried over unchanged, and the result is checked with
-strict type inference. Where a real adapter is missing (e.g.
+lacks adapters for many versions that only widened type lists, renamed an
+input or added an attribute (Identity, BatchNormalization, Reshape's
+allowzero, ...): nodes whose inputs, outputs and attribute defaults fit both
+opsets and that leave new attributes unset are carried over unchanged, and
+the result is checked with strict type inference. Where a real adapter is missing (e.g.
 Split 18 -> 17) the model keeps its opset and a SPAWarning says why, or
 SPAError when the opset was asked for.
 """
@@ -93,17 +93,23 @@ def _graft(model: onnx.ModelProto, converted: onnx.ModelProto) -> None:
 
 
 def _carries_over(node: onnx.NodeProto, current: defs.OpSchema, target: defs.OpSchema) -> bool:
-    """Whether `node` means the same at both schemas' opsets: the inputs and outputs it uses have the same
-    names and kinds, every attribute both know has the same default (Softmax's axis changed at 13), and it
-    leaves any attribute only one of them knows unset (Reshape's allowzero, BatchNormalization's
-    training_mode are new since 13)."""
-    for formals, used in ((current.inputs, target.inputs), (current.outputs, target.outputs)):
-        count = len(node.input) if formals is current.inputs else len(node.output)
-        if [(f.name, f.option) for f in formals[:count]] != [(f.name, f.option) for f in used[:count]]:
+    """Whether `node` means the same at both schemas' opsets: both take the inputs and outputs it uses
+    (renamed or made optional is fine: BatchNormalization's mean, Gemm's C), every attribute both know has
+    the same default (Softmax's axis changed at 13), and it leaves any attribute only one of them knows
+    unset (Reshape's allowzero, Dropout's seed). Type changes are left to the strict check afterwards."""
+    Option = defs.OpSchema.FormalParameterOption
+    for mine, theirs, names, low, high in ((current.inputs, target.inputs, node.input, target.min_input,
+                                            target.max_input),
+                                           (current.outputs, target.outputs, node.output, target.min_output,
+                                            target.max_output)):
+        if not low <= len(names) <= high:
             return False
-    if not (target.min_input <= len(node.input) <= target.max_input and
-            target.min_output <= len(node.output) <= target.max_output):
-        return False
+        for position, name in enumerate(names):
+            mine_option, theirs_option = (formals[min(position, len(formals) - 1)].option
+                                          for formals in (mine, theirs))
+            if (mine_option == Option.Variadic) != (theirs_option == Option.Variadic) or \
+                    (not name and theirs_option != Option.Optional):
+                return False
     set_here = {a.name for a in node.attribute}
     for name in current.attributes.keys() | target.attributes.keys():
         mine, theirs = current.attributes.get(name), target.attributes.get(name)
