@@ -92,20 +92,23 @@ def test_modules_with_hard_coded_widths_are_refused_without_the_fallback() -> No
 class _HardCodedFlatten(nn.Module):
     """forward flattens to a literal width, which the pruned copy cannot keep."""
 
-    def __init__(self) -> None:
+    def __init__(self, activation=torch.relu) -> None:
         super().__init__()
         self.conv = nn.Conv2d(3, 8, 3, padding=1)
         self.bn = nn.BatchNorm2d(8)
         self.head = nn.Linear(8 * 4 * 4, 5)
+        self.activation = activation
 
     def forward(self, x):
-        return self.head(torch.relu(self.bn(self.conv(x))).reshape(-1, 128))
+        return self.head(self.activation(self.bn(self.conv(x))).reshape(-1, 128))
 
 
-def test_modules_with_hard_coded_widths_come_back_converted_by_onnx2torch() -> None:
+# GELU exports as the opset-20 Gelu operator, which onnx2torch (opset 17) gets as its Erf function body
+@pytest.mark.parametrize("activation", [torch.relu, nn.functional.gelu], ids=["relu", "gelu"])
+def test_modules_with_hard_coded_widths_come_back_converted_by_onnx2torch(activation) -> None:
     pytest.importorskip("onnx2torch")
     torch.manual_seed(0)
-    net = _HardCodedFlatten().eval()
+    net = _HardCodedFlatten(activation).eval()
     with pytest.warns(SPAWarning, match="converted by onnx2torch"):
         result = spa.torch.prune(net, torch.randn(2, 3, 4, 4), criterion="l1", ratio=0.5)
     assert not result.patched and type(result.module) is not type(net)

@@ -10,7 +10,8 @@ allowzero, ...): nodes whose inputs, outputs and attribute defaults fit both
 opsets and that leave new attributes unset are carried over unchanged, and
 the result is checked with strict type inference. Where a real adapter is missing (e.g.
 Split 18 -> 17) the model keeps its opset and a SPAWarning says why, or
-SPAError when the opset was asked for.
+SPAError when the opset was asked for. Operators newer than the target that
+ONNX defines as functions (Gelu) are written as their bodies first.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import onnx
 from onnx import defs, version_converter
 
 from spa.errors import SPAError, SPAWarning, last_line
+from spa.exporter.function_expansion import expand_newer_functions
 from spa.importer.model_prep import SPA_OPSET, check_structure, default_opset, is_big
 from spa.importer.private_domain import hide, restore
 
@@ -38,7 +40,7 @@ def convert_opset(model: onnx.ModelProto, target: int, ir_version: int | None = 
         return model
     if not 1 <= target <= SPA_OPSET:
         raise SPAError(f"opset {target} is not one SPA can write (1 to {SPA_OPSET})")
-    structure = _structure(model)
+    structure = expand_newer_functions(_structure(model), current, target)
     _park_unchanged(structure, current, target)
     try:
         converted = version_converter.convert_version(structure, target)
