@@ -89,6 +89,10 @@ def prune_on_torch(model: Any, arrays_in: tuple[np.ndarray, ...], criterion: str
 def _rebuild(model: Any, arrays: dict[str, np.ndarray]) -> Any:
     """The model re-created from its config with each layer's width read off its pruned kernel."""
     config = copy.deepcopy(model.get_config())
+    if "layers" not in config:
+        raise SPAError(f"Keras adapter: {type(model).__name__} is a subclassed model (its layers and their widths "
+                       "are made in code, not in its config), so it cannot be rebuilt with pruned widths; build it "
+                       "as a Functional or Sequential model, or export it to ONNX and prune that (spa.load, Model.prune)")
     for layer in config.get("layers", []):
         layer.pop("build_config", None)  # recorded input shapes are the unpruned ones; build from the new inputs
         settings = layer.get("config", {})
