@@ -97,8 +97,9 @@ def _graft(model: onnx.ModelProto, converted: onnx.ModelProto) -> None:
 def _carries_over(node: onnx.NodeProto, current: defs.OpSchema, target: defs.OpSchema) -> bool:
     """Whether `node` means the same at both schemas' opsets: both take the inputs and outputs it uses
     (renamed or made optional is fine: BatchNormalization's mean, Gemm's C), every attribute both know has
-    the same default (Softmax's axis changed at 13), and it leaves any attribute only one of them knows
-    unset (Reshape's allowzero, Dropout's seed). Type changes are left to the strict check afterwards."""
+    the same default (Softmax's axis changed at 13), the target has no attribute the current one dropped, and
+    the node leaves attributes added since the target unset (Reshape's allowzero). Type changes are left to the
+    strict check afterwards."""
     Option = defs.OpSchema.FormalParameterOption
     for mine, theirs, names, low, high in ((current.inputs, target.inputs, node.input, target.min_input,
                                             target.max_input),
@@ -115,10 +116,12 @@ def _carries_over(node: onnx.NodeProto, current: defs.OpSchema, target: defs.OpS
     set_here = {a.name for a in node.attribute}
     for name in current.attributes.keys() | target.attributes.keys():
         mine, theirs = current.attributes.get(name), target.attributes.get(name)
-        if mine is not None and theirs is not None:
-            if mine.default_value.SerializeToString() != theirs.default_value.SerializeToString():
+        if theirs is None:  # added since the target: fine while unset
+            if name in set_here:
                 return False
-        elif name in set_here or (theirs is not None and theirs.required):
+        elif mine is None:  # removed since the target (BatchNormalization's is_test): its meaning moved elsewhere
+            return False
+        elif mine.default_value.SerializeToString() != theirs.default_value.SerializeToString():
             return False
     return True
 
