@@ -124,3 +124,26 @@ def test_torch_backend_with_tensorflow_loaded_prunes_in_a_child_process(tmp_path
                                  "print('units', result.model.layers[1].units, result.max_difference)\n", "torch")
     assert done.returncode == 0, done.stderr[-3000:]
     assert "units 4" in done.stdout
+
+
+def test_registered_custom_layers_next_to_the_script_are_found(tmp_path: Path) -> None:
+    """custom_modules names a module beside the user's script; the pruning process imports it from there."""
+    if importlib.util.find_spec("tensorflow") is None:
+        pytest.skip("tensorflow is not installed")
+    (tmp_path / "my_layers.py").write_text(
+        "import keras\n"
+        "@keras.saving.register_keras_serializable(package='test')\n"
+        "class Twice(keras.layers.Layer):\n"
+        "    def call(self, x):\n"
+        "        return 2 * x\n")
+    done = _run_script(tmp_path, "import keras, numpy as np, spa.keras\n"
+                                 "from my_layers import Twice\n"
+                                 "inputs = keras.Input((4,))\n"
+                                 "hidden = keras.layers.Dense(8, name='hidden')(inputs)\n"
+                                 "model = keras.Model(inputs, keras.layers.Dense(2)(Twice()(hidden)))\n"
+                                 "x = np.ones((1, 4), np.float32)\n"
+                                 "model(x)\n"
+                                 "result = spa.keras.prune(model, x, ratio=0.5, custom_modules=['my_layers'])\n"
+                                 "print('units', result.model.get_layer('hidden').units)\n", "tensorflow")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "units 4" in done.stdout

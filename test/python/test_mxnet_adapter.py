@@ -120,3 +120,35 @@ def test_example_runs(capsys) -> None:
     example.main()
     printed = capsys.readouterr().out
     assert "stem channels 16 -> 8" in printed and "fine-tuned three epochs" in printed
+
+
+def test_depthwise_with_a_channel_multiplier_keeps_its_groups() -> None:
+    """Only a depthwise conv with groups == in == out changes its group count when pruned."""
+    net = nn.HybridSequential()
+    with net.name_scope():
+        net.add(nn.Conv2D(4, 3, padding=1, activation="relu"), nn.Conv2D(8, 3, padding=1, groups=4),
+                nn.Conv2D(8, 1, groups=2), nn.GlobalAvgPool2D(), nn.Dense(3))
+    net.initialize(mx.init.Xavier())
+    sample = np.random.default_rng(3).standard_normal((2, 3, 8, 8)).astype(np.float32)
+    net(mx.nd.array(sample))
+    result = spa.mxnet.prune(net, sample, criterion="l1", ratio=0.5)
+    depthwise, grouped = result.block[1], result.block[2]
+    assert (depthwise._kwargs["num_group"], grouped._kwargs["num_group"]) == (4, 2)
+    assert depthwise._channels < 8
+    assert net[1]._active is False  # the block's own hybridize setting is left alone
+
+
+def test_a_plain_block_is_refused() -> None:
+    class Plain(nn.Block):
+        def __init__(self, **kwargs) -> None:
+            super().__init__(**kwargs)
+            with self.name_scope():
+                self.dense = nn.Dense(3)
+
+        def forward(self, x):
+            return self.dense(x)
+
+    block = Plain()
+    block.initialize()
+    with pytest.raises(SPAError, match="not a HybridBlock"):
+        spa.mxnet.prune(block, np.ones((1, 4), np.float32))

@@ -225,3 +225,31 @@ def test_timm_vision_transformer_residual_stream_is_pruned_too() -> None:
     fresh = torch.randn(3, 3, 32, 32)
     with torch.no_grad():
         np.testing.assert_allclose(pruned(fresh).numpy(), _run_onnx(result.onnx_model, fresh), rtol=1e-4, atol=1e-5)
+
+
+class _GroupedConvs(nn.Module):
+    """A depthwise conv with channel multiplier 2 and a grouped 1x1 conv: only true depthwise convs
+    (groups == in == out) change their group count when pruned."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 4, 3, padding=1)
+        self.depthwise2 = nn.Conv2d(4, 8, 3, padding=1, groups=4)
+        self.grouped = nn.Conv2d(8, 8, 1, groups=2)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x):
+        x = self.grouped(torch.relu(self.depthwise2(torch.relu(self.stem(x)))))
+        return self.head(x.mean((2, 3)))
+
+
+def test_grouped_convolutions_keep_a_consistent_group_count() -> None:
+    torch.manual_seed(0)
+    net = _GroupedConvs().eval()
+    result = spa.torch.prune(net, torch.randn(2, 3, 8, 8), criterion="l1", ratio=0.5, fallback=False)
+    pruned = result.module
+    assert pruned.depthwise2.groups == 4 and pruned.grouped.groups == 2
+    assert pruned.depthwise2.out_channels < 8 and pruned.grouped.out_channels < 8
+    x = torch.randn(3, 3, 8, 8)
+    with torch.no_grad():
+        np.testing.assert_allclose(pruned(x).numpy(), _run_onnx(result.onnx_model, x), rtol=1e-4, atol=1e-5)

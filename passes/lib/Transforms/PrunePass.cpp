@@ -307,10 +307,20 @@ struct PrunePass : public spa::impl::SPAPruneBase<PrunePass> {
           return;
         }
       } else if (auto expand = dyn_cast<onnx::ExpandOp>(op)) {
-        std::optional<SmallVector<int64_t>> target = constantInts(expand.getShape());
-        if (!target)
+        // The target may read the batch from Shape (a class token): those entries
+        // keep the result's old sizes, the constant ones are the target's.
+        std::optional<SmallVector<ShapePiece>> pieces = shapePieces(expand.getShape());
+        if (!pieces)
           return;
-        shape = broadcastShapes(shape, *target);
+        SmallVector<int64_t> target;
+        for (const ShapePiece &piece : *pieces)
+          for (int64_t i = 0; i < piece.size; ++i)
+            target.push_back(piece.constant ? (*piece.constant)[i] : ShapedType::kDynamic);
+        int64_t offset = resultType.getRank() - static_cast<int64_t>(target.size());
+        for (auto [i, entry] : llvm::enumerate(target))
+          if (ShapedType::isDynamic(entry) && offset + static_cast<int64_t>(i) >= 0)
+            entry = resultType.getDimSize(offset + i);
+        shape = broadcastShapes(shape, target);
       } else if (binary) {
         auto other = dyn_cast<RankedTensorType>(op->getOperand(1).getType());
         if (!other)

@@ -80,10 +80,15 @@ def prune_on_torch(model: Any, arrays_in: tuple[np.ndarray, ...], criterion: str
     tensors = tuple(torch.as_tensor(x) for x in arrays_in)
     pruned = prune_exported(export(model, tensors), criterion, **plan_options)
     rebuilt = _rebuild(model, pruned.arrays)
-    rebuilt(*arrays_in)  # builds every layer at its new width
+    call(rebuilt, arrays_in)  # builds every layer at its new width
     _assign(rebuilt, model, pruned.arrays)
     difference = _check(rebuilt, pruned.onnx_model, arrays_in, tolerance)
     return KerasPruneResult(rebuilt, pruned.onnx_model, pruned.plan, difference)
+
+
+def call(model: Any, inputs: tuple[np.ndarray, ...]) -> Any:
+    """`model` on `inputs`: a Keras model takes several inputs as one list (a second positional is `training`)."""
+    return model(inputs[0] if len(inputs) == 1 else list(inputs))
 
 
 def _rebuild(model: Any, arrays: dict[str, np.ndarray]) -> Any:
@@ -93,7 +98,7 @@ def _rebuild(model: Any, arrays: dict[str, np.ndarray]) -> Any:
         raise SPAError(f"Keras adapter: {type(model).__name__} is a subclassed model (its layers and their widths "
                        "are made in code, not in its config), so it cannot be rebuilt with pruned widths; build it "
                        "as a Functional or Sequential model, or export it to ONNX and prune that (spa.load, Model.prune)")
-    for layer in config.get("layers", []):
+    for layer in config["layers"]:
         layer.pop("build_config", None)  # recorded input shapes are the unpruned ones; build from the new inputs
         settings = layer.get("config", {})
         kernel = arrays.get(f"{PREFIX}{settings.get('name')}/kernel")
@@ -125,7 +130,7 @@ def _assign(rebuilt: Any, original: Any, arrays: dict[str, np.ndarray]) -> None:
 def _check(model: Any, pruned: onnx.ModelProto, inputs: tuple, tolerance: float) -> float:
     import keras
 
-    expected = model(*inputs)
+    expected = call(model, inputs)
     expected = [expected] if not isinstance(expected, (list, tuple)) else list(expected)
     outputs = [np.asarray(keras.ops.convert_to_numpy(e)) for e in expected]
     feeds = {f"input_{i}": np.asarray(x, np.float32) for i, x in enumerate(inputs)}

@@ -16,6 +16,7 @@ Child protocol: `python -m spa.frameworks.keras_worker <folder>` reads
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import pickle
 import re
@@ -50,7 +51,11 @@ def prune_in_worker(model: Any, inputs: tuple, criterion: str, tolerance: float,
                            f"on the torch backend ({type(error).__name__}: {first_line(error)})") from None
         request = {"inputs": inputs, "criterion": criterion, "tolerance": tolerance,
                    "custom_modules": tuple(custom_modules), "plan_options": plan_options}
-        (work / "request.pkl").write_bytes(pickle.dumps(request))
+        try:
+            (work / "request.pkl").write_bytes(pickle.dumps(request))
+        except Exception as error:  # noqa: BLE001 - pickle raises several kinds
+            raise SPAError(f"Keras adapter: the options must be picklable to reach the pruning process "
+                           f"({type(error).__name__}: {first_line(error)})") from None
         _run_child(work)
         result = pickle.loads((work / "result.pkl").read_bytes())
         try:
@@ -62,7 +67,12 @@ def prune_in_worker(model: Any, inputs: tuple, criterion: str, tolerance: float,
 
 
 def _run_child(work: Path) -> None:
-    environment = {**os.environ, "KERAS_BACKEND": "torch"}
+    if importlib.util.find_spec("torch") is None:
+        raise SPAError("Keras adapter: pruning a Keras model on this backend needs torch, for Keras' torch "
+                       "backend in a child process: pip install 'spa[keras]'")
+    # the child sees what this process imports from (modules next to the user's script, custom_modules)
+    search_path = os.pathsep.join(entry or os.getcwd() for entry in sys.path)
+    environment = {**os.environ, "KERAS_BACKEND": "torch", "PYTHONPATH": search_path}
     done = subprocess.run([sys.executable, "-m", "spa.frameworks.keras_worker", str(work)], env=environment,
                           capture_output=True, text=True, check=False)
     if (work / "error.txt").exists():
@@ -70,8 +80,7 @@ def _run_child(work: Path) -> None:
     if done.returncode != 0:
         lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
         reason = lines[-1] if lines else f"exit code {done.returncode}"
-        raise SPAError(f"Keras adapter: the torch-backend pruning process failed: {reason} (Keras on other "
-                       "backends needs torch installed: pip install 'spa[keras]')")
+        raise SPAError(f"Keras adapter: the torch-backend pruning process failed: {reason}")
 
 
 def _load_problem(error: Exception) -> str:
@@ -81,18 +90,20 @@ def _load_problem(error: Exception) -> str:
 
 
 def main(folder: str) -> int:
-    import importlib
-
     import spa.mlir_bindings  # noqa: F401 - before Keras can import TensorFlow
 
     work = Path(folder)
     request = pickle.loads((work / "request.pkl").read_bytes())
     try:
         for name in request["custom_modules"]:
-            importlib.import_module(name)  # registers the user's serializable layers
+            try:
+                importlib.import_module(name)  # registers the user's serializable layers
+            except ImportError as error:
+                raise SPAError(f"Keras adapter: custom module {name!r} cannot be imported in the pruning "
+                               f"process ({first_line(error)})") from None
         import keras
 
-        from spa.frameworks.keras_adapter import prune_on_torch
+        from spa.frameworks.keras_adapter import call, prune_on_torch
 
         try:
             model = keras.saving.load_model(work / "model.keras", compile=False)
@@ -101,14 +112,18 @@ def main(folder: str) -> int:
                            f"({_load_problem(error)}); custom layers must be registered with "
                            "keras.saving.register_keras_serializable in a module named in "
                            "custom_modules=[...]") from None
-        model(*request["inputs"])
+        call(model, request["inputs"])
         result = prune_on_torch(model, request["inputs"], request["criterion"], request["tolerance"],
                                 request["plan_options"])
+        result.model.save(work / "pruned.keras")
     except SPAError as error:
         (work / "error.txt").write_text(str(error))
         return 2
-    result.model.save(work / "pruned.keras")
-    onnx.save(result.onnx_model, work / "pruned.onnx")
+    except Exception as error:  # noqa: BLE001 - the parent reports it as one SPAError
+        (work / "error.txt").write_text(f"Keras adapter: pruning on the torch backend failed "
+                                        f"({type(error).__name__}: {first_line(error)})")
+        return 2
+    onnx.save(result.onnx_model, work / "pruned.onnx", save_as_external_data=True, location="pruned.onnx.data")
     (work / "result.pkl").write_bytes(pickle.dumps({"plan": result.plan}))
     return 0
 

@@ -31,6 +31,7 @@ import onnx
 from spa.errors import SPAError, first_line
 from spa.frameworks.checking import compare_with_onnx, forward_failure
 from spa.frameworks.pipeline import prune_exported
+from spa.frameworks.widths import pruned_groups
 from spa.groups import Plan
 
 OPSET = 13  # the newest opset MXNet 1.9's translations are written for (it stamps onnx's newest on the model)
@@ -48,16 +49,21 @@ class MXNetPruneResult:
 
 
 def export(block: Any, example_inputs: Sequence[np.ndarray]) -> onnx.ModelProto:
-    """The hybridized `block` as ONNX through mx.onnx.export_model, inputs named input_0, input_1, ..."""
+    """The HybridBlock `block` as ONNX through mx.onnx.export_model, inputs named input_0, input_1, ...
+    (a hybridized deep copy is exported; the block keeps its own hybridize settings)."""
     import mxnet as mx
 
-    was_hybridized = getattr(block, "_active", False)
-    block.hybridize()
-    block(*[mx.nd.array(x) for x in example_inputs])  # builds the cached graph that export() writes
+    if not isinstance(block, mx.gluon.HybridBlock):
+        raise SPAError(f"MXNet adapter: {type(block).__name__} is a Block, not a HybridBlock; MXNet exports only "
+                       "HybridBlocks (their forward must be hybrid_forward)")
+    block._clear_cached_op()  # it holds native handles, which deepcopy cannot copy; the next call rebuilds it
+    traced = copy.deepcopy(block)
     try:
+        traced.hybridize()
+        traced(*[mx.nd.array(x) for x in example_inputs])  # builds the cached graph that export() writes
         with tempfile.TemporaryDirectory(prefix="spa-mxnet-") as folder, _onnx_mapping_for_mxnet():
             prefix = str(Path(folder) / "model")
-            block.export(prefix)
+            traced.export(prefix)
             path = Path(folder) / "model.onnx"
             mx.onnx.export_model(f"{prefix}-symbol.json", f"{prefix}-0000.params",
                                  [np.shape(x) for x in example_inputs], [np.asarray(x).dtype for x in example_inputs],
@@ -67,9 +73,6 @@ def export(block: Any, example_inputs: Sequence[np.ndarray]) -> onnx.ModelProto:
     except Exception as error:  # noqa: BLE001 - MXNet raises many kinds here
         raise SPAError(f"MXNet adapter: mx.onnx.export_model failed on {type(block).__name__} "
                        f"({type(error).__name__}: {first_line(error)})") from None
-    finally:
-        block.hybridize(active=was_hybridized)
-        block._clear_cached_op()  # it holds native handles, which deepcopy cannot copy; the next call rebuilds it
     _name_inputs(model)
     for entry in model.opset_import:
         if entry.domain in ("", "ai.onnx"):
@@ -127,7 +130,7 @@ def prune(block: Any, example_inputs: Any, criterion: str = "l1", tolerance: flo
     """
     inputs = tuple(_as_array(x) for x in (example_inputs if isinstance(example_inputs, tuple) else (example_inputs,)))
     pruned = prune_exported(export(block, inputs), criterion, **plan_options)
-    result = copy.deepcopy(block)
+    result = copy.deepcopy(block)  # export() cleared its cached graph, so it copies
     _replace_parameters(result, pruned.arrays)
     _fix_layer_attributes(result)
     difference = _check(result, pruned.onnx_model, inputs, tolerance)
@@ -166,8 +169,7 @@ def _fix_layer_attributes(block: Any) -> None:
             if "Deconvolution" in layer._op_name:  # weight is (in, out / groups, ...)
                 layer._in_channels, layer._channels = first, per_group * groups
             else:
-                if groups > 1 and per_group == 1:  # depthwise: the groups follow the channels
-                    groups = first // max(layer._channels // groups, 1)
+                groups = pruned_groups(groups, layer._channels, first, per_group)
                 layer._in_channels, layer._channels = per_group * groups, first
             layer._kwargs["num_filter"], layer._kwargs["num_group"] = layer._channels, groups
         elif isinstance(layer, nn.Dense):

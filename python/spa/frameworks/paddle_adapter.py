@@ -28,6 +28,7 @@ import onnx
 from spa.errors import SPAError, first_line
 from spa.frameworks.checking import compare_with_onnx, forward_failure
 from spa.frameworks.pipeline import prune_exported
+from spa.frameworks.widths import pruned_groups
 from spa.groups import Plan
 
 OPSET = 17  # paddle2onnx 2.0 exports opsets 7 to 19
@@ -124,8 +125,7 @@ def _fix_layer_attributes(layer: Any) -> None:
             if isinstance(sub, transposed):  # weight is (in, out / groups, ...)
                 sub._in_channels, sub._out_channels = first, per_group * sub._groups
             else:
-                if sub._groups > 1 and sub._groups == sub._in_channels and per_group == 1:  # depthwise
-                    sub._groups = first // max(sub._out_channels // sub._in_channels, 1)
+                sub._groups = pruned_groups(sub._groups, sub._out_channels, first, per_group)
                 sub._in_channels, sub._out_channels = per_group * sub._groups, first
         elif isinstance(sub, (nn.layer.norm._BatchNormBase, nn.layer.norm._InstanceNormBase)):
             source = next((p for p in sub.parameters() if p is not None), None)

@@ -36,6 +36,7 @@ from spa.errors import SPAError, SPAWarning, first_line
 from spa.exporter.opset import convert_opset
 from spa.frameworks.checking import compare_with_onnx, forward_failure
 from spa.frameworks.pipeline import prune_exported
+from spa.frameworks.widths import pruned_groups
 from spa.groups import Plan
 from spa.importer.model_prep import default_opset
 
@@ -166,8 +167,7 @@ def _fix_layer_attributes(module: Any) -> None:
             if layer.transposed:  # weight is (in, out / groups, ...)
                 layer.in_channels, layer.out_channels = out_channels, per_group * layer.groups
             else:
-                if layer.groups > 1 and layer.groups == layer.in_channels and per_group == 1:  # depthwise
-                    layer.groups = out_channels // max(layer.out_channels // layer.in_channels, 1)
+                layer.groups = pruned_groups(layer.groups, layer.out_channels, out_channels, per_group)
                 layer.in_channels, layer.out_channels = per_group * layer.groups, out_channels
         elif isinstance(layer, nn.Linear):
             layer.out_features, layer.in_features = layer.weight.shape

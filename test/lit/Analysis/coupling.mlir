@@ -291,6 +291,33 @@ func.func @main_graph(%x: tensor<?x3x2xf32>) -> tensor<?x4x2xf32> {
 
 // -----
 
+// A target whose channel entry is read from Shape broadcasts the token to a width
+// SPA cannot rewrite: the channels are blocked.
+// CHECK-LABEL: "groups"
+// CHECK-SAME: "id":0,"members":[{"axis":1,"channel_of_position":[0,1,2,3],"role":"producer","tensor":"w"},{{.*}}"prunable":false,"reasons":["onnx.Concat operand is computed, not a constant"
+func.func @main_graph(%x: tensor<?x3x2xf32>) -> tensor<?x4x2xf32> {
+  %w = onnx.Initializer "w" = dense<1.0> : tensor<2x4xf32>
+  %w2 = onnx.Initializer "w2" = dense<1.0> : tensor<4x2xf32>
+  %token = onnx.Initializer "token" = dense<0.5> : tensor<1x1x1xf32>
+  %start = onnx.Initializer "start" = dense<0> : tensor<1xi64>
+  %end = onnx.Initializer "end" = dense<1> : tensor<1xi64>
+  %two = onnx.Initializer "two" = dense<2> : tensor<1xi64>
+  %three = onnx.Initializer "three" = dense<3> : tensor<1xi64>
+  %one = onnx.Initializer "one" = dense<1> : tensor<1xi64>
+  %none = "onnx.NoValue"() : () -> none
+  %y = "onnx.MatMul"(%x, %w) : (tensor<?x3x2xf32>, tensor<2x4xf32>) -> tensor<?x3x4xf32>
+  %shape = "onnx.Shape"(%y) : (tensor<?x3x4xf32>) -> tensor<3xi64>
+  %batch = "onnx.Slice"(%shape, %start, %end, %none, %none) : (tensor<3xi64>, tensor<1xi64>, tensor<1xi64>, none, none) -> tensor<1xi64>
+  %width = "onnx.Slice"(%shape, %two, %three, %none, %none) : (tensor<3xi64>, tensor<1xi64>, tensor<1xi64>, none, none) -> tensor<1xi64>
+  %target = "onnx.Concat"(%batch, %one, %width) {axis = 0 : i64} : (tensor<1xi64>, tensor<1xi64>, tensor<1xi64>) -> tensor<3xi64>
+  %t = "onnx.Expand"(%token, %target) : (tensor<1x1x1xf32>, tensor<3xi64>) -> tensor<?x1x4xf32>
+  %c = "onnx.Concat"(%t, %y) {axis = 1 : i64} : (tensor<?x1x4xf32>, tensor<?x3x4xf32>) -> tensor<?x4x4xf32>
+  %z = "onnx.MatMul"(%c, %w2) : (tensor<?x4x4xf32>, tensor<4x2xf32>) -> tensor<?x4x2xf32>
+  return %z : tensor<?x4x2xf32>
+}
+
+// -----
+
 // Slices of the channels with constant bounds (torch's chunk) carry their ranges;
 // each range must keep a channel (keep_one_of).
 // CHECK-LABEL: "groups"
