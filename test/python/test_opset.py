@@ -142,12 +142,14 @@ def test_operators_that_only_gained_attributes_are_carried_back() -> None:
 @pytest.mark.parametrize("target", [17, 13])
 def test_operators_newer_than_the_target_are_written_as_their_function_bodies(target: int) -> None:
     """Gelu exists from opset 20; ONNX defines it as a function of Erf, so an opset-20 model can still be
-    written at 17 (onnx2torch) or 13, with its constant casts folded (CastLike is from 15)."""
+    written at 17 (onnx2torch) or 13, with its constant casts folded (CastLike is from 15). The weight is big
+    enough to be left out of the copy the converter and inliner see."""
     rng = np.random.default_rng(0)
-    weight = numpy_helper.from_array(rng.standard_normal((4, 3, 1, 1)).astype(np.float32), "w")
-    nodes = [helper.make_node("Conv", ["x", "w"], ["c"]), helper.make_node("Gelu", ["c"], ["y"])]
+    weight = numpy_helper.from_array(rng.standard_normal((16, 3, 3, 3)).astype(np.float32), "w")
+    assert spa.importer.model_prep.is_big(weight)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]), helper.make_node("Gelu", ["c"], ["y"])]
     graph = helper.make_graph(nodes, "gelu", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 3, 2, 2])],
-                              [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 4, 2, 2])], [weight])
+                              [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 16, 2, 2])], [weight])
     source = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)])
     with warnings.catch_warnings():
         warnings.simplefilter("error", SPAWarning)
@@ -158,3 +160,15 @@ def test_operators_newer_than_the_target_are_written_as_their_function_bodies(ta
     onnx.checker.check_model(exported, full_check=True)
     feeds = random_inputs(source)
     np.testing.assert_allclose(run(exported, feeds)[0], run(source, feeds)[0], rtol=1e-5, atol=1e-6)
+
+
+def test_a_node_setting_an_attribute_the_target_lacks_is_not_carried_back() -> None:
+    """Reshape's allowzero=1 (opset 14) keeps a 0 in the target as a zero-size dim; opset 13 would copy the
+    input dim instead, so the node cannot go back unchanged and onnx has no adapter: SPA's opset stays."""
+    weights = [numpy_helper.from_array(np.array([0, 4], np.int64), "target")]
+    nodes = [helper.make_node("Reshape", ["x", "target"], ["y"], allowzero=1)]
+    graph = helper.make_graph(nodes, "allowzero", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [0, 4])],
+                              [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [0, 4])], weights)
+    model = spa.load(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)]))
+    with pytest.raises(SPAError, match="cannot write the model at opset 13"):
+        model.to_onnx(opset=13)

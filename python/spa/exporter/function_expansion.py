@@ -1,12 +1,11 @@
 """Expand operators that are newer than a target opset into their ONNX function bodies.
 
 Some operators are defined by ONNX as functions of older ones (Gelu at opset
-20 is Erf arithmetic, LayerNormalization at 17, ...). onnx's version
-converter has no "previous version" of them, so a model using Gelu could not
-be written at opset 17, which onnx2torch and many runtimes need. Written as
-their bodies they can: each such node becomes a call of a model-local
-function holding the body ONNX generates for it, and onnx's inliner inlines
-those calls.
+20 is Erf arithmetic). onnx's version converter has no "previous version" of
+them, so a model using Gelu could not be written at opset 17, which
+onnx2torch and many runtimes need. onnx's inliner writes such nodes as their
+bodies; the constants those bodies cast with CastLike (opset 15) are then
+cast here, where the type is known, so older targets work too.
 """
 
 from __future__ import annotations
@@ -14,43 +13,26 @@ from __future__ import annotations
 import onnx
 from onnx import defs, inliner
 
-EXPANDED_DOMAIN = "spa.expanded"  # where the calls wait for the inliner
 
-
-def expand_newer_functions(model: onnx.ModelProto, current: int, target: int) -> onnx.ModelProto:
-    """`model` (unchanged) or a copy whose default-domain nodes that have no schema at opset `target`
-    but a function body at `current` are replaced by that body."""
-    graph = model.graph
-    newer = [node for node in graph.node if node.domain in ("", "ai.onnx") and _missing_at(node.op_type, target)]
+def expand_newer_functions(model: onnx.ModelProto, target: int) -> onnx.ModelProto:
+    """`model` (unchanged) or a copy whose default-domain operators without a schema at opset `target`
+    are replaced by their function bodies where ONNX defines one."""
+    newer = {node.op_type for node in model.graph.node
+             if node.domain in ("", "ai.onnx") and _missing_at(node.op_type, target)}
     if not newer:
         return model
-    expanded = onnx.ModelProto()
-    expanded.CopyFrom(model)
-    types = _value_types(onnx.shape_inference.infer_shapes(model))
-    called = False
-    for index, node in enumerate(expanded.graph.node):
-        if node.domain not in ("", "ai.onnx") or not _missing_at(node.op_type, target):
-            continue
-        body = _function_body(node, current, types)
-        if body is None:
-            continue  # the converter will name the operator it cannot convert
-        body.domain, body.name = EXPANDED_DOMAIN, f"{node.op_type}_{index}"
-        for entry in body.opset_import:  # the inliner wants the model's; the body's operators mean the same there
-            if entry.domain in ("", "ai.onnx"):
-                entry.version = current
-        expanded.functions.append(body)
-        node.domain, node.op_type = EXPANDED_DOMAIN, body.name
-        called = True
-    if not called:
-        return model
-    expanded.opset_import.add(domain=EXPANDED_DOMAIN, version=1)
-    inlined = inliner.inline_selected_functions(expanded, [(EXPANDED_DOMAIN, f.name) for f in expanded.functions
-                                                           if f.domain == EXPANDED_DOMAIN])
-    kept = [o for o in inlined.opset_import if o.domain != EXPANDED_DOMAIN]
-    del inlined.opset_import[:]
-    inlined.opset_import.extend(kept)
-    _fold_constant_cast_like(inlined.graph, types)
-    return inlined
+    expanded = inliner.inline_selected_functions(model, [("", op) for op in sorted(newer)],
+                                                 inline_schema_functions=True)
+    _fold_constant_cast_like(expanded.graph, _value_types(onnx.shape_inference.infer_shapes(model)))
+    return expanded
+
+
+def _missing_at(op_type: str, opset: int) -> bool:
+    try:
+        defs.get_schema(op_type, opset)
+    except defs.SchemaError:
+        return True
+    return False
 
 
 def _fold_constant_cast_like(graph: onnx.GraphProto, types: dict[str, onnx.TypeProto]) -> None:
@@ -65,37 +47,6 @@ def _fold_constant_cast_like(graph: onnx.GraphProto, types: dict[str, onnx.TypeP
         dtype = onnx.helper.tensor_dtype_to_np_dtype(like.tensor_type.elem_type)
         value = onnx.numpy_helper.from_array(onnx.numpy_helper.to_array(constants[node.input[0]]).astype(dtype))
         node.CopyFrom(onnx.helper.make_node("Constant", [], [node.output[0]], name=node.name, value=value))
-
-
-def _missing_at(op_type: str, opset: int) -> bool:
-    try:
-        defs.get_schema(op_type, opset)
-    except defs.SchemaError:
-        return True
-    return False
-
-
-def _function_body(node: onnx.NodeProto, opset: int, types: dict[str, onnx.TypeProto]) -> onnx.FunctionProto | None:
-    """The FunctionProto ONNX defines for `node` at `opset` (context-dependent ones need its input types)."""
-    try:
-        schema = defs.get_schema(node.op_type, opset)
-    except defs.SchemaError:
-        return None
-    body = onnx.FunctionProto()
-    if schema.has_function:
-        version = max((v for v in schema.function_opset_versions if v <= opset), default=None)
-        if version is None:
-            return None
-        body.ParseFromString(schema.get_function_with_opset_version(version))
-    elif schema.has_context_dependent_function:
-        version = max((v for v in schema.context_dependent_function_opset_versions if v <= opset), default=None)
-        if version is None or any(name and name not in types for name in node.input):
-            return None
-        body.ParseFromString(schema.get_context_dependent_function_with_opset_version(
-            version, node.SerializeToString(), [types[name].SerializeToString() for name in node.input if name]))
-    else:
-        return None
-    return body if body.node else None
 
 
 def _value_types(model: onnx.ModelProto) -> dict[str, onnx.TypeProto]:

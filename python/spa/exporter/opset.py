@@ -40,7 +40,7 @@ def convert_opset(model: onnx.ModelProto, target: int, ir_version: int | None = 
         return model
     if not 1 <= target <= SPA_OPSET:
         raise SPAError(f"opset {target} is not one SPA can write (1 to {SPA_OPSET})")
-    structure = expand_newer_functions(_structure(model), current, target)
+    structure = expand_newer_functions(_structure(model), target)
     _park_unchanged(structure, current, target)
     try:
         converted = version_converter.convert_version(structure, target)
@@ -100,6 +100,8 @@ def _carries_over(node: onnx.NodeProto, current: defs.OpSchema, target: defs.OpS
     the same default (Softmax's axis changed at 13), the target has no attribute the current one dropped, and
     the node leaves attributes added since the target unset (Reshape's allowzero). Type changes are left to the
     strict check afterwards."""
+    if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute):
+        return False  # If/Loop/Scan: their bodies need converting too
     Option = defs.OpSchema.FormalParameterOption
     for mine, theirs, names, low, high in ((current.inputs, target.inputs, node.input, target.min_input,
                                             target.max_input),

@@ -92,6 +92,8 @@ def _resolve_static_shape_entries(model: onnx.ModelProto) -> None:
               if n.op_type == "Shape" and not n.attribute and n.domain in ("", "ai.onnx")}
     rewritten: list[onnx.NodeProto] = []
     split: dict[str, list[str]] = {}  # Slice outputs split into pieces, and the pieces
+    taken = {name for n in graph.node for name in (n.name, *n.input, *n.output)} | \
+        {v.name for v in [*graph.input, *graph.output, *graph.initializer, *graph.value_info]}
     for node in graph.node:
         shape = shapes.get(node.input[0]) if node.input else None
         values = _selected_dims(node, shape, constants) if shape is not None and \
@@ -104,7 +106,7 @@ def _resolve_static_shape_entries(model: onnx.ModelProto) -> None:
                 np.array(values[0] if scalar else values, dtype=np.int64), node.output[0])
             rewritten.append(onnx.helper.make_node("Constant", [], [node.output[0]], name=node.name, value=tensor))
         elif node.op_type == "Slice":
-            rewritten += _split_slice(node, shape, values, constants)
+            rewritten += _split_slice(node, shape, values, constants, taken)
             split[node.output[0]] = list(rewritten[-1].input)
         else:
             rewritten.append(node)
@@ -117,10 +119,22 @@ def _resolve_static_shape_entries(model: onnx.ModelProto) -> None:
 
 
 def _split_slice(node: onnx.NodeProto, shape: list[int | None], values: list[int | None],
-                 constants: dict[str, np.ndarray]) -> list[onnx.NodeProto]:
+                 constants: dict[str, np.ndarray], taken: set[str]) -> list[onnx.NodeProto]:
     """`Slice(Shape(x), a, b)` over static and dynamic dims as a Concat of Constants (static runs) and
     narrower Slices (dynamic runs): `x.flatten(2)` with a dynamic batch reads (batch, C) this way, and
-    the channel count C must be a constant for the channels to be prunable."""
+    the channel count C must be a constant for the channels to be prunable. New names avoid `taken`."""
+    def fresh(base: str) -> str:
+        name, suffix = base, 0
+        while name in taken:
+            suffix += 1
+            name = f"{base}_{suffix}"
+        taken.add(name)
+        return name
+
+    def constant(name: str, value: list[int]) -> onnx.NodeProto:
+        return onnx.helper.make_node("Constant", [], [name], name=fresh(f"{name}_node"),
+                                     value=onnx.numpy_helper.from_array(np.array(value, np.int64), name))
+
     rank = len(shape)
     start = int(constants[node.input[1]].reshape(-1)[0])
     start = min(max(start + rank if start < 0 else start, 0), rank)
@@ -129,16 +143,13 @@ def _split_slice(node: onnx.NodeProto, shape: list[int | None], values: list[int
         end = run + 1
         while end < len(values) and (values[end] is None) == (values[run] is None):
             end += 1
-        name = f"{node.output[0]}_part{len(pieces)}"
+        name = fresh(f"{node.output[0]}_part{len(pieces)}")
         if values[run] is None:
-            bounds = [onnx.helper.make_node("Constant", [], [f"{name}_{which}"], value=onnx.numpy_helper.from_array(
-                np.array([start + offset], np.int64), f"{name}_{which}")) for which, offset in (("start", run),
-                                                                                              ("end", end))]
-            nodes += [*bounds, onnx.helper.make_node("Slice", [node.input[0], f"{name}_start", f"{name}_end"],
-                                                     [name], name=f"{node.name}_part{len(pieces)}")]
+            bounds = [fresh(f"{name}_start"), fresh(f"{name}_end")]
+            nodes += [constant(bounds[0], [start + run]), constant(bounds[1], [start + end]),
+                      onnx.helper.make_node("Slice", [node.input[0], *bounds], [name], name=fresh(f"{name}_slice"))]
         else:
-            nodes.append(onnx.helper.make_node("Constant", [], [name], value=onnx.numpy_helper.from_array(
-                np.array(values[run:end], np.int64), name)))
+            nodes.append(constant(name, values[run:end]))
         pieces.append(name)
         run = end
     return [*nodes, onnx.helper.make_node("Concat", pieces, [node.output[0]], name=node.name, axis=0)]
@@ -168,23 +179,28 @@ def _resolve_expand_wildcards(graph) -> None:
         pieces = _shape_pieces(target)
         if sentinel is None or pieces is None or fill.ndim != 1 or sentinel.shape != fill.shape:
             continue
-        values, start = [], 0
+        entries, start = [], 0  # each piece as it stays (a Shape read) or as its evaluated constant
         for piece, size, known in pieces:
             if known is None:
                 if not (_reads_shape(piece) and (sentinel[start:start + size] == -1).all()):
                     break
-                values.append(piece)
+                entries.append(piece)
             else:
-                evaluated = np.where(known == sentinel[start:start + size], fill[start:start + size], known)
-                constant = ir.node("Constant", [], {"value": ir.tensor(evaluated.astype(np.int64))})
-                graph.insert_before(node, constant)
-                values.append(constant.outputs[0])
+                entries.append(np.where(known == sentinel[start:start + size], fill[start:start + size], known))
             start += size
         else:
-            if start == len(fill):
-                concat = ir.node("Concat", values, {"axis": 0}, name=f"{node.name}_evaluated")
-                graph.insert_before(node, concat)
-                ir.convenience.replace_all_uses_with(node.outputs[0], concat.outputs[0])
+            if start != len(fill):
+                continue
+            values = []
+            for entry in entries:
+                if isinstance(entry, np.ndarray):
+                    constant = ir.node("Constant", [], {"value": ir.tensor(entry.astype(np.int64))})
+                    graph.insert_before(node, constant)
+                    entry = constant.outputs[0]
+                values.append(entry)
+            concat = ir.node("Concat", values, {"axis": 0}, name=f"{node.name}_evaluated")
+            graph.insert_before(node, concat)
+            ir.convenience.replace_all_uses_with(node.outputs[0], concat.outputs[0])
 
 
 def _shape_pieces(value) -> list | None:
