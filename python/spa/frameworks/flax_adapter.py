@@ -26,7 +26,7 @@ from onnx import numpy_helper
 
 from spa.errors import SPAError, first_line
 from spa.frameworks.checking import compare_with_onnx
-from spa.frameworks.pipeline import prune_exported
+from spa.frameworks.pipeline import as_tuple, prune_exported
 from spa.groups import Plan
 
 
@@ -99,7 +99,7 @@ def prune(module: Any, example_inputs: Any, criterion: str = "l1", tolerance: fl
     """
     from flax import nnx
 
-    inputs = example_inputs if isinstance(example_inputs, tuple) else (example_inputs,)
+    inputs = as_tuple(example_inputs)
     inputs = tuple(np.asarray(x, dtype=np.float32) for x in inputs)
     fingerprint = nnx.clone(module)
     rng = np.random.default_rng(0)

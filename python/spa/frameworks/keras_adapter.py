@@ -27,6 +27,7 @@ import onnx
 from spa.errors import SPAError
 from spa.frameworks.checking import compare_with_onnx
 from spa.frameworks.keras_worker import mlir_loads_here, prune_in_worker
+from spa.frameworks.pipeline import as_tuple, prune_exported
 from spa.groups import Plan
 
 PREFIX = "_torch_params."
@@ -60,7 +61,7 @@ def prune(model: Any, example_inputs: Any, criterion: str = "l1", tolerance: flo
     import keras
 
     arrays_in = tuple(np.asarray(x, dtype=np.float32)
-                      for x in (example_inputs if isinstance(example_inputs, tuple) else (example_inputs,)))
+                      for x in as_tuple(example_inputs))
     if keras.backend.backend() == "torch" and mlir_loads_here():
         return prune_on_torch(model, arrays_in, criterion, tolerance, plan_options)
     pruned, onnx_model, plan = prune_in_worker(model, arrays_in, criterion, tolerance, tuple(custom_modules),
@@ -74,7 +75,6 @@ def prune_on_torch(model: Any, arrays_in: tuple[np.ndarray, ...], criterion: str
     """`prune` for a model on the torch backend (this process's)."""
     import torch
 
-    from spa.frameworks.pipeline import prune_exported
     from spa.frameworks.torch_adapter import export  # loads MLIR, which the other backends' processes must not
 
     tensors = tuple(torch.as_tensor(x) for x in arrays_in)

@@ -30,7 +30,7 @@ import onnx
 
 from spa.errors import SPAError, first_line
 from spa.frameworks.checking import compare_with_onnx, forward_failure
-from spa.frameworks.pipeline import prune_exported
+from spa.frameworks.pipeline import as_tuple, prune_exported
 from spa.frameworks.widths import pruned_groups
 from spa.groups import Plan
 
@@ -128,7 +128,7 @@ def prune(block: Any, example_inputs: Any, criterion: str = "l1", tolerance: flo
     matched to the ONNX model or the pruned copy differs from the pruned ONNX
     model by more than `tolerance` (relative to the output scale).
     """
-    inputs = tuple(_as_array(x) for x in (example_inputs if isinstance(example_inputs, tuple) else (example_inputs,)))
+    inputs = tuple(_as_array(x) for x in as_tuple(example_inputs))
     pruned = prune_exported(export(block, inputs), criterion, **plan_options)
     result = copy.deepcopy(block)  # export() cleared its cached graph, so it copies
     _replace_parameters(result, pruned.arrays)

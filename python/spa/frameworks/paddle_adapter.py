@@ -27,7 +27,7 @@ import onnx
 
 from spa.errors import SPAError, first_line
 from spa.frameworks.checking import compare_with_onnx, forward_failure
-from spa.frameworks.pipeline import prune_exported
+from spa.frameworks.pipeline import as_tuple, prune_exported
 from spa.frameworks.widths import pruned_groups
 from spa.groups import Plan
 
@@ -75,7 +75,7 @@ def prune(layer: Any, example_inputs: Any, criterion: str = "l1", tolerance: flo
     matched to the ONNX model or the pruned copy differs from the pruned ONNX
     model by more than `tolerance` (relative to the output scale).
     """
-    inputs = tuple(_as_array(x) for x in (example_inputs if isinstance(example_inputs, tuple) else (example_inputs,)))
+    inputs = tuple(_as_array(x) for x in as_tuple(example_inputs))
     pruned = prune_exported(export(layer, inputs), criterion, **plan_options)
     result = copy.deepcopy(layer)
     _replace_parameters(result, layer, pruned.arrays)

@@ -22,6 +22,11 @@ class PrunedExport:
     arrays: dict[str, np.ndarray]
 
 
+def as_tuple(example_inputs: Any) -> tuple:
+    """The example inputs an adapter was given, as a tuple (one input may come bare)."""
+    return example_inputs if isinstance(example_inputs, tuple) else (example_inputs,)
+
+
 def prune_exported(source: onnx.ModelProto, criterion: str, keep: Iterable[str] = (), heads: str = "dims",
                    **plan_options: Any) -> PrunedExport:
     """Load `source` into SPA, plan with `criterion` and `plan_options` (see spa.Model.plan), and prune.

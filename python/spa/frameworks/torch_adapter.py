@@ -35,7 +35,7 @@ import onnx
 from spa.errors import SPAError, SPAWarning, first_line
 from spa.exporter.opset import convert_opset
 from spa.frameworks.checking import compare_with_onnx, forward_failure
-from spa.frameworks.pipeline import prune_exported
+from spa.frameworks.pipeline import as_tuple, prune_exported
 from spa.frameworks.widths import pruned_groups
 from spa.groups import Plan
 from spa.importer.model_prep import default_opset
@@ -60,7 +60,7 @@ def export(module: Any, example_inputs: Any) -> onnx.ModelProto:
     """The module as ONNX with parameter names kept (TorchScript exporter, no constant folding, eval mode)."""
     import torch
 
-    inputs = example_inputs if isinstance(example_inputs, tuple) else (example_inputs,)
+    inputs = as_tuple(example_inputs)
     names = [f"input_{i}" for i in range(len(inputs))]
     buffer = io.BytesIO()
     was_training = module.training
@@ -209,7 +209,7 @@ def _fix_attention_heads(module: Any, heads: str) -> None:
 def _check(module: Any, pruned: onnx.ModelProto, example_inputs: Any, tolerance: float) -> float:
     import torch
 
-    inputs = example_inputs if isinstance(example_inputs, tuple) else (example_inputs,)
+    inputs = as_tuple(example_inputs)
     was_training = module.training
     module.eval()
     try:
