@@ -26,6 +26,7 @@ from spa.importer.shape_folding import (
 
 SPA_OPSET = 26  # the newest opset onnxruntime 1.31 runs; the dialect is generated for it
 _DETACH_BYTES = 1024  # initializers larger than this are taken out during normalisation
+MAX_WILDCARD_ROUNDS = 8  # reshape chains resolve one link per round (resnest: view, softmax, reshape back)
 _DETACHED = "spa-detached"
 
 
@@ -109,7 +110,7 @@ def normalise(model: LoadedModel, config: ImportConfig) -> None:
         proto = _infer_shapes(proto, label)
         if config.fold_shapes and has_shape_arithmetic(proto.graph):
             proto = _infer_shapes(fold_shape_arithmetic(proto), label)  # folded targets give new shapes
-            for _ in range(3):  # each round can name the dims the next Reshape needs
+            for _ in range(MAX_WILDCARD_ROUNDS):  # each round can name the dims the next Reshape needs
                 if not resolve_reshape_wildcards(proto):
                     break
                 proto = _infer_shapes(proto, label)
