@@ -112,3 +112,28 @@ def test_patch_tokens_and_a_class_token_on_a_dynamic_batch_are_prunable() -> Non
     model.prune(plan)
     feeds = {"input_0": np.random.default_rng(1).standard_normal((3, 3, 8, 8)).astype(np.float32)}
     np.testing.assert_allclose(run(model.to_onnx(), feeds)[0], run(masked, feeds)[0], rtol=1e-5, atol=1e-5)
+
+
+def test_spatial_axes_merged_on_a_dynamic_batch_prune_like_the_oracle() -> None:
+    """PVT-style `y.reshape(x.shape[0], H * W, -1)` on a dynamic batch: the batch is a common prefix, the
+    spatial axes regroup in front of the channels, and pruning them matches the zero-mask oracle."""
+    torch = pytest.importorskip("torch")
+    from conftest import run
+    from oracle import prune_and_mask
+
+    class Tokens(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.embed = torch.nn.Linear(3, 8)
+            self.head = torch.nn.Linear(8, 2)
+
+        def forward(self, x):
+            return self.head(self.embed(x).relu().reshape(x.shape[0], 16, -1))
+
+    torch.manual_seed(0)
+    source = spa.torch.export(Tokens().eval(), torch.randn(2, 4, 4, 3))
+    assert next(g for g in spa.load(source).coupling_groups() if g.channels == 8).prunable
+    pruned, masked, plan, _ = prune_and_mask(source, 0.5)
+    assert plan["groups"] and plan["groups"][0]["removed"]
+    feeds = {"input_0": np.random.default_rng(0).standard_normal((3, 4, 4, 3)).astype(np.float32)}
+    np.testing.assert_allclose(run(pruned, feeds)[0], run(masked, feeds)[0], rtol=1e-5, atol=1e-5)

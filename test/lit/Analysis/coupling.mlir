@@ -318,6 +318,28 @@ func.func @main_graph(%x: tensor<?x3x2xf32>) -> tensor<?x4x2xf32> {
 
 // -----
 
+// Spatial axes merged in front of the channels with a dynamic batch in front of
+// them ((?, 4, 4, C) -> (?, 16, C), PVT's tokens): the channels keep their positions.
+// CHECK-LABEL: "groups"
+// CHECK-SAME: "channels":8,{{.*}}"id":0,"members":[{"axis":1,"channel_of_position":[0,1,2,3,4,5,6,7],"role":"producer","tensor":"w"},{"axis":0,"channel_of_position":[0,1,2,3,4,5,6,7],"role":"consumer","tensor":"w2"}],"prunable":true
+func.func @main_graph(%x: tensor<?x4x4x3xf32>) -> tensor<?x16x2xf32> {
+  %w = onnx.Initializer "w" = dense<1.0> : tensor<3x8xf32>
+  %w2 = onnx.Initializer "w2" = dense<1.0> : tensor<8x2xf32>
+  %start = onnx.Initializer "start" = dense<0> : tensor<1xi64>
+  %end = onnx.Initializer "end" = dense<1> : tensor<1xi64>
+  %tokens = onnx.Initializer "tokens" = dense<[16, 8]> : tensor<2xi64>
+  %none = "onnx.NoValue"() : () -> none
+  %y = "onnx.MatMul"(%x, %w) : (tensor<?x4x4x3xf32>, tensor<3x8xf32>) -> tensor<?x4x4x8xf32>
+  %shape = "onnx.Shape"(%y) : (tensor<?x4x4x8xf32>) -> tensor<4xi64>
+  %batch = "onnx.Slice"(%shape, %start, %end, %none, %none) : (tensor<4xi64>, tensor<1xi64>, tensor<1xi64>, none, none) -> tensor<1xi64>
+  %target = "onnx.Concat"(%batch, %tokens) {axis = 0 : i64} : (tensor<1xi64>, tensor<2xi64>) -> tensor<3xi64>
+  %t = "onnx.Reshape"(%y, %target) : (tensor<?x4x4x8xf32>, tensor<3xi64>) -> tensor<?x16x8xf32>
+  %z = "onnx.MatMul"(%t, %w2) : (tensor<?x16x8xf32>, tensor<8x2xf32>) -> tensor<?x16x2xf32>
+  return %z : tensor<?x16x2xf32>
+}
+
+// -----
+
 // Slices of the channels with constant bounds (torch's chunk) carry their ranges;
 // each range must keep a channel (keep_one_of).
 // CHECK-LABEL: "groups"

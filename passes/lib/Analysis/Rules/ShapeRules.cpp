@@ -289,9 +289,11 @@ void reshapeRule(Operation *op, CouplingBuilder &builder) {
       return std::nullopt;
     return product(dims);
   };
-  if (outAxis >= 0 && ArrayRef<int64_t>(in).drop_front(axis) == ArrayRef<int64_t>(out).drop_front(outAxis)) {
-    std::optional<int64_t> before = staticProduct(ArrayRef<int64_t>(in).take_front(axis));
-    std::optional<int64_t> after = staticProduct(ArrayRef<int64_t>(out).take_front(outAxis));
+  // The common prefix (a dynamic batch included) is the same on both sides; the
+  // static dims between it and the channel axis must hold the same elements.
+  if (outAxis >= common && ArrayRef<int64_t>(in).drop_front(axis) == ArrayRef<int64_t>(out).drop_front(outAxis)) {
+    std::optional<int64_t> before = staticProduct(ArrayRef<int64_t>(in).slice(common, axis - common));
+    std::optional<int64_t> after = staticProduct(ArrayRef<int64_t>(out).slice(common, outAxis - common));
     if (before && before == after) {
       if (computedTarget(outAxis))
         return;
