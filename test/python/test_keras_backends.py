@@ -33,6 +33,8 @@ from spa.frameworks.torch_adapter import export
 from spa.groups import plan_to_dict
 
 CASE = Path(__file__).with_name("keras_backend_case.py")
+needs_tensorflow = pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None,
+                                      reason="tensorflow is not installed")
 
 
 def _run(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
@@ -63,11 +65,10 @@ def test_other_backend_model_comes_back_pruned_on_its_backend(backend: str, tmp_
     np.testing.assert_allclose(io["outputs"], _run(masked, io["fresh"]), rtol=1e-4, atol=1e-5)
 
 
+@needs_tensorflow
 def test_custom_layers_must_be_importable_in_the_pruning_process(tmp_path: Path) -> None:
     """A TensorFlow-backend model with a layer class defined in __main__ cannot be reloaded on the torch
     backend; the error says how to register it instead of failing somewhere inside Keras."""
-    if importlib.util.find_spec("tensorflow") is None:
-        pytest.skip("tensorflow is not installed")
     script = tmp_path / "custom.py"
     script.write_text(
         "import keras, numpy as np, spa.keras\n"
@@ -95,10 +96,9 @@ def _run_script(tmp_path: Path, text: str, backend: str) -> subprocess.Completed
                           capture_output=True, text=True, check=False)
 
 
+@needs_tensorflow
 def test_mlir_after_tensorflow_is_a_clear_error_not_a_crash(tmp_path: Path) -> None:
     """TensorFlow's bundled MLIR makes SPA's crash the process when loaded second; SPA refuses instead."""
-    if importlib.util.find_spec("tensorflow") is None:
-        pytest.skip("tensorflow is not installed")
     done = _run_script(tmp_path, "import tensorflow, spa, spa.errors, spa.data\n"
                                  "try:\n"
                                  "    spa.load(spa.data.demo_model_path())\n"
@@ -108,11 +108,10 @@ def test_mlir_after_tensorflow_is_a_clear_error_not_a_crash(tmp_path: Path) -> N
     assert "after TensorFlow" in done.stdout
 
 
+@needs_tensorflow
 def test_torch_backend_with_tensorflow_loaded_prunes_in_a_child_process(tmp_path: Path) -> None:
     """Keras imports TensorFlow for file IO whenever it is installed; a torch-backend user who saved a model
     first still gets a pruned model (through the child process) instead of an MLIR error."""
-    if importlib.util.find_spec("tensorflow") is None:
-        pytest.skip("tensorflow is not installed")
     done = _run_script(tmp_path, "import sys, keras, numpy as np, spa.keras\n"
                                  "inputs = keras.Input((6,))\n"
                                  "model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Dense(8)(inputs)))\n"
@@ -126,10 +125,9 @@ def test_torch_backend_with_tensorflow_loaded_prunes_in_a_child_process(tmp_path
     assert "units 4" in done.stdout
 
 
+@needs_tensorflow
 def test_registered_custom_layers_next_to_the_script_are_found(tmp_path: Path) -> None:
     """custom_modules names a module beside the user's script; the pruning process imports it from there."""
-    if importlib.util.find_spec("tensorflow") is None:
-        pytest.skip("tensorflow is not installed")
     (tmp_path / "my_layers.py").write_text(
         "import keras\n"
         "@keras.saving.register_keras_serializable(package='test')\n"
