@@ -62,6 +62,18 @@ def test_keras_example_on_tensorflow() -> None:
     assert done.stdout.count("fine-tuning loss per epoch:") == 1
 
 
+def test_keras_subclassed_example_writes_a_saved_model(tmp_path: Path) -> None:
+    if importlib.util.find_spec("tensorflow") is None:
+        pytest.skip("tensorflow is not installed")
+    done = subprocess.run([sys.executable, str(EXAMPLES / "keras_prune_subclassed.py"), str(tmp_path)],
+                          env={**os.environ, "KERAS_BACKEND": "tensorflow"}, capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "SmallClassifier patched in place (rebuilt: False)" in done.stdout
+    assert "block filters 16 -> 8, hidden units 32 -> 16" in done.stdout
+    assert (tmp_path / "small_classifier" / "saved_model.pb").is_file()
+
+
 def test_paddle_example(capsys) -> None:
     pytest.importorskip("paddle")
     _load("paddle_prune_layer").main()

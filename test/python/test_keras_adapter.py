@@ -131,23 +131,3 @@ def test_depthwise_and_flatten_prune_through_their_computed_shapes() -> None:
     base = spa.load(export(model, (torch.as_tensor(sample),)))
     masked = masked_model(base.to_onnx(), plan_to_dict(result.plan, base.coupling_groups()))
     np.testing.assert_allclose(got, _run(masked, fresh), rtol=1e-4, atol=1e-5)
-
-
-def test_subclassed_models_are_refused_with_the_reason() -> None:
-    """A subclassed model makes its layers in code: from_config would rebuild the original widths, so the
-    adapter says so instead of failing on a variable shape."""
-
-    class Net(keras.Model):
-        def __init__(self, **kwargs) -> None:
-            super().__init__(**kwargs)
-            self.hidden = keras.layers.Dense(8, activation="relu")
-            self.out = keras.layers.Dense(3)
-
-        def call(self, x):
-            return self.out(self.hidden(x))
-
-    model = Net()
-    x = np.ones((2, 4), np.float32)
-    model(x)
-    with pytest.raises(spa.errors.SPAError, match="subclassed model"):
-        spa.keras.prune(model, x, ratio=0.5)

@@ -33,6 +33,7 @@ from spa.frameworks.torch_adapter import export
 from spa.groups import plan_to_dict
 
 CASE = Path(__file__).with_name("keras_backend_case.py")
+SUBCLASSED_CASE = Path(__file__).with_name("keras_subclassed_case.py")
 needs_tensorflow = pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None,
                                       reason="tensorflow is not installed")
 
@@ -57,6 +58,37 @@ def test_other_backend_model_comes_back_pruned_on_its_backend(backend: str, tmp_
     np.testing.assert_allclose(io["outputs"], _run(onnx.load(tmp_path / "pruned.onnx"), io["fresh"]),
                                rtol=1e-4, atol=1e-5)
     original = keras.saving.load_model(tmp_path / "model.keras", compile=False)
+    sample = np.zeros((2, 8, 8, 3), np.float32)
+    original(sample)
+    base = spa.load(export(original, (torch.as_tensor(sample),)))
+    plan = pickle.loads((tmp_path / "plan.pkl").read_bytes())
+    masked = masked_model(base.to_onnx(), plan_to_dict(plan, base.coupling_groups()))
+    np.testing.assert_allclose(io["outputs"], _run(masked, io["fresh"]), rtol=1e-4, atol=1e-5)
+
+
+@needs_tensorflow
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+def test_subclassed_model_comes_back_patched_and_as_a_saved_model(backend: str, tmp_path: Path) -> None:
+    """A subclassed model cannot be rebuilt with pruned widths: a patched copy comes back, and its SavedModel
+    serves the pruned model's outputs; a SavedModel that fails its check leaves nothing behind."""
+    import keras_subclassed_net as net
+
+    if importlib.util.find_spec(backend) is None:
+        pytest.skip(f"{backend} is not installed")
+    done = subprocess.run([sys.executable, str(SUBCLASSED_CASE), str(tmp_path)],
+                          env={**os.environ, "KERAS_BACKEND": backend}, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    facts = json.loads((tmp_path / "facts.json").read_text())
+    assert facts["backend"] == backend and facts["same_class"] and not facts["rebuilt"]
+    assert facts["widths"] == [4, 3, 6] and facts["original_widths"] == [8, 6, 12]
+    assert "differs from the Keras model" in facts["refused"]
+    assert not facts["bad_left"] and not facts["leftovers"]
+    io = np.load(tmp_path / "io.npz")
+    expected = _run(onnx.load(tmp_path / "pruned.onnx"), io["fresh"])
+    np.testing.assert_allclose(io["outputs"], expected, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(io["served"], expected, rtol=1e-4, atol=1e-5)
+    original = keras.saving.load_model(tmp_path / "model.keras", compile=False)
+    assert isinstance(original, net.ConvNet)
     sample = np.zeros((2, 8, 8, 3), np.float32)
     original(sample)
     base = spa.load(export(original, (torch.as_tensor(sample),)))

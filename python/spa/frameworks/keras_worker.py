@@ -10,8 +10,11 @@ is loaded back on the caller's backend. The caller then checks the loaded
 model against the pruned ONNX model once more, on its own backend.
 
 Child protocol: `python -m spa.frameworks.keras_worker <folder>` reads
-`request.pkl` and `model.keras` there and writes `pruned.keras`,
-`pruned.onnx` and `result.pkl`, or `error.txt` (exit code 2) for an SPAError.
+`request.pkl` and `model.keras` there and writes `pruned.onnx`, `result.pkl`
+and the pruned model: `pruned.keras` when it was rebuilt from its config, or
+`weights.npz` (every variable's pruned value in `model.weights` order) for a
+subclassed model, which the caller applies to a copy of its own model (see
+keras_surgery); or `error.txt` (exit code 2) for an SPAError.
 """
 
 from __future__ import annotations
@@ -38,8 +41,9 @@ def mlir_loads_here() -> bool:
 
 
 def prune_in_worker(model: Any, inputs: tuple, criterion: str, tolerance: float, custom_modules: tuple[str, ...],
-                    plan_options: dict[str, Any]) -> tuple[Any, onnx.ModelProto, Any]:
-    """(pruned Keras model on the caller's backend, pruned ONNX model, plan), pruned in a torch-backend child."""
+                    plan_options: dict[str, Any]) -> tuple[Any, onnx.ModelProto, Any, bool]:
+    """(pruned Keras model on the caller's backend, pruned ONNX model, plan, whether the model was rebuilt
+    rather than patched), pruned in a torch-backend child."""
     import keras
 
     with tempfile.TemporaryDirectory(prefix="spa-keras-") as folder:
@@ -58,12 +62,30 @@ def prune_in_worker(model: Any, inputs: tuple, criterion: str, tolerance: float,
                            f"({type(error).__name__}: {first_line(error)})") from None
         _run_child(work)
         result = pickle.loads((work / "result.pkl").read_bytes())
+        if not result["rebuilt"]:
+            return _patched(model, work, result["names"]), onnx.load(work / "pruned.onnx"), result["plan"], False
         try:
             pruned = keras.saving.load_model(work / "pruned.keras", compile=False)
         except Exception as error:  # noqa: BLE001
             raise SPAError(f"Keras adapter: the pruned model cannot be loaded back on the "
                            f"{keras.backend.backend()} backend ({type(error).__name__}: {first_line(error)})") from None
-        return pruned, onnx.load(work / "pruned.onnx"), result["plan"]
+        return pruned, onnx.load(work / "pruned.onnx"), result["plan"], True
+
+
+def _patched(model: Any, work: Path, names: list[str]) -> Any:
+    """A copy of the caller's model given the child's pruned variables, matched by order (layer names, hence
+    paths, are counted per process) and checked by name."""
+    import numpy as np
+
+    from spa.frameworks.keras_surgery import patched_copy
+
+    ours = [variable.name for variable in model.weights]
+    if ours != names:
+        raise SPAError(f"Keras adapter: {type(model).__name__} reloaded on the torch backend has variables "
+                       f"{names[:4]}... but here {ours[:4]}...; its layers are not made in the same order")
+    with np.load(work / "weights.npz") as stored:
+        values = [stored[f"v{index}"] for index in range(len(names))]
+    return patched_copy(model, values)
 
 
 def _run_child(work: Path) -> None:
@@ -102,6 +124,7 @@ def main(folder: str) -> int:
                 raise SPAError(f"Keras adapter: custom module {name!r} cannot be imported in the pruning "
                                f"process ({first_line(error)})") from None
         import keras
+        import numpy as np
 
         from spa.frameworks.keras_adapter import call, prune_on_torch
 
@@ -115,7 +138,11 @@ def main(folder: str) -> int:
         call(model, request["inputs"])
         result = prune_on_torch(model, request["inputs"], request["criterion"], request["tolerance"],
                                 request["plan_options"])
-        result.model.save(work / "pruned.keras")
+        if result.rebuilt:
+            result.model.save(work / "pruned.keras")
+        else:
+            np.savez(work / "weights.npz", **{f"v{index}": keras.ops.convert_to_numpy(variable)
+                                              for index, variable in enumerate(result.model.weights)})
     except SPAError as error:
         (work / "error.txt").write_text(str(error))
         return 2
@@ -124,7 +151,9 @@ def main(folder: str) -> int:
                                         f"({type(error).__name__}: {first_line(error)})")
         return 2
     onnx.save(result.onnx_model, work / "pruned.onnx", save_as_external_data=True, location="pruned.onnx.data")
-    (work / "result.pkl").write_bytes(pickle.dumps({"plan": result.plan}))
+    names = [variable.name for variable in result.model.weights]
+    (work / "result.pkl").write_bytes(pickle.dumps({"plan": result.plan, "rebuilt": result.rebuilt,
+                                                    "names": names}))
     return 0
 
 

@@ -63,6 +63,7 @@ def export(module: Any, example_inputs: Any) -> onnx.ModelProto:
     inputs = as_tuple(example_inputs)
     names = [f"input_{i}" for i in range(len(inputs))]
     buffer = io.BytesIO()
+    module.named_parameters()  # a Keras model loaded from a file hands its variables to torch here, lazily
     was_training = module.training
     module.eval()
     try:

@@ -1,0 +1,102 @@
+"""spa.keras.prune on subclassed Keras models (torch backend): a copy patched in place, checked with oracles."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+keras = pytest.importorskip("keras")
+if keras.backend.backend() != "torch":
+    pytest.skip("Keras was imported with another backend", allow_module_level=True)
+
+import keras_subclassed_net as net
+import spa
+import spa.keras
+import torch
+from oracle import masked_model
+from spa.frameworks.torch_adapter import export
+from spa.groups import plan_to_dict
+
+
+def _run(model, x: np.ndarray) -> np.ndarray:
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return session.run(None, {"input_0": x})[0]
+
+
+def _outputs(model, x: np.ndarray) -> np.ndarray:
+    return np.asarray(keras.ops.convert_to_numpy(model(x)))
+
+
+def test_subclassed_model_is_patched_and_matches_onnx_and_the_zero_mask_oracle() -> None:
+    sample = np.random.default_rng(0).standard_normal((2, 8, 8, 3)).astype(np.float32)
+    model = net.build(sample)
+    before = _outputs(model, sample)
+    result = spa.keras.prune(model, sample, criterion="l2", ratio=0.5)
+    pruned = result.model
+    assert type(pruned) is net.ConvNet and not result.rebuilt
+    assert net.widths(pruned) == [4, 3, 6] and net.widths(model) == [8, 6, 12]
+    assert tuple(pruned.block.depthwise.kernel.shape) == (3, 3, 4, 1)
+    assert all(tuple(v.shape) == (4,) for v in pruned.block.norm.weights)
+    np.testing.assert_array_equal(_outputs(model, sample), before)  # the original is left alone
+    fresh = np.random.default_rng(2).standard_normal((3, 8, 8, 3)).astype(np.float32)
+    got = _outputs(pruned, fresh)
+    np.testing.assert_allclose(got, _run(result.onnx_model, fresh), rtol=1e-4, atol=1e-5)
+    base = spa.load(export(model, (torch.as_tensor(sample),)))
+    masked = masked_model(base.to_onnx(), plan_to_dict(result.plan, base.coupling_groups()))
+    np.testing.assert_allclose(got, _run(masked, fresh), rtol=1e-4, atol=1e-5)
+
+
+def test_patched_model_trains_and_prunes_again() -> None:
+    """The new variables are the ones Keras trains and torch sees; a second round starts from them."""
+    sample = np.random.default_rng(3).standard_normal((16, 8, 8, 3)).astype(np.float32)
+    pruned = spa.keras.prune(net.build(sample), sample, criterion="l1", ratio=0.5).model
+    assert {tuple(p.shape) for p in pruned.parameters()} >= {(3, 3, 3, 4), (1, 1, 4, 3), (3, 6)}
+    order = [v.name for v in pruned.weights]
+    assert order == [v.name for v in net.build(sample).weights]  # same variables, same order
+    pruned.compile(optimizer="adam", loss="mse")
+    kernel = np.array(keras.ops.convert_to_numpy(pruned.block.conv.kernel))
+    losses = pruned.fit(sample, np.zeros((16, 4), np.float32), epochs=3, verbose=0).history["loss"]
+    assert losses[-1] < losses[0]
+    assert not np.allclose(keras.ops.convert_to_numpy(pruned.block.conv.kernel), kernel)
+    again = spa.keras.prune(pruned, sample, criterion="l1", ratio=0.5)
+    assert net.widths(again.model) == [2, 2, 3] and net.widths(pruned) == [4, 3, 6]
+    np.testing.assert_allclose(_outputs(again.model, sample), _run(again.onnx_model, sample), rtol=1e-4, atol=1e-5)
+
+
+def test_a_model_that_cannot_be_made_anew_is_refused_with_the_reason() -> None:
+    """Pruning in place starts from a model made from the config; an __init__ taking an object Keras cannot
+    serialize makes that impossible, and the error says so instead of returning a half-pruned model."""
+
+    class Scaled(keras.Model):
+        def __init__(self, scale: object, **kwargs) -> None:
+            super().__init__(**kwargs)
+            self.scale = scale
+            self.hidden = keras.layers.Dense(8, activation="relu")
+            self.out = keras.layers.Dense(3)
+
+        def call(self, x):
+            return self.out(self.hidden(x)) * self.scale.value
+
+    class Holder:
+        value = 2.0
+
+    model = Scaled(Holder())
+    x = np.ones((2, 4), np.float32)
+    model(x)
+    with pytest.raises(spa.errors.SPAError, match="Scaled cannot be rebuilt .* made anew"):
+        spa.keras.prune(model, x, ratio=0.5)
+
+
+def test_saved_model_needs_the_tensorflow_or_jax_backend(tmp_path: Path) -> None:
+    sample = np.random.default_rng(4).standard_normal((2, 8, 8, 3)).astype(np.float32)
+    result = spa.keras.prune(net.build(sample), sample, ratio=0.5)
+    with pytest.raises(spa.errors.SPAError, match="TensorFlow or JAX backend, not torch"):
+        result.export_saved_model(tmp_path / "saved")
+    assert not (tmp_path / "saved").exists()
