@@ -100,3 +100,39 @@ def test_saved_model_needs_the_tensorflow_or_jax_backend(tmp_path: Path) -> None
     with pytest.raises(spa.errors.SPAError, match="TensorFlow or JAX backend, not torch"):
         result.export_saved_model(tmp_path / "saved")
     assert not (tmp_path / "saved").exists()
+
+
+def test_functional_model_that_cannot_be_rebuilt_is_patched_instead() -> None:
+    """A custom layer keeps its width under its own config key, so the rebuilt model has the old width; the
+    adapter falls back to patching a copy in place, checked with the oracle as before."""
+
+    class ChannelScale(keras.layers.Layer):
+        def __init__(self, width: int, **kwargs) -> None:
+            super().__init__(**kwargs)
+            self.width = width
+            self.scale = self.add_weight(shape=(width,), initializer="ones", name="scale")
+
+        def call(self, x):
+            return x * self.scale
+
+        def get_config(self):
+            return {**super().get_config(), "width": self.width}
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv")(inputs)
+    scale = ChannelScale(8, name="scale")
+    x = keras.layers.GlobalAveragePooling2D()(scale(x))
+    model = keras.Model(inputs, keras.layers.Dense(3, name="head")(x))
+    scale.scale.assign(np.linspace(0.5, 2.0, 8).astype("float32"))
+    sample = np.random.default_rng(5).standard_normal((2, 8, 8, 3)).astype(np.float32)
+    with keras.saving.custom_object_scope({"ChannelScale": ChannelScale}):
+        result = spa.keras.prune(model, sample, criterion="l1", ratio=0.5)
+    assert not result.rebuilt and isinstance(result.model.get_layer("scale"), ChannelScale)
+    assert result.model.get_layer("conv").filters == 4
+    assert tuple(result.model.get_layer("scale").scale.shape) == (4,)
+    fresh = np.random.default_rng(6).standard_normal((3, 8, 8, 3)).astype(np.float32)
+    got = _outputs(result.model, fresh)
+    base = spa.load(export(model, (torch.as_tensor(sample),)))
+    masked = masked_model(base.to_onnx(), plan_to_dict(result.plan, base.coupling_groups()))
+    np.testing.assert_allclose(got, _run(masked, fresh), rtol=1e-4, atol=1e-5)

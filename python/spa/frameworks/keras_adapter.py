@@ -114,14 +114,22 @@ def prune_on_torch(model: Any, arrays_in: tuple[np.ndarray, ...], criterion: str
 
     tensors = tuple(torch.as_tensor(x) for x in arrays_in)
     pruned = prune_exported(export(model, tensors), criterion, **plan_options)
+    rebuild_problem = ""
     if rebuildable(model):
-        result = _rebuild(model, pruned.arrays)
-        call(result, arrays_in)  # builds every layer at its new width
-        _assign(result, model, pruned.arrays)
-    else:
+        try:
+            result = _rebuild(model, pruned.arrays)
+            call(result, arrays_in)  # builds every layer at its new width
+            _assign(result, model, pruned.arrays)
+            difference = _check(result, pruned.onnx_model, arrays_in, tolerance)
+            return KerasPruneResult(result, pruned.onnx_model, pruned.plan, difference, True, arrays_in)
+        except SPAError as error:  # a layer keeps a width under its own config key, say: patch in place
+            rebuild_problem = f"; rebuilding it failed first: {error}"
+    try:
         result = patched_copy(model, pruned_values(model, pruned.arrays))
-    difference = _check(result, pruned.onnx_model, arrays_in, tolerance)
-    return KerasPruneResult(result, pruned.onnx_model, pruned.plan, difference, rebuildable(model), arrays_in)
+        difference = _check(result, pruned.onnx_model, arrays_in, tolerance)
+    except SPAError as error:
+        raise SPAError(f"{error}{rebuild_problem}") from None
+    return KerasPruneResult(result, pruned.onnx_model, pruned.plan, difference, False, arrays_in)
 
 
 def rebuildable(model: Any) -> bool:
