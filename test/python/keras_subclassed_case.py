@@ -29,7 +29,8 @@ def main(folder: Path) -> None:
     model = net.build(sample)
     model.save(folder / "model.keras")
     result = spa.keras.prune(model, sample, criterion="l2", ratio=0.5)
-    saved = result.export_saved_model(folder / "saved")
+    result.export_saved_model(folder / "saved")
+    saved = result.export_saved_model(folder / "saved")  # replaces the SavedModel it wrote
     fresh = np.random.default_rng(2).standard_normal((3, 8, 8, 3)).astype(np.float32)
     loaded = tf.saved_model.load(str(saved))
     served = np.asarray(loaded.serve(fresh))
@@ -39,13 +40,21 @@ def main(folder: Path) -> None:
         refused = ""
     except SPAError as error:
         refused = str(error)
+    occupied = folder / "occupied"
+    occupied.mkdir()
+    (occupied / "notes.txt").write_text("not a SavedModel")
+    try:
+        result.export_saved_model(occupied)
+        kept_other_folder = ""
+    except SPAError as error:
+        kept_other_folder = str(error) if (occupied / "notes.txt").is_file() else ""
     onnx.save(result.onnx_model, folder / "pruned.onnx")
     (folder / "plan.pkl").write_bytes(pickle.dumps(result.plan))
     np.savez(folder / "io.npz", fresh=fresh, outputs=outputs, served=served)
     (folder / "facts.json").write_text(json.dumps({
         "backend": keras.backend.backend(), "same_class": type(result.model) is net.ConvNet,
         "rebuilt": result.rebuilt, "widths": net.widths(result.model), "original_widths": net.widths(model),
-        "refused": refused, "bad_left": (folder / "bad").exists(),
+        "refused": refused, "kept_other_folder": kept_other_folder, "bad_left": (folder / "bad").exists(),
         "leftovers": sorted(p.name for p in folder.iterdir() if p.name.startswith("."))}))
 
 

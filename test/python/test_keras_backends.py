@@ -43,6 +43,19 @@ def _run(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
     return session.run(None, {"input_0": x})[0]
 
 
+def _oracle(folder: Path, fresh: np.ndarray, model_class: type | None = None) -> np.ndarray:
+    """The zero-mask oracle on `fresh`: the case's original `model.keras`, loaded on the torch backend,
+    with the channels the case's plan removed set to zero."""
+    original = keras.saving.load_model(folder / "model.keras", compile=False)
+    if model_class is not None:
+        assert isinstance(original, model_class)
+    sample = np.zeros((2, 8, 8, 3), np.float32)
+    original(sample)
+    base = spa.load(export(original, (torch.as_tensor(sample),)))
+    plan = pickle.loads((folder / "plan.pkl").read_bytes())
+    return _run(masked_model(base.to_onnx(), plan_to_dict(plan, base.coupling_groups())), fresh)
+
+
 @pytest.mark.parametrize("backend", ["tensorflow", "jax"])
 def test_other_backend_model_comes_back_pruned_on_its_backend(backend: str, tmp_path: Path) -> None:
     if importlib.util.find_spec(backend) is None:
@@ -57,13 +70,7 @@ def test_other_backend_model_comes_back_pruned_on_its_backend(backend: str, tmp_
     io = np.load(tmp_path / "io.npz")
     np.testing.assert_allclose(io["outputs"], _run(onnx.load(tmp_path / "pruned.onnx"), io["fresh"]),
                                rtol=1e-4, atol=1e-5)
-    original = keras.saving.load_model(tmp_path / "model.keras", compile=False)
-    sample = np.zeros((2, 8, 8, 3), np.float32)
-    original(sample)
-    base = spa.load(export(original, (torch.as_tensor(sample),)))
-    plan = pickle.loads((tmp_path / "plan.pkl").read_bytes())
-    masked = masked_model(base.to_onnx(), plan_to_dict(plan, base.coupling_groups()))
-    np.testing.assert_allclose(io["outputs"], _run(masked, io["fresh"]), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(io["outputs"], _oracle(tmp_path, io["fresh"]), rtol=1e-4, atol=1e-5)
 
 
 @needs_tensorflow
@@ -82,19 +89,13 @@ def test_subclassed_model_comes_back_patched_and_as_a_saved_model(backend: str, 
     assert facts["backend"] == backend and facts["same_class"] and not facts["rebuilt"]
     assert facts["widths"] == [4, 3, 6] and facts["original_widths"] == [8, 6, 12]
     assert "differs from the Keras model" in facts["refused"]
+    assert "is not a SavedModel" in facts["kept_other_folder"]
     assert not facts["bad_left"] and not facts["leftovers"]
     io = np.load(tmp_path / "io.npz")
     expected = _run(onnx.load(tmp_path / "pruned.onnx"), io["fresh"])
     np.testing.assert_allclose(io["outputs"], expected, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(io["served"], expected, rtol=1e-4, atol=1e-5)
-    original = keras.saving.load_model(tmp_path / "model.keras", compile=False)
-    assert isinstance(original, net.ConvNet)
-    sample = np.zeros((2, 8, 8, 3), np.float32)
-    original(sample)
-    base = spa.load(export(original, (torch.as_tensor(sample),)))
-    plan = pickle.loads((tmp_path / "plan.pkl").read_bytes())
-    masked = masked_model(base.to_onnx(), plan_to_dict(plan, base.coupling_groups()))
-    np.testing.assert_allclose(io["outputs"], _run(masked, io["fresh"]), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(io["outputs"], _oracle(tmp_path, io["fresh"], net.ConvNet), rtol=1e-4, atol=1e-5)
 
 
 @needs_tensorflow

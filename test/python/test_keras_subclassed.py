@@ -57,17 +57,50 @@ def test_patched_model_trains_and_prunes_again() -> None:
     """The new variables are the ones Keras trains and torch sees; a second round starts from them."""
     sample = np.random.default_rng(3).standard_normal((16, 8, 8, 3)).astype(np.float32)
     pruned = spa.keras.prune(net.build(sample), sample, criterion="l1", ratio=0.5).model
-    assert {tuple(p.shape) for p in pruned.parameters()} >= {(3, 3, 3, 4), (1, 1, 4, 3), (3, 6)}
-    order = [v.name for v in pruned.weights]
-    assert order == [v.name for v in net.build(sample).weights]  # same variables, same order
+    # torch sees exactly the new variables (no stale unpruned parameter left behind)
+    assert sorted(tuple(p.shape) for p in pruned.parameters()) == sorted(tuple(v.shape) for v in pruned.weights)
+    assert {(3, 3, 3, 4), (1, 1, 4, 3), (3, 6)} <= {tuple(v.shape) for v in pruned.weights}
+    layout = [(v.name, len(v.shape)) for v in pruned.weights]
+    assert layout == [(v.name, len(v.shape)) for v in net.build(sample).weights]  # same variables, same order
     pruned.compile(optimizer="adam", loss="mse")
     kernel = np.array(keras.ops.convert_to_numpy(pruned.block.conv.kernel))
     losses = pruned.fit(sample, np.zeros((16, 4), np.float32), epochs=3, verbose=0).history["loss"]
     assert losses[-1] < losses[0]
     assert not np.allclose(keras.ops.convert_to_numpy(pruned.block.conv.kernel), kernel)
-    again = spa.keras.prune(pruned, sample, criterion="l1", ratio=0.5)
+    again = spa.keras.prune(pruned, sample, criterion="l1", ratio=0.5)  # from a compiled, trained model
     assert net.widths(again.model) == [2, 2, 3] and net.widths(pruned) == [4, 3, 6]
     np.testing.assert_allclose(_outputs(again.model, sample), _run(again.onnx_model, sample), rtol=1e-4, atol=1e-5)
+    again.model.compile(optimizer="adam", loss="mse")
+    assert np.isfinite(again.model.fit(sample, np.zeros((16, 4), np.float32), verbose=0).history["loss"]).all()
+
+
+def test_frozen_and_regularized_layers_keep_their_settings() -> None:
+    """A layer frozen after construction stays frozen in the copy, and a replaced kernel keeps its
+    regularizer (its loss is still counted)."""
+
+    class Net(keras.Model):
+        def __init__(self, **kwargs) -> None:
+            super().__init__(**kwargs)
+            self.hidden = keras.layers.Dense(8, activation="relu", kernel_regularizer="l2")
+            self.middle = keras.layers.Dense(6, activation="relu")
+            self.out = keras.layers.Dense(3)
+
+        def call(self, x):
+            return self.out(self.middle(self.hidden(x)))
+
+    keras.utils.set_random_seed(0)
+    model = Net()
+    x = np.random.default_rng(7).standard_normal((4, 5)).astype(np.float32)
+    model(x)
+    model.middle.trainable = False
+    result = spa.keras.prune(model, x, criterion="l1", ratio=0.5)
+    pruned = result.model
+    assert (pruned.hidden.units, pruned.middle.units) == (4, 3)
+    assert not pruned.middle.trainable and pruned.hidden.trainable
+    assert all(not v.trainable for v in pruned.middle.weights)
+    assert pruned.hidden.kernel.regularizer is not None
+    assert len(pruned.trainable_weights) == 4  # hidden and out, kernel and bias each
+    np.testing.assert_allclose(_outputs(pruned, x), _run(result.onnx_model, x), rtol=1e-4, atol=1e-5)
 
 
 def test_a_model_that_cannot_be_made_anew_is_refused_with_the_reason() -> None:
@@ -97,9 +130,13 @@ def test_a_model_that_cannot_be_made_anew_is_refused_with_the_reason() -> None:
 def test_saved_model_needs_the_tensorflow_or_jax_backend(tmp_path: Path) -> None:
     sample = np.random.default_rng(4).standard_normal((2, 8, 8, 3)).astype(np.float32)
     result = spa.keras.prune(net.build(sample), sample, ratio=0.5)
+    earlier = tmp_path / "saved" / "saved_model.pb"
+    earlier.parent.mkdir()
+    earlier.write_bytes(b"an earlier SavedModel")
     with pytest.raises(spa.errors.SPAError, match="TensorFlow or JAX backend, not torch"):
         result.export_saved_model(tmp_path / "saved")
-    assert not (tmp_path / "saved").exists()
+    assert earlier.read_bytes() == b"an earlier SavedModel"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["saved"]
 
 
 def test_functional_model_that_cannot_be_rebuilt_is_patched_instead() -> None:

@@ -28,7 +28,7 @@ import numpy as np
 import onnx
 
 from spa.errors import SPAError
-from spa.frameworks.checking import compare_with_onnx
+from spa.frameworks.checking import compare_with_onnx, forward_failure
 from spa.frameworks.keras_surgery import patched_copy
 from spa.frameworks.keras_worker import mlir_loads_here, prune_in_worker
 from spa.frameworks.pipeline import as_tuple, prune_exported
@@ -118,7 +118,7 @@ def prune_on_torch(model: Any, arrays_in: tuple[np.ndarray, ...], criterion: str
     if rebuildable(model):
         try:
             result = _rebuild(model, pruned.arrays)
-            call(result, arrays_in)  # builds every layer at its new width
+            _forward(result, arrays_in, "Keras adapter: the rebuilt model")  # builds every layer at its new width
             _assign(result, model, pruned.arrays)
             difference = _check(result, pruned.onnx_model, arrays_in, tolerance)
             return KerasPruneResult(result, pruned.onnx_model, pruned.plan, difference, True, arrays_in)
@@ -186,9 +186,17 @@ def _assign(rebuilt: Any, original: Any, arrays: dict[str, np.ndarray]) -> None:
 def _check(model: Any, pruned: onnx.ModelProto, inputs: tuple, tolerance: float) -> float:
     import keras
 
-    expected = call(model, inputs)
+    label = f"Keras adapter: the pruned model ({keras.backend.backend()} backend)"
+    expected = _forward(model, inputs, label)
     expected = [expected] if not isinstance(expected, (list, tuple)) else list(expected)
     outputs = [np.asarray(keras.ops.convert_to_numpy(e)) for e in expected]
     feeds = {f"input_{i}": np.asarray(x, np.float32) for i, x in enumerate(inputs)}
-    label = f"Keras adapter: the pruned model ({keras.backend.backend()} backend)"
     return compare_with_onnx(label, outputs, pruned, feeds, tolerance)
+
+
+def _forward(model: Any, inputs: tuple, label: str) -> Any:
+    """`call`, with a failure (a width kept somewhere SPA does not patch) reported as SPAError."""
+    try:
+        return call(model, inputs)
+    except Exception as error:  # noqa: BLE001 - Keras and its backends raise many kinds here
+        raise forward_failure(label, error) from None

@@ -45,6 +45,9 @@ def export_saved_model(model: Any, path: str | Path, example_inputs: Any, tolera
     example_inputs = tuple(np.asarray(x, np.float32) for x in as_tuple(example_inputs))
     if not example_inputs:
         raise SPAError("Keras adapter: a SavedModel needs example inputs to be checked with")
+    if path.exists() and not (path / "saved_model.pb").is_file():
+        raise SPAError(f"Keras adapter: {path} exists and is not a SavedModel; SPA replaces only a SavedModel "
+                       "folder there")
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
@@ -55,14 +58,22 @@ def export_saved_model(model: Any, path: str | Path, example_inputs: Any, tolera
             raise SPAError(f"Keras adapter: Keras cannot export {type(model).__name__} as a SavedModel "
                            f"({type(error).__name__}: {first_line(error)})") from None
         _check(written, path, model, example_inputs, tolerance)
-        if path.is_dir():
-            shutil.rmtree(path)
-        elif path.exists():
-            path.unlink()
-        written.rename(path)
+        _move_into_place(written, path, staging / "previous")
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return path
+
+
+def _move_into_place(written: Path, path: Path, previous: Path) -> None:
+    """`written` becomes `path`; a SavedModel already there is set aside first and put back if that fails."""
+    if path.exists():
+        path.rename(previous)
+    try:
+        written.rename(path)
+    except OSError:
+        if previous.exists():
+            previous.rename(path)
+        raise
 
 
 def _check(folder: Path, path: Path, model: Any, example_inputs: tuple, tolerance: float) -> float:
@@ -76,8 +87,12 @@ def _check(folder: Path, path: Path, model: Any, example_inputs: tuple, toleranc
     loaded = tf.saved_model.load(str(folder))  # held: its functions read variables that it owns
     served = loaded.serve(example_inputs[0] if len(example_inputs) == 1 else list(example_inputs))
     expected = call(model, example_inputs)
+    served, expected = _listed(served), _listed(expected)
+    if len(served) != len(expected):
+        raise SPAError(f"Keras adapter: the SavedModel for {path} returns {len(served)} outputs but the model "
+                       f"{len(expected)}")
     difference = 0.0
-    for got, want in zip(_listed(served), _listed(expected)):
+    for got, want in zip(served, expected):
         got, want = np.asarray(got), np.asarray(keras.ops.convert_to_numpy(want))
         if got.shape != want.shape:
             raise SPAError(f"Keras adapter: the SavedModel for {path} returns shape {list(got.shape)} but the "

@@ -30,6 +30,9 @@ def patched_copy(model: Any, values: Sequence[np.ndarray]) -> Any:
         raise SPAError(f"Keras adapter: {type(model).__name__} has {len(model.weights)} variables but the pruned "
                        f"model {len(values)}; the copy does not have the layers of the pruned one")
     patched = _copy(model)
+    for original, made in zip(model._flatten_layers(include_self=True), patched._flatten_layers(include_self=True)):
+        if made.trainable != original.trainable:
+            made.trainable = original.trainable  # frozen after construction, which the config does not say
     changed = {}
     for variable, value in zip(list(patched.weights), values):
         if tuple(variable.shape) != tuple(value.shape):
@@ -55,8 +58,10 @@ def _copy(model: Any) -> Any:
 
     classes = {type(layer).__name__: type(layer) for layer in model._flatten_layers(include_self=True)}
     try:
+        config = keras.saving.serialize_keras_object(model)
+        config.pop("compile_config", None)  # its optimizer would be built for the variables about to be replaced
         with keras.saving.custom_object_scope(classes):
-            made = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(model))
+            made = keras.saving.deserialize_keras_object(config)
         if not made.built:
             made.build_from_config(model.get_build_config())
     except Exception as error:  # noqa: BLE001 - Keras raises many kinds here
@@ -68,11 +73,15 @@ def _copy(model: Any) -> Any:
 
 
 def _owner(model: Any, variable: Any) -> Any:
-    """The innermost layer that tracks `variable` itself."""
-    for layer in model._flatten_layers(include_self=True):
-        if any(own is variable for own in layer._trainable_variables + layer._non_trainable_variables):
-            return layer
-    raise SPAError(f"Keras adapter: no layer of {type(model).__name__} owns variable {variable.path}")
+    """The one layer that tracks `variable` itself (a variable two layers share is refused: both would need
+    the new one)."""
+    owners = [layer for layer in model._flatten_layers(include_self=True)
+              if any(own is variable for own in layer._trainable_variables + layer._non_trainable_variables)]
+    if len(owners) != 1:
+        held = " and ".join(repr(layer.name) for layer in owners) or "no layer"
+        raise SPAError(f"Keras adapter: variable {variable.path} of {type(model).__name__} is held by {held}, so "
+                       "it cannot be given its pruned shape in place")
+    return owners[0]
 
 
 def _replace(layer: Any, old: Any, value: np.ndarray) -> None:
@@ -81,13 +90,17 @@ def _replace(layer: Any, old: Any, value: np.ndarray) -> None:
     if attribute is None:
         raise SPAError(f"Keras adapter: {type(layer).__name__} {layer.name!r} keeps variable {old.path} "
                        "somewhere other than an attribute, so it cannot be given its pruned shape")
-    bucket = layer._trainable_variables if old.trainable else layer._non_trainable_variables
+    # a frozen layer's variables stay in its trainable list with trainable=False: find the list by identity
+    trainable = _position(layer._trainable_variables, old) is not None
+    bucket = layer._trainable_variables if trainable else layer._non_trainable_variables
     place = _position(bucket, old)
     locked = layer._tracker.locked
     layer._tracker.unlock()
     delattr(layer, attribute)  # untracks it
-    new = layer.add_weight(name=old.name, shape=value.shape, dtype=old.dtype, trainable=old.trainable,
-                           initializer="zeros")
+    new = layer.add_weight(name=old.name, shape=value.shape, dtype=old.dtype, trainable=trainable,
+                           initializer="zeros", autocast=old._autocast, regularizer=old.regularizer,
+                           constraint=old.constraint, aggregation=old.aggregation,
+                           overwrite_with_gradient=old.overwrite_with_gradient)
     new.assign(np.asarray(value).astype(new.dtype))
     setattr(layer, attribute, new)
     bucket.insert(place, bucket.pop(_position(bucket, new)))
@@ -95,9 +108,9 @@ def _replace(layer: Any, old: Any, value: np.ndarray) -> None:
         layer._tracker.lock()
 
 
-def _position(bucket: list, variable: Any) -> int:
+def _position(bucket: list, variable: Any) -> int | None:
     # by identity: == on variables compares their values
-    return next(index for index, held in enumerate(bucket) if held is variable)
+    return next((index for index, held in enumerate(bucket) if held is variable), None)
 
 
 def _fix_widths(layer: Any) -> None:

@@ -72,17 +72,22 @@ def prune_in_worker(model: Any, inputs: tuple, criterion: str, tolerance: float,
         return pruned, onnx.load(work / "pruned.onnx"), result["plan"], True
 
 
-def _patched(model: Any, work: Path, names: list[str]) -> Any:
+def _patched(model: Any, work: Path, names: list[tuple[str, tuple]]) -> Any:
     """A copy of the caller's model given the child's pruned variables, matched by order (layer names, hence
-    paths, are counted per process) and checked by name."""
+    paths, are counted per process) and checked by name and original shape."""
     import numpy as np
 
     from spa.frameworks.keras_surgery import patched_copy
 
-    ours = [variable.name for variable in model.weights]
-    if ours != names:
-        raise SPAError(f"Keras adapter: {type(model).__name__} reloaded on the torch backend has variables "
-                       f"{names[:4]}... but here {ours[:4]}...; its layers are not made in the same order")
+    ours = [(variable.name, tuple(variable.shape)) for variable in model.weights]
+    if len(ours) != len(names):
+        raise SPAError(f"Keras adapter: {type(model).__name__} reloaded on the torch backend has {len(names)} "
+                       f"variables but here {len(ours)}")
+    for index, (mine, theirs) in enumerate(zip(ours, names)):
+        if mine != tuple(theirs):
+            raise SPAError(f"Keras adapter: variable {index} of {type(model).__name__} is {mine[0]} {mine[1]} here "
+                           f"but {theirs[0]} {tuple(theirs[1])} reloaded on the torch backend; its layers are not "
+                           "made in the same order")
     with np.load(work / "weights.npz") as stored:
         values = [stored[f"v{index}"] for index in range(len(names))]
     return patched_copy(model, values)
@@ -120,9 +125,9 @@ def main(folder: str) -> int:
         for name in request["custom_modules"]:
             try:
                 importlib.import_module(name)  # registers the user's serializable layers
-            except ImportError as error:
-                raise SPAError(f"Keras adapter: custom module {name!r} cannot be imported in the pruning "
-                               f"process ({first_line(error)})") from None
+            except Exception as error:  # noqa: BLE001 - a module may fail as it likes while importing
+                raise SPAError(f"Keras adapter: module {name!r} cannot be imported in the pruning process "
+                               f"({type(error).__name__}: {first_line(error)})") from None
         import keras
         import numpy as np
 
@@ -132,9 +137,9 @@ def main(folder: str) -> int:
             model = keras.saving.load_model(work / "model.keras", compile=False)
         except Exception as error:  # noqa: BLE001
             raise SPAError(f"Keras adapter: the model cannot be reloaded on the torch backend "
-                           f"({_load_problem(error)}); custom layers must be registered with "
-                           "keras.saving.register_keras_serializable in a module named in "
-                           "custom_modules=[...]") from None
+                           f"({_load_problem(error)}); the model's own classes must be registered with "
+                           "keras.saving.register_keras_serializable where they are defined (that module is "
+                           "imported here), other custom classes in a module named in custom_modules=[...]") from None
         call(model, request["inputs"])
         result = prune_on_torch(model, request["inputs"], request["criterion"], request["tolerance"],
                                 request["plan_options"])
@@ -151,7 +156,7 @@ def main(folder: str) -> int:
                                         f"({type(error).__name__}: {first_line(error)})")
         return 2
     onnx.save(result.onnx_model, work / "pruned.onnx", save_as_external_data=True, location="pruned.onnx.data")
-    names = [variable.name for variable in result.model.weights]
+    names = [(variable.name, tuple(variable.shape)) for variable in model.weights]  # the original's
     (work / "result.pkl").write_bytes(pickle.dumps({"plan": result.plan, "rebuilt": result.rebuilt,
                                                     "names": names}))
     return 0
