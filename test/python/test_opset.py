@@ -172,3 +172,25 @@ def test_a_node_setting_an_attribute_the_target_lacks_is_not_carried_back() -> N
     model = spa.load(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)]))
     with pytest.raises(SPAError, match="cannot write the model at opset 13"):
         model.to_onnx(opset=13)
+
+
+@pytest.mark.parametrize("softmax_axis", [2, -1])
+def test_dropout_and_last_axis_softmax_are_written_in_their_older_forms(softmax_axis: int) -> None:
+    """onnx converts Dropout's ratio attribute (before opset 12) to an input and a Softmax (before 13) to
+    Flatten/Softmax/Reshape, but has no working way back; SPA writes both in their opset-11 forms."""
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["h"]),
+             helper.make_node("Dropout", ["h"], ["d"], ratio=0.3),
+             helper.make_node("Softmax", ["d"], ["y"], axis=softmax_axis)]
+    weight = numpy_helper.from_array(np.random.default_rng(1).standard_normal((4, 6)).astype(np.float32), "w")
+    graph = helper.make_graph(nodes, "net", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2, 3, 4])],
+                              [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [2, 3, 6])], [weight])
+    original = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SPAWarning)
+        exported = spa.load(original).to_onnx()
+    assert [(o.domain, o.version) for o in exported.opset_import] == [("", 11)]
+    onnx.checker.check_model(exported, full_check=True)
+    dropout = next(n for n in exported.graph.node if n.op_type == "Dropout")
+    assert len(dropout.input) == 1 and helper.get_attribute_value(dropout.attribute[0]) == pytest.approx(0.3)
+    feeds = random_inputs(original)
+    np.testing.assert_allclose(run(exported, feeds)[0], run(original, feeds)[0], rtol=1e-5, atol=1e-6)

@@ -19,12 +19,7 @@ from conftest import LIGHT_MODELS, assert_same_outputs, random_inputs, run
 from spa.errors import SPAWarning
 from spa.exporter import export_module
 from spa.importer import import_model
-from spa.importer.model_prep import SPA_OPSET
 from spa.mlir_files import read_module, write_module
-
-
-# light models with Dropout: its opset-12 ratio input has no down-adapter in onnx's converter
-KEEP_SPA_OPSET = {"light_bvlc_alexnet", "light_inception_v1", "light_squeezenet", "light_vgg19"}
 
 
 def roundtrip(model: onnx.ModelProto | Path, through: Path) -> onnx.ModelProto:
@@ -48,13 +43,13 @@ def test_light_model_round_trips(path: Path, tmp_path: Path) -> None:
         warnings.simplefilter("always", SPAWarning)
         exported = roundtrip(path, tmp_path / "model.mlir")
     assert_names_kept(original, exported)
-    # back at its own opset, or at SPA's where onnx has no down-adapter (Dropout's ratio input), saying so
+    # back at its own opset (Dropout's ratio input written back as an attribute where it came as one)
     opsets = {(o.domain, o.version) for o in exported.opset_import}
     said = [str(w.message) for w in caught if issubclass(w.category, SPAWarning)]
-    if path.stem in KEEP_SPA_OPSET:
-        assert opsets == {("", SPA_OPSET)} and any("Dropout" in s and "keeps opset" in s for s in said), said
-    else:
-        assert opsets == {(o.domain, o.version) for o in original.opset_import} and not said, (opsets, said)
+    assert opsets == {(o.domain, o.version) for o in original.opset_import} and not said, (opsets, said)
+    ratios = [[(a.name, a.f) for a in n.attribute] for m in (original, exported) for n in m.graph.node
+              if n.op_type == "Dropout"]
+    assert ratios[:len(ratios) // 2] == ratios[len(ratios) // 2:]  # each Dropout with its ratio attribute
     assert exported.producer_name == original.producer_name
     feeds = random_inputs(original)
     assert_same_outputs(run(original, feeds), run(exported, feeds))

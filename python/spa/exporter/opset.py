@@ -11,7 +11,9 @@ opsets and that leave new attributes unset are carried over unchanged, and
 the result is checked with strict type inference. Where a real adapter is missing (e.g.
 Split 18 -> 17) the model keeps its opset and a SPAWarning says why, or
 SPAError when the opset was asked for. Operators newer than the target that
-ONNX defines as functions (Gelu) are written as their bodies first.
+ONNX defines as functions (Gelu) are written as their bodies first, and
+Dropout and last-axis Softmax, whose onnx down adapters are missing or fail,
+in their older forms (see down_adapters).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import onnx
 from onnx import defs, version_converter
 
 from spa.errors import SPAError, SPAWarning, last_line
+from spa.exporter.down_adapters import OLDER_FORMS, write_older_forms
 from spa.exporter.function_expansion import expand_newer_functions
 from spa.importer.model_prep import SPA_OPSET, check_structure, default_opset, is_big
 from spa.importer.private_domain import hide, restore
@@ -41,6 +44,8 @@ def convert_opset(model: onnx.ModelProto, target: int, ir_version: int | None = 
     if not 1 <= target <= SPA_OPSET:
         raise SPAError(f"opset {target} is not one SPA can write (1 to {SPA_OPSET})")
     structure = expand_newer_functions(_structure(model), target)
+    written = write_older_forms(structure, target)
+    hide(structure, UNCHANGED_DOMAIN, lambda node: node.name in written and node.op_type in OLDER_FORMS)
     _park_unchanged(structure, current, target)
     try:
         converted = version_converter.convert_version(structure, target)

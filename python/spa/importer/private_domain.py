@@ -20,7 +20,7 @@ def hide(model: onnx.ModelProto, domain: str, should_hide: Callable[[onnx.NodePr
         if node.domain in ("", "ai.onnx") and should_hide(node):
             node.domain = domain
             hidden = True
-    if hidden:
+    if hidden and all(o.domain != domain for o in model.opset_import):
         model.opset_import.add(domain=domain, version=1)
     return hidden
 

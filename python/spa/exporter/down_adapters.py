@@ -1,0 +1,114 @@
+"""Write nodes in an older opset's form where onnx's version converter has no working down adapter.
+
+Dropout took its ratio as an attribute until opset 12, then as an optional
+input (with a training_mode input). onnx converts it up but not back, so a
+model that came with an opset-7..11 Dropout (AlexNet, VGG, ...) could not be
+written at its own opset after pruning. A Dropout whose ratio is a constant
+and whose training mode is absent or a constant false means the same as the
+old form with the ratio as an attribute.
+
+Softmax, LogSoftmax and Hardmax normalised everything from `axis` on (the
+input coerced to 2-D) until opset 13, and only `axis` since; onnx's adapter
+from 13 down fails on the Flatten/Reshape its own upgrade wrote. Over the
+last axis both mean the same, so such a node only needs that axis spelled
+non-negatively (older opsets allow no negative axis).
+
+Nodes written so are moved out of the converter's way (see opset.py).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+DROPOUT_RATIO_INPUT = 12  # the opset at which Dropout's ratio became an input
+DROPOUT_RATIO_ATTRIBUTE = 7  # the oldest opset with today's attribute form (no is_test)
+SINGLE_AXIS_SOFTMAX = 13  # the opset at which the Softmax family stopped coercing its input to 2-D
+SOFTMAX_FAMILY = ("Softmax", "LogSoftmax", "Hardmax")
+OLDER_FORMS = ("Dropout", *SOFTMAX_FAMILY)  # the operators write_older_forms may rewrite
+
+
+def write_older_forms(model: onnx.ModelProto, target: int) -> set[str]:
+    """Rewrite the nodes of `model` (at opset `target` or newer) that the converter cannot take down to
+    `target` into their form at `target`; returns their names (each given one if it had none), for the
+    caller to keep the converter off them."""
+    written: set[str] = set()
+    if target < SINGLE_AXIS_SOFTMAX:
+        ranks = _ranks(model)
+        for node in _default_domain(model, SOFTMAX_FAMILY):
+            if _write_last_axis(node, ranks.get(node.input[0])):
+                written.add(_named(node, len(written)))
+    if DROPOUT_RATIO_ATTRIBUTE <= target < DROPOUT_RATIO_INPUT:
+        constants = _constants(model.graph)
+        released: set[str] = set()
+        for node in _default_domain(model, ("Dropout",)):
+            inputs = set(node.input[1:])
+            if _write_old_dropout(node, constants):
+                written.add(_named(node, len(written)))
+                released |= inputs - {""}
+        _drop_unused_constants(model.graph, released)
+    return written
+
+
+def _default_domain(model: onnx.ModelProto, op_types: tuple[str, ...]) -> list[onnx.NodeProto]:
+    return [node for node in model.graph.node if node.op_type in op_types and node.domain in ("", "ai.onnx")]
+
+
+def _named(node: onnx.NodeProto, index: int) -> str:
+    node.name = node.name or f"spa_older_form_{index}"
+    return node.name
+
+
+def _ranks(model: onnx.ModelProto) -> dict[str, int]:
+    inferred = onnx.shape_inference.infer_shapes(model).graph
+    values = [*inferred.input, *inferred.value_info, *inferred.output]
+    return {v.name: len(v.type.tensor_type.shape.dim) for v in values if v.type.tensor_type.HasField("shape")}
+
+
+def _write_last_axis(node: onnx.NodeProto, rank: int | None) -> bool:
+    """A Softmax-family node over its input's last axis, with that axis written as rank - 1; False,
+    unchanged, when the axis is another one or the rank is unknown."""
+    axis = next((a.i for a in node.attribute if a.name == "axis"), -1)
+    if not rank or axis % rank != rank - 1:
+        return False
+    del node.attribute[:]
+    node.attribute.append(onnx.helper.make_attribute("axis", rank - 1))
+    return True
+
+
+def _write_old_dropout(node: onnx.NodeProto, constants: dict[str, np.ndarray]) -> bool:
+    """Dropout(data, ratio, training_mode) -> Dropout(data) with a ratio attribute, when both are constant
+    (and the training mode off); False, unchanged, otherwise."""
+    ratio_name = node.input[1] if len(node.input) > 1 else ""
+    mode_name = node.input[2] if len(node.input) > 2 else ""
+    if (ratio_name and ratio_name not in constants) or (mode_name and mode_name not in constants):
+        return False
+    if mode_name and bool(constants[mode_name].reshape(-1)[0]):
+        return False  # dropout in training mode has no form with a ratio attribute
+    ratio = float(constants[ratio_name].reshape(-1)[0]) if ratio_name else 0.5
+    del node.input[1:]
+    node.attribute.append(onnx.helper.make_attribute("ratio", ratio))
+    return True
+
+
+def _constants(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
+    values = {tensor.name: numpy_helper.to_array(tensor) for tensor in graph.initializer
+              if tensor.data_location != onnx.TensorProto.EXTERNAL}
+    for node in graph.node:
+        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
+            values[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
+    return values
+
+
+def _drop_unused_constants(graph: onnx.GraphProto, released: set[str]) -> None:
+    """Remove the `released` constants (ratios, modes) nothing reads any more (a runtime would warn)."""
+    used = {name for node in graph.node for name in node.input} | {value.name for value in graph.output}
+    used |= {value.name for value in graph.input}  # an initializer that is also an input stays an input
+    unused = released - used
+    for index in reversed(range(len(graph.node))):
+        if graph.node[index].op_type == "Constant" and graph.node[index].output[0] in unused:
+            del graph.node[index]
+    for index in reversed(range(len(graph.initializer))):
+        if graph.initializer[index].name in unused:
+            del graph.initializer[index]
