@@ -19,7 +19,7 @@ timm = pytest.importorskip("timm")
 import spa.torch
 
 FULLY_PRUNABLE = ["resnet18", "efficientnet_b0", "mobilenetv3_small_100", "convnext_atto", "regnetx_002",
-                  "ghostnet_100", "deit_tiny_patch16_224", "dla34", "resnest14d"]
+                  "ghostnet_100", "deit_tiny_patch16_224", "dla34", "resnest14d", "poolformer_s12"]
 
 
 @pytest.mark.parametrize("name", FULLY_PRUNABLE)

@@ -322,6 +322,12 @@ bool spa::isSliceableConstant(Value value) {
 std::optional<SmallVector<ShapePiece>> spa::shapePieces(Value shape) {
   if (std::optional<SmallVector<int64_t>> values = constantInts(shape))
     return SmallVector<ShapePiece>{ShapePiece{shape, 0, static_cast<int64_t>(values->size()), values}};
+  if (auto whole = shape.getDefiningOp<onnx::ShapeOp>()) {
+    std::optional<int64_t> rank = rankOf(whole.getData());
+    if (rank && whole.getStart() == 0 && !whole.getEnd())
+      return SmallVector<ShapePiece>{ShapePiece{shape, 0, *rank, std::nullopt, whole.getData()}};
+    return std::nullopt;
+  }
   auto concat = shape.getDefiningOp<onnx::ConcatOp>();
   if (!concat || concat.getAxis() != 0)
     return std::nullopt;

@@ -381,3 +381,28 @@ func.func @main_graph(%x: tensor<1x3x2xf32>) -> tensor<1x3x2xf32> {
   %y = "onnx.MatMul"(%o, %wo) : (tensor<1x3x4xf32>, tensor<4x2xf32>) -> tensor<1x3x2xf32>
   return %y : tensor<1x3x2xf32>
 }
+
+// -----
+
+// torch's GroupNorm(1, C): the channels are flattened with their spatial dims
+// (Reshape to [N, 1, -1]), normalised together by InstanceNormalization, and
+// reshaped back to the input's own Shape. The channels stay one group through
+// both Reshapes; removing them changes the statistics: not function-preserving.
+// CHECK-LABEL: "groups"
+// CHECK-SAME: "channels":4,{{.*}}"function_preserving":false,"id":0,"members":[{"axis":0,"channel_of_position":[0,1,2,3],"role":"producer","tensor":"w"},{"axis":1,"channel_of_position":[0,1,2,3],"role":"consumer","tensor":"w2"}
+// CHECK-SAME: "prunable":true
+func.func @main_graph(%x: tensor<?x2x2x2xf32>) -> tensor<?x2x2x2xf32> {
+  %w = onnx.Initializer "w" = dense<1.0> : tensor<4x2x1x1xf32>
+  %w2 = onnx.Initializer "w2" = dense<1.0> : tensor<2x4x1x1xf32>
+  %flat = onnx.Initializer "flat" = dense<[0, 1, -1]> : tensor<3xi64>
+  %scale = onnx.Initializer "scale" = dense<1.0> : tensor<1xf32>
+  %bias = onnx.Initializer "bias" = dense<0.0> : tensor<1xf32>
+  %none = "onnx.NoValue"() : () -> none
+  %y = "onnx.Conv"(%x, %w, %none) : (tensor<?x2x2x2xf32>, tensor<4x2x1x1xf32>, none) -> tensor<?x4x2x2xf32>
+  %f = "onnx.Reshape"(%y, %flat) : (tensor<?x4x2x2xf32>, tensor<3xi64>) -> tensor<?x1x16xf32>
+  %n = "onnx.InstanceNormalization"(%f, %scale, %bias) : (tensor<?x1x16xf32>, tensor<1xf32>, tensor<1xf32>) -> tensor<?x1x16xf32>
+  %shape = "onnx.Shape"(%y) : (tensor<?x4x2x2xf32>) -> tensor<4xi64>
+  %back = "onnx.Reshape"(%n, %shape) : (tensor<?x1x16xf32>, tensor<4xi64>) -> tensor<?x4x2x2xf32>
+  %z = "onnx.Conv"(%back, %w2, %none) : (tensor<?x4x2x2xf32>, tensor<2x4x1x1xf32>, none) -> tensor<?x2x2x2xf32>
+  return %z : tensor<?x2x2x2xf32>
+}

@@ -149,16 +149,18 @@ bool isConstantOrView(mlir::Value value);
 /// Integer values of a constant operand (shape, axes, pads ...), if constant.
 std::optional<llvm::SmallVector<int64_t>> constantInts(mlir::Value value);
 /// One piece of a shape operand: `size` entries, from `value`; `constant`
-/// holds them when the piece is a constant.
+/// holds them when the piece is a constant, `shapeOf` the tensor when the
+/// piece is its whole shape (Shape(x): it follows x's sizes when x is pruned).
 struct ShapePiece {
   mlir::Value value;
   unsigned operandIndex; // in the Concat building the shape (0 for a plain constant)
   int64_t size;
   std::optional<llvm::SmallVector<int64_t>> constant;
+  mlir::Value shapeOf = {};
 };
-/// The pieces of a shape operand: itself when constant, else the inputs of
-/// the Concat (axis 0) of 1-D pieces that computes it (e.g. Shape-derived
-/// batch dims next to constant feature dims); std::nullopt otherwise.
+/// The pieces of a shape operand: itself when constant or a whole Shape(x),
+/// else the inputs of the Concat (axis 0) of 1-D pieces that computes it (e.g.
+/// Shape-derived batch dims next to constant feature dims); std::nullopt otherwise.
 std::optional<llvm::SmallVector<ShapePiece>> shapePieces(mlir::Value shape);
 /// The range a Slice keeps along `axis` of its data (static size `size`):
 /// [first, last) with `entry` the index of that axis in its starts/ends, when

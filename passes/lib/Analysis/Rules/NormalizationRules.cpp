@@ -1,7 +1,10 @@
 //===- NormalizationRules.cpp - per-channel and cross-channel norms -------===//
 //
 // BatchNormalization / InstanceNormalization: every parameter is per channel
-// (axis 1) and travels with it. LayerNormalization over the channel axis
+// (axis 1) and travels with it. InstanceNormalization of channels flattened
+// into a normalised axis (torch's GroupNorm(1, C): Reshape to [N, 1, C*H*W])
+// keeps its parameters but, like LayerNormalization, its statistics change
+// when channels go: not function-preserving. LayerNormalization over the channel axis
 // also slices scale and bias, but removing a channel changes the statistics,
 // so its channels are not function-preserving; the same holds for LRN.
 // GroupNormalization keeps its groups and loses the same positions in each.
@@ -36,7 +39,15 @@ void perChannelNorm(Operation *op, CouplingBuilder &builder, unsigned first, uns
 }
 
 void batchNormRule(Operation *op, CouplingBuilder &builder) { perChannelNorm(op, builder, 1, 4); }
-void instanceNormRule(Operation *op, CouplingBuilder &builder) { perChannelNorm(op, builder, 1, 2); }
+void instanceNormRule(Operation *op, CouplingBuilder &builder) {
+  const TrackedAxis *input = builder.lookup(op->getOperand(0));
+  if (input && input->axis >= 2) { // channels inside the normalised axes
+    builder.markNotFunctionPreserving(input->atoms, describe(op) + " normalises over the channels");
+    builder.track(op->getResult(0), input->axis, input->atoms);
+    return;
+  }
+  perChannelNorm(op, builder, 1, 2);
+}
 
 void layerNormRule(Operation *op, CouplingBuilder &builder) {
   auto norm = cast<onnx::LayerNormalizationOp>(op);

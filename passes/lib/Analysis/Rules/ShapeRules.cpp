@@ -190,13 +190,23 @@ void reshapeRule(Operation *op, CouplingBuilder &builder) {
     return;
   }
   // spa-prune rewrites the target entry of the axis whose size changes: it
-  // must be in a constant piece (Shape-derived pieces elsewhere are fine).
+  // must be in a constant piece (Shape-derived pieces elsewhere are fine), or
+  // be Shape(x) of a tensor carrying the same channels on that axis (torch's
+  // GroupNorm reshapes back to its input's shape), which follows by itself.
   std::optional<SmallVector<ShapePiece>> pieces = shapePieces(op->getOperand(1));
-  auto constantAt = [&](int64_t position) {
+  auto followsTarget = [&](int64_t position, ArrayRef<Atom> atoms) {
     for (const ShapePiece &piece : *pieces) {
-      if (position < piece.size)
-        return piece.constant.has_value();
-      position -= piece.size;
+      if (position >= piece.size) {
+        position -= piece.size;
+        continue;
+      }
+      if (piece.constant)
+        return true;
+      const TrackedAxis *shaped = piece.shapeOf ? builder.lookup(piece.shapeOf) : nullptr;
+      if (!shaped || shaped->axis != position || shaped->atoms.size() != atoms.size())
+        return false;
+      builder.uniteAll(shaped->atoms, atoms); // the output's size is x's: one group
+      return true;
     }
     return false;
   };
@@ -224,8 +234,8 @@ void reshapeRule(Operation *op, CouplingBuilder &builder) {
   auto track = [&](int64_t squeezedAxis, ArrayRef<Atom> atoms) {
     builder.track(result, outPosition[squeezedAxis], atoms);
   };
-  auto computedTarget = [&](int64_t squeezedAxis) {
-    if (constantAt(outPosition[squeezedAxis]))
+  auto computedTarget = [&](int64_t squeezedAxis, ArrayRef<Atom> atoms) {
+    if (followsTarget(outPosition[squeezedAxis], atoms))
       return false;
     builder.block(input->atoms, where + " has a computed target size for the channels");
     return true;
@@ -243,11 +253,12 @@ void reshapeRule(Operation *op, CouplingBuilder &builder) {
   while (last < inRank && !ShapedType::isDynamic(in[last]) && merged < out[common])
     merged *= in[last++];
   if (merged == out[common] && last > axis) {
-    if (computedTarget(common))
-      return;
     int64_t outer = product(ArrayRef<int64_t>(in).slice(common, axis - common));
     int64_t inner = product(ArrayRef<int64_t>(in).slice(axis + 1, last - axis - 1));
-    track(common, blockMap(input->atoms, outer, inner));
+    SmallVector<Atom> atoms = blockMap(input->atoms, outer, inner);
+    if (computedTarget(common, atoms))
+      return;
+    track(common, atoms);
     return;
   }
   // Split: in[axis] -> out[axis] x ... x out[last] (prefix and suffix unchanged);
@@ -258,24 +269,42 @@ void reshapeRule(Operation *op, CouplingBuilder &builder) {
   --lastFactor;
   if (common == axis && factors == in[axis] && lastFactor > axis &&
       ArrayRef<int64_t>(in).drop_front(axis + 1) == ArrayRef<int64_t>(out).drop_front(lastFactor + 1)) {
+    // Unflatten: the positions already repeat each channel over the factors
+    // after one of them (channels flattened with their spatial dims, as
+    // torch's GroupNorm(1, C) does) -> the channels are that factor.
+    for (int64_t factor = axis; factor < lastFactor; ++factor) {
+      int64_t inner = product(ArrayRef<int64_t>(out).slice(factor + 1, lastFactor - factor));
+      SmallVector<Atom> atoms;
+      for (int64_t channel = 0; channel < out[factor]; ++channel)
+        atoms.push_back(input->atoms[channel * inner]);
+      bool repeats = true;
+      for (int64_t position = 0; position < in[axis] && repeats; ++position)
+        repeats = input->atoms[position] == atoms[(position / inner) % out[factor]];
+      if (!repeats)
+        continue;
+      if (computedTarget(factor, atoms))
+        return;
+      track(factor, atoms);
+      return;
+    }
     if (builder.headPruning() == HeadPruning::WholeHeads) {
       // Whole heads: channels live on the factor before the last (the heads);
       // each head's dims (the last factor) and its copies (q, k, v) are one channel.
-      if (computedTarget(lastFactor - 1))
-        return;
       int64_t dims = out[lastFactor], heads = out[lastFactor - 1];
       SmallVector<Atom> atoms;
       for (int64_t head = 0; head < heads; ++head)
         atoms.push_back(input->atoms[head * dims]);
+      if (computedTarget(lastFactor - 1, atoms))
+        return;
       for (int64_t position = 0; position < in[axis]; ++position)
         builder.unite(atoms[(position / dims) % heads], input->atoms[position]);
       track(lastFactor - 1, atoms);
       return;
     }
-    if (computedTarget(lastFactor))
-      return;
     int64_t size = out[lastFactor], copies = in[axis] / size;
     SmallVector<Atom> atoms(input->atoms.begin(), input->atoms.begin() + size);
+    if (computedTarget(lastFactor, atoms))
+      return;
     for (int64_t copy = 1; copy < copies; ++copy)
       builder.uniteAll(atoms, ArrayRef<Atom>(input->atoms).slice(copy * size, size));
     track(lastFactor, atoms);
@@ -295,7 +324,7 @@ void reshapeRule(Operation *op, CouplingBuilder &builder) {
     std::optional<int64_t> before = staticProduct(ArrayRef<int64_t>(in).slice(common, axis - common));
     std::optional<int64_t> after = staticProduct(ArrayRef<int64_t>(out).slice(common, outAxis - common));
     if (before && before == after) {
-      if (computedTarget(outAxis))
+      if (computedTarget(outAxis, input->atoms))
         return;
       track(outAxis, input->atoms);
       return;
