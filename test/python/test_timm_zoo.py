@@ -37,3 +37,23 @@ def test_timm_model_is_prunable_and_prunes_like_the_oracle(name: str) -> None:
     want, got = run(masked, feeds), run(pruned, feeds)
     for expected, actual in zip(want, got):
         np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-4 * max(1.0, float(np.abs(expected).max())))
+
+
+def test_static_batch_levit_prunes_through_folded_shape_constants() -> None:
+    """With a static batch, LeViT's reshape targets fold to Constants written with value_ints; they are
+    constant targets like any other (3 of 51 groups were prunable before), and pruning matches the oracle."""
+    import io
+
+    torch.manual_seed(0)
+    net = timm.create_model("levit_128s", pretrained=False, num_classes=10).eval()
+    buffer = io.BytesIO()
+    torch.onnx.export(net, torch.randn(1, 3, 224, 224), buffer, dynamo=False, do_constant_folding=False)
+    original = onnx.load_from_string(buffer.getvalue())
+    blocked = [g.details().splitlines()[0] for g in spa.load(original).coupling_groups() if not g.prunable]
+    assert len(blocked) == 1 and "graph output" in blocked[0], blocked
+    pruned, masked, plan, _ = prune_and_mask(original)
+    assert sum(len(g["removed"]) for g in plan["groups"]) > 0
+    feeds = {original.graph.input[0].name: np.random.default_rng(1).standard_normal((1, 3, 224, 224)).astype(np.float32)}
+    want, got = run(masked, feeds), run(pruned, feeds)
+    for expected, actual in zip(want, got):  # LeViT's random-weight outputs are ~1e-5: scale-relative
+        np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-4 * float(np.abs(expected).max()))

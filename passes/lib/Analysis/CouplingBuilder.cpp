@@ -376,6 +376,16 @@ std::string spa::describe(Operation *op) {
 std::optional<SmallVector<int64_t>> spa::constantInts(Value value) {
   if (auto unsqueeze = value.getDefiningOp<onnx::UnsqueezeOp>()) // a scalar made a 1-element shape piece
     return constantInts(unsqueeze.getData());
+  if (auto constant = value.getDefiningOp<onnx::ConstantOp>()) { // value_ints / value_int (folders write these)
+    if (std::optional<ArrayAttr> list = constant.getValueInts()) {
+      SmallVector<int64_t> values;
+      for (Attribute entry : *list)
+        values.push_back(cast<IntegerAttr>(entry).getInt());
+      return values;
+    }
+    if (std::optional<uint64_t> single = constant.getValueInt())
+      return SmallVector<int64_t>{static_cast<int64_t>(*single)};
+  }
   ElementsAttr elements = constantElements(value);
   if (!elements || !elements.getElementType().isInteger())
     return std::nullopt;
