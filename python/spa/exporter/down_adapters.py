@@ -14,6 +14,8 @@ last axis both mean the same, so such a node only needs that axis spelled
 non-negatively (older opsets allow no negative axis).
 
 Nodes written so are moved out of the converter's way (see opset.py).
+GroupNormalization, which SPA fuses torch's GroupNorm into, is written back
+as those primitives below opset 21, for the converter to take down.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from __future__ import annotations
 import numpy as np
 import onnx
 from onnx import numpy_helper
+
+from spa.importer.group_norm import PER_CHANNEL_GROUP_NORM, unfuse_group_norms
 
 DROPOUT_RATIO_INPUT = 12  # the opset at which Dropout's ratio became an input
 DROPOUT_RATIO_ATTRIBUTE = 7  # the oldest opset with today's attribute form (no is_test)
@@ -49,6 +53,15 @@ def write_older_forms(model: onnx.ModelProto, target: int) -> set[str]:
                 released |= inputs - {""}
         _drop_unused_constants(model.graph, released)
     return written
+
+
+def write_group_norm_primitives(model: onnx.ModelProto, target: int) -> None:
+    """Below opset 21, GroupNormalization (which SPA fuses torch's GroupNorm into) as torch's primitives, for
+    the converter to take down (see importer/group_norm). onnx infers no shape past a GroupNormalization,
+    so each round's primitives give the ranks the next one needs."""
+    if target < PER_CHANNEL_GROUP_NORM:
+        while unfuse_group_norms(model, _ranks(model)):
+            pass
 
 
 def _default_domain(model: onnx.ModelProto, op_types: tuple[str, ...]) -> list[onnx.NodeProto]:

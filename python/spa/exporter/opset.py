@@ -24,7 +24,7 @@ import onnx
 from onnx import defs, version_converter
 
 from spa.errors import SPAError, SPAWarning, last_line
-from spa.exporter.down_adapters import OLDER_FORMS, write_older_forms
+from spa.exporter.down_adapters import OLDER_FORMS, write_group_norm_primitives, write_older_forms
 from spa.exporter.function_expansion import expand_newer_functions
 from spa.importer.model_prep import SPA_OPSET, check_structure, default_opset, is_big
 from spa.importer.private_domain import hide, restore
@@ -43,7 +43,9 @@ def convert_opset(model: onnx.ModelProto, target: int, ir_version: int | None = 
         return model
     if not 1 <= target <= SPA_OPSET:
         raise SPAError(f"opset {target} is not one SPA can write (1 to {SPA_OPSET})")
-    structure = expand_newer_functions(_structure(model), target)
+    structure = _structure(model)
+    write_group_norm_primitives(structure, target)  # before functions: GroupNormalization 18 is one too
+    structure = expand_newer_functions(structure, target)
     written = write_older_forms(structure, target)
     hide(structure, UNCHANGED_DOMAIN, lambda node: node.name in written and node.op_type in OLDER_FORMS)
     _park_unchanged(structure, current, target)

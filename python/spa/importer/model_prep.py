@@ -18,6 +18,7 @@ import onnx
 from onnx import shape_inference, version_converter
 
 from spa.errors import SPAError
+from spa.importer.group_norm import PER_CHANNEL_GROUP_NORM, fuse_group_norms
 from spa.importer.shape_folding import (
     fold_shape_arithmetic,
     has_shape_arithmetic,
@@ -106,6 +107,8 @@ def normalise(model: LoadedModel, config: ImportConfig) -> None:
             raise SPAError(f"{label}: cannot convert opset {opset} to {SPA_OPSET}: {_first_line(error)}") from None
     proto.ir_version = max(proto.ir_version, onnx.helper.find_min_ir_version_for(
         list(proto.opset_import), ignore_unknown=True))
+    if default_opset(proto) >= PER_CHANNEL_GROUP_NORM:
+        fuse_group_norms(proto)  # torch's GroupNorm primitives as one node, whose channels SPA follows
     if config.infer_shapes:
         proto = _infer_shapes(proto, label)
         if config.fold_shapes and has_shape_arithmetic(proto.graph):
