@@ -24,7 +24,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from spa.importer.group_norm import PER_CHANNEL_GROUP_NORM, unfuse_group_norms
+from spa.importer.group_norm import PER_CHANNEL_GROUP_NORM, unfuse_group_norms, value_ranks
 
 DROPOUT_RATIO_INPUT = 12  # the opset at which Dropout's ratio became an input
 DROPOUT_RATIO_ATTRIBUTE = 7  # the oldest opset with today's attribute form (no is_test)
@@ -39,7 +39,7 @@ def write_older_forms(model: onnx.ModelProto, target: int) -> set[str]:
     caller to keep the converter off them."""
     written: set[str] = set()
     if target < SINGLE_AXIS_SOFTMAX:
-        ranks = _ranks(model)
+        ranks = value_ranks(model)
         for node in _default_domain(model, SOFTMAX_FAMILY):
             if _write_last_axis(node, ranks.get(node.input[0])):
                 written.add(_named(node, len(written)))
@@ -60,7 +60,7 @@ def write_group_norm_primitives(model: onnx.ModelProto, target: int) -> None:
     the converter to take down (see importer/group_norm). onnx infers no shape past a GroupNormalization,
     so each round's primitives give the ranks the next one needs."""
     if target < PER_CHANNEL_GROUP_NORM:
-        while unfuse_group_norms(model, _ranks(model)):
+        while unfuse_group_norms(model, value_ranks(model)):
             pass
 
 
@@ -71,12 +71,6 @@ def _default_domain(model: onnx.ModelProto, op_types: tuple[str, ...]) -> list[o
 def _named(node: onnx.NodeProto, index: int) -> str:
     node.name = node.name or f"spa_older_form_{index}"
     return node.name
-
-
-def _ranks(model: onnx.ModelProto) -> dict[str, int]:
-    inferred = onnx.shape_inference.infer_shapes(model).graph
-    values = [*inferred.input, *inferred.value_info, *inferred.output]
-    return {v.name: len(v.type.tensor_type.shape.dim) for v in values if v.type.tensor_type.HasField("shape")}
 
 
 def _write_last_axis(node: onnx.NodeProto, rank: int | None) -> bool:

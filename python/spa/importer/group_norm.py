@@ -24,7 +24,9 @@ def fuse_group_norms(model: onnx.ModelProto) -> int:
     """Replace torch's GroupNorm pattern in `model`'s main graph by GroupNormalization nodes (in place, at
     opset 21 or newer); returns how many were fused."""
     graph = model.graph
-    values = _Constants(graph)
+    if not any(node.op_type == "InstanceNormalization" for node in graph.node):
+        return 0
+    values, ranks = _Constants(graph), value_ranks(model)
     producers = {out: node for node in graph.node for out in node.output}
     consumers: dict[str, list[onnx.NodeProto]] = {}
     for node in graph.node:
@@ -40,7 +42,7 @@ def fuse_group_norms(model: onnx.ModelProto) -> int:
 
     fused = []
     for reshape in [n for n in graph.node if n.op_type == "Reshape" and n.domain in ("", "ai.onnx")]:
-        match = _match(reshape, values, producers, only_consumer)
+        match = _match(reshape, values, ranks, producers, only_consumer)
         if match is not None:
             fused.append(match)
     for removed, node in fused:
@@ -52,12 +54,16 @@ def fuse_group_norms(model: onnx.ModelProto) -> int:
     return len(fused)
 
 
-def _match(reshape, values, producers, only_consumer):
+def _match(reshape, values, ranks, producers, only_consumer):
     """(nodes the pattern from `reshape` covers, the GroupNormalization replacing them), or None."""
     target = values.ints(reshape.input[1])
-    if target is None or len(target) != 3 or target[2] != -1 or target[1] < 1:
-        return None
+    if target is None or target[:1] != [0] or len(target) != 3 or target[2] != -1 or target[1] < 1 or \
+            any(a.name == "allowzero" and a.i for a in reshape.attribute):
+        return None  # [0, G, -1]: the batch kept, each group flattened
     groups, x = int(target[1]), reshape.input[0]
+    rank = ranks.get(x)
+    if rank is None or rank < 3:
+        return None
     norm = only_consumer(reshape.output[0], "InstanceNormalization")
     if norm is None or not values.all_equal(norm.input[1], 1.0, groups) or not values.all_equal(norm.input[2], 0.0,
                                                                                                   groups):
@@ -67,9 +73,9 @@ def _match(reshape, values, producers, only_consumer):
     if shape is None or shape.op_type != "Shape" or shape.input[0] != x or shape.attribute:
         return None
     scale_mul = only_consumer(back.output[0], "Mul")
-    weight = _per_channel(scale_mul, back.output[0], values, producers) if scale_mul else None
+    weight = _per_channel(scale_mul, back.output[0], rank, values, producers) if scale_mul else None
     shift_add = only_consumer(scale_mul.output[0], "Add") if weight else None
-    bias = _per_channel(shift_add, scale_mul.output[0], values, producers) if shift_add else None
+    bias = _per_channel(shift_add, scale_mul.output[0], rank, values, producers) if shift_add else None
     if bias is None or values.length(weight) != values.length(bias) or values.length(weight) % groups:
         return None
     epsilon = next((a.f for a in norm.attribute if a.name == "epsilon"), 1e-5)
@@ -78,18 +84,25 @@ def _match(reshape, values, producers, only_consumer):
     return [reshape, norm, back, scale_mul, shift_add], fused
 
 
-def _per_channel(node, data, values, producers):
-    """The 1-D constant that `node` (Mul or Add with `data`) applies per channel on axis 1, unsqueezed to
-    [C, 1, ...] as torch writes it; None otherwise."""
+def _per_channel(node, data, rank, values, producers):
+    """The 1-D constant that `node` (Mul or Add with `data`, of `rank`) applies per channel on axis 1,
+    unsqueezed to [C, 1, ...] as torch writes it; None otherwise."""
     other = node.input[1] if node.input[0] == data else node.input[0]
     unsqueeze = producers.get(other)
     if unsqueeze is None or unsqueeze.op_type != "Unsqueeze" or len(unsqueeze.input) != 2:
         return None
     axes = values.ints(unsqueeze.input[1])
     source = unsqueeze.input[0]
-    if axes is None or values.length(source) is None or not axes or sorted(axes) != list(range(1, len(axes) + 1)):
-        return None
+    if axes is None or values.length(source) is None or sorted(axes) != list(range(1, rank - 1)):
+        return None  # [C, 1, ...] with rank - 2 ones: broadcast against axis 1
     return source
+
+
+def value_ranks(model: onnx.ModelProto) -> dict[str, int]:
+    """The rank of every value of the main graph that ONNX shape inference types."""
+    inferred = onnx.shape_inference.infer_shapes(model).graph
+    values = [*inferred.input, *inferred.value_info, *inferred.output]
+    return {v.name: len(v.type.tensor_type.shape.dim) for v in values if v.type.tensor_type.HasField("shape")}
 
 
 class _Constants:
