@@ -8,11 +8,14 @@ removed constant slices are zeroed.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import onnx
 import pytest
 from conftest import LIGHT_MODELS, random_inputs, run
 from oracle import prune_and_mask
+from spa.errors import SPAWarning
 
 TORCH_MODELS = ["residual", "concat", "grouped_conv", "depthwise_residual", "attention",
                 "channel_shuffle", "squeeze_excite", "split", "concat_chain", "resnext_block", "shape_derived_heads", "torch_mha",
@@ -20,7 +23,9 @@ TORCH_MODELS = ["residual", "concat", "grouped_conv", "depthwise_residual", "att
 
 
 def check_against_oracle(source, min_removed: int = 1, heads: str = "dims") -> dict:
-    pruned, masked, plan, groups = prune_and_mask(source, heads=heads)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SPAWarning)  # e.g. "keeps opset 26": pruned models keep their opset
+        pruned, masked, plan, groups = prune_and_mask(source, heads=heads)
     onnx.checker.check_model(pruned, full_check=True)
     removed = sum(len(g["removed"]) for g in plan["groups"])
     assert removed >= min_removed, [g.details() for g in groups]

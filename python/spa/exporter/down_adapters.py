@@ -13,6 +13,8 @@ from 13 down fails on the Flatten/Reshape its own upgrade wrote. Over the
 last axis both mean the same, so such a node only needs that axis spelled
 non-negatively (older opsets allow no negative axis).
 
+Constants that folders write as value_ints (opset 12) are written as tensors.
+
 Nodes written so are moved out of the converter's way (see opset.py).
 GroupNormalization, which SPA fuses torch's GroupNorm into, is written back
 as those primitives below opset 21, for the converter to take down.
@@ -30,7 +32,8 @@ DROPOUT_RATIO_INPUT = 12  # the opset at which Dropout's ratio became an input
 DROPOUT_RATIO_ATTRIBUTE = 7  # the oldest opset with today's attribute form (no is_test)
 SINGLE_AXIS_SOFTMAX = 13  # the opset at which the Softmax family stopped coercing its input to 2-D
 SOFTMAX_FAMILY = ("Softmax", "LogSoftmax", "Hardmax")
-OLDER_FORMS = ("Dropout", *SOFTMAX_FAMILY)  # the operators write_older_forms may rewrite
+CONSTANT_LISTS = 12  # the opset at which Constant gained value_int(s)/value_float(s) (folders write them)
+OLDER_FORMS = ("Dropout", "Constant", *SOFTMAX_FAMILY)  # the operators write_older_forms may rewrite
 
 
 def write_older_forms(model: onnx.ModelProto, target: int) -> set[str]:
@@ -38,6 +41,10 @@ def write_older_forms(model: onnx.ModelProto, target: int) -> set[str]:
     `target` into their form at `target`; returns their names (each given one if it had none), for the
     caller to keep the converter off them."""
     written: set[str] = set()
+    if target < CONSTANT_LISTS:
+        for node in _default_domain(model, ("Constant",)):
+            if _write_tensor_constant(node):
+                written.add(_named(node, len(written)))
     if target < SINGLE_AXIS_SOFTMAX:
         ranks = value_ranks(model)
         for node in _default_domain(model, SOFTMAX_FAMILY):
@@ -71,6 +78,22 @@ def _default_domain(model: onnx.ModelProto, op_types: tuple[str, ...]) -> list[o
 def _named(node: onnx.NodeProto, index: int) -> str:
     node.name = node.name or f"spa_older_form_{index}"
     return node.name
+
+
+def _write_tensor_constant(node: onnx.NodeProto) -> bool:
+    """A Constant holding value_int(s)/value_float(s) with its value as a tensor (the only form before
+    opset 12); False, unchanged, for any other Constant."""
+    if len(node.attribute) != 1:
+        return False
+    attribute = node.attribute[0]
+    forms = {"value_int": (np.int64, attribute.i), "value_ints": (np.int64, list(attribute.ints)),
+             "value_float": (np.float32, attribute.f), "value_floats": (np.float32, list(attribute.floats))}
+    if attribute.name not in forms:
+        return False
+    dtype, value = forms[attribute.name]
+    del node.attribute[:]
+    node.attribute.append(onnx.helper.make_attribute("value", numpy_helper.from_array(np.array(value, dtype))))
+    return True
 
 
 def _write_last_axis(node: onnx.NodeProto, rank: int | None) -> bool:
