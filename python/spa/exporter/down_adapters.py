@@ -45,9 +45,10 @@ def write_older_forms(model: onnx.ModelProto, target: int) -> set[str]:
         for node in _default_domain(model, ("Constant",)):
             if _write_tensor_constant(node):
                 written.add(_named(node, len(written)))
-    if target < SINGLE_AXIS_SOFTMAX:
-        ranks = value_ranks(model)
-        for node in _default_domain(model, SOFTMAX_FAMILY):
+    softmaxes = _default_domain(model, SOFTMAX_FAMILY) if target < SINGLE_AXIS_SOFTMAX else []
+    if softmaxes:
+        ranks = value_ranks(model)  # shape inference only when there is something to ask it about
+        for node in softmaxes:
             if _write_last_axis(node, ranks.get(node.input[0])):
                 written.add(_named(node, len(written)))
     if DROPOUT_RATIO_ATTRIBUTE <= target < DROPOUT_RATIO_INPUT:
@@ -66,7 +67,7 @@ def write_group_norm_primitives(model: onnx.ModelProto, target: int) -> None:
     """Below opset 21, GroupNormalization (which SPA fuses torch's GroupNorm into) as torch's primitives, for
     the converter to take down (see importer/group_norm). onnx infers no shape past a GroupNormalization,
     so each round's primitives give the ranks the next one needs."""
-    if target < PER_CHANNEL_GROUP_NORM:
+    if target < PER_CHANNEL_GROUP_NORM and _default_domain(model, ("GroupNormalization",)):
         while unfuse_group_norms(model, value_ranks(model)):
             pass
 
