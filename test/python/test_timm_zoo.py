@@ -6,6 +6,8 @@ Which timm models still have blocked groups, and why, is measured by benchmarks/
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import onnx
 import pytest
@@ -42,8 +44,6 @@ def test_timm_model_is_prunable_and_prunes_like_the_oracle(name: str) -> None:
 def test_static_batch_levit_prunes_through_folded_shape_constants() -> None:
     """With a static batch, LeViT's reshape targets fold to Constants written with value_ints; they are
     constant targets like any other (3 of 51 groups were prunable before), and pruning matches the oracle."""
-    import io
-
     torch.manual_seed(0)
     net = timm.create_model("levit_128s", pretrained=False, num_classes=10).eval()
     buffer = io.BytesIO()
@@ -56,4 +56,18 @@ def test_static_batch_levit_prunes_through_folded_shape_constants() -> None:
     feeds = {original.graph.input[0].name: np.random.default_rng(1).standard_normal((1, 3, 224, 224)).astype(np.float32)}
     want, got = run(masked, feeds), run(pruned, feeds)
     for expected, actual in zip(want, got):  # LeViT's random-weight outputs are ~1e-5: scale-relative
+        np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-4 * float(np.abs(expected).max()))
+
+
+@pytest.mark.xfail(strict=True, reason="known bug: Swin's attention head-dim group misses proj as a consumer "
+                                       "(static batch), so the pruned model is inconsistent")
+def test_static_batch_swin_prunes_like_the_oracle() -> None:
+    torch.manual_seed(0)
+    net = timm.create_model("swin_tiny_patch4_window7_224", pretrained=False, num_classes=10).eval()
+    buffer = io.BytesIO()
+    torch.onnx.export(net, torch.randn(1, 3, 224, 224), buffer, dynamo=False, do_constant_folding=False)
+    original = onnx.load_from_string(buffer.getvalue())
+    pruned, masked, _, _ = prune_and_mask(original)
+    feeds = {original.graph.input[0].name: np.random.default_rng(1).standard_normal((1, 3, 224, 224)).astype(np.float32)}
+    for expected, actual in zip(run(masked, feeds), run(pruned, feeds)):
         np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-4 * float(np.abs(expected).max()))
