@@ -31,7 +31,24 @@ const TrackedAxis *CouplingBuilder::lookup(Value value) const {
 }
 
 void CouplingBuilder::track(Value value, int64_t axis, ArrayRef<Atom> atoms) {
-  tracked[value] = TrackedAxis{axis, SmallVector<Atom>(atoms)};
+  auto it = tracked.find(value);
+  if (it == tracked.end()) {
+    tracked[value] = TrackedAxis{axis, SmallVector<Atom>(atoms)};
+    return;
+  }
+  // A value carries one tracked axis. Tracked again on the same axis, the two
+  // lists are the same channels; on another axis one of them would be dropped
+  // without a trace (a MatMul whose lhs batch axis and rhs columns both carry
+  // channels), so both are blocked instead.
+  if (it->second.axis == axis && it->second.atoms.size() == atoms.size()) {
+    uniteAll(it->second.atoms, atoms);
+    return;
+  }
+  Operation *owner = value.getDefiningOp();
+  std::string reason = (owner ? describe(owner) : std::string("a block argument")) + " carries channels on two axes";
+  SmallVector<Atom> earlier = it->second.atoms;
+  block(earlier, reason);
+  block(atoms, reason);
 }
 
 SmallVector<Atom> CouplingBuilder::fresh(int64_t count) {

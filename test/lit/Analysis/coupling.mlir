@@ -406,3 +406,23 @@ func.func @main_graph(%x: tensor<?x2x2x2xf32>) -> tensor<?x2x2x2xf32> {
   %z = "onnx.Conv"(%back, %w2, %none) : (tensor<?x4x2x2xf32>, tensor<2x4x1x1xf32>, none) -> tensor<?x2x2x2xf32>
   return %z : tensor<?x2x2x2xf32>
 }
+
+// -----
+
+// A batched MatMul whose lhs carries channels on a batch axis (3, from the Conv)
+// and whose rhs carries other channels as its columns (5, from w2) would carry
+// both on its result: neither set is dropped unnoticed, both are blocked.
+// CHECK-LABEL: "groups"
+// CHECK-SAME: "channels":3,{{.*}}"tensor":"w"}],"prunable":false,"reasons":["onnx.MatMul carries channels on two axes"]
+// CHECK-SAME: "channels":5,{{.*}}"tensor":"w2"},{{.*}}"tensor":"w3"}],"prunable":false,"reasons":["onnx.MatMul carries channels on two axes"]
+func.func @main_graph(%x: tensor<2x2x4x4xf32>, %y: tensor<2x3x4x6xf32>) -> tensor<2x3x4x2xf32> {
+  %w = onnx.Initializer "w" = dense<1.0> : tensor<3x2x1x1xf32>
+  %w2 = onnx.Initializer "w2" = dense<1.0> : tensor<6x5xf32>
+  %w3 = onnx.Initializer "w3" = dense<1.0> : tensor<5x2xf32>
+  %none = "onnx.NoValue"() : () -> none
+  %a = "onnx.Conv"(%x, %w, %none) : (tensor<2x2x4x4xf32>, tensor<3x2x1x1xf32>, none) -> tensor<2x3x4x4xf32>
+  %b = "onnx.MatMul"(%y, %w2) : (tensor<2x3x4x6xf32>, tensor<6x5xf32>) -> tensor<2x3x4x5xf32>
+  %z = "onnx.MatMul"(%a, %b) : (tensor<2x3x4x4xf32>, tensor<2x3x4x5xf32>) -> tensor<2x3x4x5xf32>
+  %o = "onnx.MatMul"(%z, %w3) : (tensor<2x3x4x5xf32>, tensor<5x2xf32>) -> tensor<2x3x4x2xf32>
+  return %o : tensor<2x3x4x2xf32>
+}
