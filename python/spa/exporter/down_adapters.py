@@ -26,7 +26,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from spa.importer.group_norm import PER_CHANNEL_GROUP_NORM, unfuse_group_norms, value_ranks
+from spa.importer.group_norm import PER_CHANNEL_GROUP_NORM, GraphConstants, unfuse_group_norms, value_ranks
 
 DROPOUT_RATIO_INPUT = 12  # the opset at which Dropout's ratio became an input
 DROPOUT_RATIO_ATTRIBUTE = 7  # the oldest opset with today's attribute form (no is_test)
@@ -52,7 +52,7 @@ def write_older_forms(model: onnx.ModelProto, target: int) -> set[str]:
             if _write_last_axis(node, ranks.get(node.input[0])):
                 written.add(_named(node, len(written)))
     if DROPOUT_RATIO_ATTRIBUTE <= target < DROPOUT_RATIO_INPUT:
-        constants = _constants(model.graph)
+        constants = GraphConstants(model.graph)
         released: set[str] = set()
         for node in _default_domain(model, ("Dropout",)):
             inputs = set(node.input[1:])
@@ -108,28 +108,19 @@ def _write_last_axis(node: onnx.NodeProto, rank: int | None) -> bool:
     return True
 
 
-def _write_old_dropout(node: onnx.NodeProto, constants: dict[str, np.ndarray]) -> bool:
+def _write_old_dropout(node: onnx.NodeProto, constants: GraphConstants) -> bool:
     """Dropout(data, ratio, training_mode) -> Dropout(data) with a ratio attribute, when both are constant
     (and the training mode off); False, unchanged, otherwise."""
-    ratio_name = node.input[1] if len(node.input) > 1 else ""
-    mode_name = node.input[2] if len(node.input) > 2 else ""
-    if (ratio_name and ratio_name not in constants) or (mode_name and mode_name not in constants):
+    ratio = constants.array(node.input[1]) if len(node.input) > 1 and node.input[1] else np.array(0.5)
+    mode = constants.array(node.input[2]) if len(node.input) > 2 and node.input[2] else np.array(False)
+    if ratio is None or mode is None:
         return False
-    if mode_name and bool(constants[mode_name].reshape(-1)[0]):
+    if bool(mode.reshape(-1)[0]):
         return False  # dropout in training mode has no form with a ratio attribute
-    ratio = float(constants[ratio_name].reshape(-1)[0]) if ratio_name else 0.5
+    ratio = float(ratio.reshape(-1)[0])
     del node.input[1:]
     node.attribute.append(onnx.helper.make_attribute("ratio", ratio))
     return True
-
-
-def _constants(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
-    values = {tensor.name: numpy_helper.to_array(tensor) for tensor in graph.initializer
-              if tensor.data_location != onnx.TensorProto.EXTERNAL}
-    for node in graph.node:
-        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
-            values[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
-    return values
 
 
 def _drop_unused_constants(graph: onnx.GraphProto, released: set[str]) -> None:

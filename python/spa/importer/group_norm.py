@@ -26,7 +26,7 @@ def fuse_group_norms(model: onnx.ModelProto) -> int:
     graph = model.graph
     if not any(node.op_type == "InstanceNormalization" for node in graph.node):
         return 0
-    values, ranks = _Constants(graph), value_ranks(model)
+    values, ranks = GraphConstants(graph), value_ranks(model)
     producers = {out: node for node in graph.node for out in node.output}
     consumers: dict[str, list[onnx.NodeProto]] = {}
     for node in graph.node:
@@ -46,7 +46,7 @@ def fuse_group_norms(model: onnx.ModelProto) -> int:
         if match is not None:
             fused.append(match)
     for removed, node in fused:
-        index = next(i for i, n in enumerate(graph.node) if n is removed[-1] or n == removed[-1])
+        index = list(graph.node).index(removed[-1])
         graph.node.insert(index, node)
         for dead in removed:
             graph.node.remove(dead)
@@ -105,7 +105,7 @@ def value_ranks(model: onnx.ModelProto) -> dict[str, int]:
     return {v.name: len(v.type.tensor_type.shape.dim) for v in values if v.type.tensor_type.HasField("shape")}
 
 
-class _Constants:
+class GraphConstants:
     """Initializers, Constant nodes and Identity copies of them in a graph, read on demand."""
 
     def __init__(self, graph: onnx.GraphProto) -> None:
