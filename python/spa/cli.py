@@ -7,7 +7,7 @@ import sys
 import warnings
 
 import spa
-from spa.errors import SPAError
+from spa.errors import SPAError, first_line
 
 
 def _import(args: argparse.Namespace) -> None:
@@ -44,18 +44,24 @@ def _analyze(args: argparse.Namespace) -> None:
     print(groups_summary(groups, shapes))
 
 
-def _prune(args: argparse.Namespace) -> None:
-    from pathlib import Path
+class Stage:
+    """The phase the command is in, named in the error line of an unexpected failure."""
 
+    name = "start-up"
+    model = ""
+
+
+def _prune(args: argparse.Namespace) -> None:
     from spa.calibration import load_calibration
-    from spa.groups import plan_to_json
     from spa.model import load
     from spa.obspa import OBSPAOptions
-    from spa.report import change_line, stats_line
 
+    Stage.model, Stage.name = args.model, "import"
     model = load(args.model)
     model.heads = args.heads
+    Stage.name = "analysis"
     before = model.stats()
+    groups = model.coupling_groups()
     ratio = args.ratio
     if ratio is None and args.target_params is None and args.target_flops is None:
         ratio = 0.3
@@ -64,26 +70,69 @@ def _prune(args: argparse.Namespace) -> None:
     calibration = None
     if args.calibration:
         calibration = load_calibration(args.calibration, model.input_names(), args.calibration_samples)
-    options = OBSPAOptions(hessian=args.hessian, samples=args.synthetic_samples, damp=args.damp, seed=args.seed)
+    Stage.name = "scoring"
+    options = OBSPAOptions(hessian=args.hessian, samples=args.synthetic_samples, damp=args.damp, seed=args.seed,
+                           input_shapes=args.input_shape)
     plan = model.plan(criterion=args.criterion, ratio=ratio, target_params=args.target_params,
                       target_flops=args.target_flops, global_ranking=args.global_ranking,
                       round_to=args.round_to, protect=args.protect, seed=args.seed,
                       calibration=calibration, obspa=options)
-    if args.plan_out:
-        Path(args.plan_out).write_text(plan_to_json(plan, model.coupling_groups(), indent=1))
-    groups = model.coupling_groups()
-    model.prune(plan)
+    Stage.name = "pruning and verification" if args.verify else "pruning"
+    inputs = _verification_inputs(args, model)
+    applied = model.prune(plan, verify=args.verify, inputs=inputs, input_shapes=args.input_shape, opset=args.opset)
     after = model.stats()
+    Stage.name = "export"
     model.save(args.output, opset=args.opset)
+    if args.plan_out:
+        _write_plan(args.plan_out, applied, groups, model.to_onnx(opset=args.opset))
+    _print_result(args, model, applied, groups, before, after)
+
+
+def _verification_inputs(args: argparse.Namespace, model):
+    if not args.inputs:
+        return None
+    from spa.importer.model_prep import SPA_OPSET
+    from spa.verify import read_inputs
+
+    return read_inputs(args.inputs, model.to_onnx(opset=SPA_OPSET), limit=8)
+
+
+def _write_plan(path: str, plan, groups, written) -> None:
+    import json
+
+    from spa.exporter import write_text_atomically
+    from spa.groups import plan_to_dict
+    from spa.verify.files import corrected_digests
+
+    entries = plan_to_dict(plan, groups)
+    entries["digests"] = corrected_digests(entries, written)  # lets `spa verify` notice changed weights
+    write_text_atomically(path, json.dumps(entries, indent=1))
+
+
+def _print_result(args: argparse.Namespace, model, plan, groups, before, after) -> None:
+    from spa.report import change_line, stats_line
+
     print(f"criterion {args.criterion}: removed {plan.removed_count()} channels from "
           f"{sum(1 for c in plan.removed.values() if c)} of {sum(g.prunable for g in groups)} prunable groups")
     print(f"data used: {plan.data_used}")
     if plan.weight_updates:
         print(f"corrected {len(plan.weight_updates)} weight tensors of the kept channels")
+    if model.verification is not None:
+        for line in model.verification.lines():
+            print(line)
     print(stats_line("before", before))
     print(stats_line("after", after))
     print(change_line(before, after))
-    print(f"wrote {args.output}")
+    print(f"wrote {args.output}" + (f" and {args.plan_out}" if args.plan_out else ""))
+
+
+def _verify(args: argparse.Namespace) -> None:
+    from spa.verify.files import verify_files
+
+    Stage.model, Stage.name = args.pruned, "verification"
+    for line in verify_files(args.original, args.pruned, args.plan, args.inputs, args.input_shape):
+        print(f"ok: {line}")
+    print(f"{args.pruned}: verified against {args.original}")
 
 
 CRITERION_CHOICES = ["l1", "l2", "random", "bn_scale", "fpgm", "obspa", "taylor", "snip", "grasp", "crop", "obd"]
@@ -114,6 +163,24 @@ def _add_heads_option(parser: argparse.ArgumentParser) -> None:
                              "or whole heads (whole)")
 
 
+def _add_input_options(parser) -> None:
+    parser.add_argument("--inputs", metavar="DATA.npz",
+                        help="inputs to run the models on (.npz with one array per model input, samples first; "
+                             "default: made from the declared inputs)")
+    parser.add_argument("--input-shape", type=_input_shape, action="append", metavar="NAME:DIMS",
+                        help="the size of an input with dynamic dims, e.g. input:1x3x224x224 (repeatable); "
+                             "used for made-up inputs (verification, data-free OBSPA)")
+
+
+def _input_shape(text: str) -> tuple[str, tuple[int, ...]]:
+    from spa.verify import parse_input_shapes
+
+    try:
+        return next(iter(parse_input_shapes([text]).items()))
+    except SPAError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def _print_warning(message, category, filename, lineno, file=None, line=None) -> None:
     print(f"spa: warning: {message}", file=sys.stderr)
 
@@ -122,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="spa", description="Structurally Prune Anything: structured pruning of ONNX models.")
     parser.add_argument("--version", action="version", version=f"spa {spa.__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an unexpected failure")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     importer = commands.add_parser("import", help="convert an ONNX model to an MLIR module (onnx dialect)")
@@ -182,7 +250,22 @@ def build_parser() -> argparse.ArgumentParser:
                        help="synthetic inputs for data-free Hessians (default 128)")
     obspa.add_argument("--damp", type=float, default=0.01,
                        help="Hessian dampening, a fraction of its mean diagonal (default 0.01)")
+    checks = prune.add_argument_group("verification", "every written model is checked first (onnx checker, "
+                                      "onnxruntime run, output shapes, zero-mask oracle); groups that break a "
+                                      "check are left unpruned and reported")
+    checks.add_argument("--no-verify", dest="verify", action="store_false",
+                        help="write the pruned model without checking it")
+    _add_input_options(checks)
     prune.set_defaults(run=_prune)
+
+    verify = commands.add_parser("verify", help="check a pruned model against its original (and the plan)")
+    verify.add_argument("original", help="the unpruned ONNX model")
+    verify.add_argument("pruned", help="the pruned ONNX model")
+    verify.add_argument("--plan", metavar="PLAN.json",
+                        help="the plan spa prune wrote (--plan-out): also check that the pruned model is what "
+                             "the plan makes of the original and that it passes the zero-mask oracle")
+    _add_input_options(verify)
+    verify.set_defaults(run=_verify)
 
     demo = commands.add_parser("demo", help="prune a bundled trained MNIST model (no arguments)")
     demo.set_defaults(run=_demo)
@@ -192,11 +275,21 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the process exit code (0 success, 1 bad input, 2 usage)."""
     args = build_parser().parse_args(argv)
+    if getattr(args, "input_shape", None) is not None:
+        args.input_shape = dict(args.input_shape)
     warnings.showwarning = _print_warning  # one readable line per warning, not a source location
+    Stage.name, Stage.model = "start-up", getattr(args, "model", "")
     try:
         args.run(args)
     except SPAError as error:
         print(f"spa {args.command}: error: {error}", file=sys.stderr)
+        return 1
+    except Exception as error:  # noqa: BLE001 - any other failure is SPA's bug: one line, not a traceback
+        if args.debug:
+            raise
+        where = f"{Stage.model}: " if Stage.model else ""
+        print(f"spa {args.command}: error: {where}{Stage.name} failed: {type(error).__name__}: "
+              f"{first_line(error)} (an internal error; --debug shows where)", file=sys.stderr)
         return 1
     return 0
 

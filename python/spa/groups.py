@@ -11,8 +11,8 @@ it into the per-tensor indices the pruning pass deletes.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -182,25 +182,39 @@ class Plan:
     corrections of the kept weights. `data_used` says what data the
     criterion read, for reports. `heads` is the head granularity of the
     groups the plan was made for (see spa.model.Model.heads; None: not recorded).
+    `blocked` (group id -> reason) lists the groups verification took out of
+    the plan because pruning them broke a check. `refit`, when set, computes
+    the weight updates for another choice of removed channels (OBSPA's
+    reconstruction), so that a plan with blocked groups gets consistent ones.
     """
 
     removed: dict[int, tuple[int, ...]] = field(default_factory=dict)
     weight_updates: dict[str, np.ndarray] = field(default_factory=dict)
     data_used: str = ""
     heads: str | None = None
+    blocked: dict[int, str] = field(default_factory=dict)
+    refit: Callable[[dict[int, tuple[int, ...]]], dict[str, np.ndarray]] | None = \
+        field(default=None, repr=False, compare=False)
 
     def removed_count(self) -> int:
         """Total number of channels removed over all groups."""
         return sum(len(channels) for channels in self.removed.values())
 
+    def restricted(self, group_ids: Iterable[int]) -> Plan:
+        """The same plan removing only the channels of `group_ids` (weight updates kept as they are)."""
+        keep = set(group_ids)
+        return replace(self, removed={g: c for g, c in self.removed.items() if g in keep})
+
 
 def plan_to_dict(plan: Plan, groups: Sequence[Group]) -> dict[str, Any]:
-    """The plan as `{"groups": [{"id", "channels", "removed", "function_preserving", "members"}]}`.
+    """The plan as `{"groups": [{"id", "channels", "removed", "function_preserving", "members"}],
+    "heads", "corrected", "blocked": [{"id", "reason"}]}`.
 
     Each member entry is `{"tensor", "axis", "indices"}` with the positions to
     delete along that constant's own axis. Groups with nothing removed are left
-    out. Raises SPAError if the plan names an unknown or unprunable group,
-    a channel out of range, empties a group or breaks its divisor.
+    out. `corrected` names the constants whose kept values the plan changes
+    (its weight updates). Raises SPAError if the plan names an unknown or
+    unprunable group, a channel out of range, empties a group or breaks its divisor.
     """
     by_id = {group.id: group for group in groups}
     entries = []
@@ -216,7 +230,8 @@ def plan_to_dict(plan: Plan, groups: Sequence[Group]) -> dict[str, Any]:
                    for m in group.members]
         entries.append({"id": group.id, "channels": group.channels, "removed": removed,
                         "function_preserving": group.function_preserving, "members": members})
-    return {"groups": entries}
+    return {"groups": entries, "heads": plan.heads, "corrected": sorted(plan.weight_updates),
+            "blocked": [{"id": group_id, "reason": reason} for group_id, reason in sorted(plan.blocked.items())]}
 
 
 def plan_to_json(plan: Plan, groups: Sequence[Group], indent: int | None = None) -> str:

@@ -10,7 +10,8 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable, Mapping
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -20,12 +21,15 @@ from spa.mlir_bindings import ir
 from spa import passes, select, stats, tensors
 from spa.criteria import make_criterion, score_groups
 from spa.errors import SPAError
-from spa.exporter import export_module, save_module
+from spa.exporter import EXTERNAL_DATA_THRESHOLD, export_module, save_model, save_module
+from spa.exporter.external_data import initializer_bytes
 from spa.groups import Group, Plan
 from spa.importer import ImportConfig, import_model
 from spa.importer.model_prep import SPA_OPSET
 from spa.obspa import OBSPA, OBSPAOptions
 from spa.providers import Provider
+from spa.verify import Trial, Verification, generated_inputs, verified_prune
+from spa.verify.checks import Failure, Runner, check_signature, check_validity
 
 HEAD_PRUNING = ("dims", "whole")
 
@@ -38,6 +42,10 @@ class Model:
         self.label = label
         self._groups: list[Group] | None = None
         self._heads = "dims"
+        self._state: onnx.ModelProto | None = None  # the current state at SPA's opset
+        self._written: tuple[int | None, onnx.ModelProto] | None = None  # (opset, verified model)
+        self._reference: tuple[dict[str, np.ndarray], list[np.ndarray] | None] | None = None  # feeds, outputs
+        self.verification: Verification | None = None  # what the last prune's verification checked
 
     @property
     def heads(self) -> str:
@@ -87,9 +95,9 @@ class Model:
                         source = ir.StringAttr(op.operands[0].owner.attributes["tensor_name"]).value
                         result[name] = result[source]
                     elif op.name == "onnx.ConstantOfShape" and shape.has_static_shape:
-                        fill = tensors.to_array(attributes["value"]).reshape(-1)[:1] if "value" in attributes \
-                            else np.zeros(1, np.float32)
-                        result[name] = np.broadcast_to(fill, shape.shape)
+                        fill = tensors.to_array(attributes["value"]).reshape(-1)[0] if "value" in attributes \
+                            else np.float32(0)
+                        result[name] = np.broadcast_to(fill, shape.shape)  # a scalar fill fits any rank, even 0
         return result
 
     def stats(self) -> stats.ModelStats:
@@ -129,7 +137,7 @@ class Model:
             raise SPAError(f"--protect: no initializer named {', '.join(sorted(unknown))}")
         pruner = None
         if criterion == "obspa":
-            pruner = OBSPA(self.to_onnx(opset=SPA_OPSET), groups, weights, calibration,
+            pruner = OBSPA(self._state_onnx(), groups, weights, calibration,
                            obspa or OBSPAOptions(seed=seed))
             scores, data_used = pruner.scores(), pruner.description
         else:
@@ -185,7 +193,8 @@ class Model:
 
         def achieved(plan: Plan) -> float:
             trial = Model(self._clone(), self.label)
-            trial.prune(plan)
+            trial.heads = self._heads  # group ids depend on the head granularity
+            trial.prune(plan, verify=False)
             return 1 - getattr(trial.stats(), measure) / before
 
         best = plan_for(high)
@@ -203,10 +212,8 @@ class Model:
 
     def _clone(self) -> ir.Module:
         """A deep copy of the module (through bytecode: weights stay binary)."""
-        buffer = io.BytesIO()
-        self.module.operation.write_bytecode(buffer)
         with self.module.context:
-            return ir.Module.parse(buffer.getvalue())
+            return ir.Module.parse(self._bytecode())
 
     def _macs_per_channel(self, groups: list[Group], shapes: Mapping[str, tuple[int, ...]]) -> dict[int, float]:
         macs = stats.macs_per_weight(self.module)
@@ -252,6 +259,7 @@ class Model:
                     continue
                 if name in remaining:
                     self._replace_constant(op, name, remaining.pop(name))
+        self._state = self._written = None
         if remaining:
             raise SPAError(f"set_weights: no initializer named {', '.join(sorted(remaining))}")
 
@@ -273,24 +281,120 @@ class Model:
         op.results[0].replace_all_uses_with(fresh.results[0])
         op.erase()
 
-    def prune(self, plan: Plan) -> None:
-        """Write the plan's weight updates, then remove its channels (in place)."""
+    def prune(self, plan: Plan, verify: bool = True, inputs: Mapping[str, np.ndarray] | None = None,
+              input_shapes: Mapping[str, Sequence[int]] | None = None, opset: int | None = None) -> Plan:
+        """Write the plan's weight updates, then remove its channels (in place); returns the plan applied.
+
+        With `verify` (the default) the pruned model is checked as it would be
+        written at `opset` (see to_onnx) before the model takes it: the onnx
+        checker, onnxruntime runs on `inputs` (graph input name -> array; made
+        from the declared inputs when None, dynamic dims sized by
+        `input_shapes`), outputs keep their dtypes and shapes, and the
+        function-preserving groups match the zero-mask oracle. Groups whose
+        rewrite breaks a check are left unpruned: the returned plan lists them
+        in `blocked` with the reason, and `self.verification` says what was
+        checked. Raises SPAError when nothing valid can be made.
+        """
         if plan.heads is not None and plan.heads != self._heads:
             raise SPAError(f"the plan was made with heads={plan.heads!r} but the model is set to "
                            f"heads={self._heads!r}; its group ids would name other groups")
+        groups = self.coupling_groups()
+        if not verify:
+            if plan.weight_updates:
+                self.set_weights(plan.weight_updates)
+            passes.apply_plan(self.module, plan, groups, self._heads)
+            self._changed()
+            return plan
+        trial = self.trial(inputs, input_shapes, opset)
+        pruned, applied, self.verification = verified_prune(trial, plan)
+        for caught in pruned.warnings:
+            warnings.warn_explicit(caught.message, caught.category, caught.filename, caught.lineno)
+        self.module = pruned.module
+        self._changed()
+        self._written = (opset, pruned.model)
+        self._reference = (trial.feeds, Runner(trial.base).run(trial.feeds) if trial.runnable else None)
+        return applied
+
+    def trial(self, inputs: Mapping[str, np.ndarray] | None = None,
+              input_shapes: Mapping[str, Sequence[int]] | None = None, opset: int | None = None) -> Trial:
+        """A verification Trial over the current state: `Trial.run(plan)` prunes a copy and checks it
+        (see prune for the arguments, and spa.verify.trial)."""
+        base = self._state_onnx()
+        feeds = dict(inputs) if inputs is not None else generated_inputs(base, input_shapes)
+        original, groups = self._bytecode(), self.coupling_groups()
+
+        def export(module: ir.Module, as_written: bool) -> onnx.ModelProto:
+            return export_module(module, opset=opset if as_written else SPA_OPSET)
+
+        return Trial(base, groups, feeds, lambda plan: self._pruned_copy(original, plan, groups), export,
+                     self.label)
+
+    def _pruned_copy(self, original: bytes, plan: Plan, groups: list[Group]) -> ir.Module:
+        """A copy of the module saved in `original` (bytecode), with `plan` applied."""
+        with self.module.context:
+            copy = Model(ir.Module.parse(original), self.label)
+        copy._heads, copy._groups = self._heads, groups
         if plan.weight_updates:
-            self.set_weights(plan.weight_updates)
-        passes.apply_plan(self.module, plan, self.coupling_groups(), self._heads)
+            copy.set_weights(plan.weight_updates)
+        passes.apply_plan(copy.module, plan, groups, self._heads)
+        return copy.module
+
+    def _changed(self) -> None:
+        """Forget what was derived from the module's previous state."""
         self._groups = None
+        self._state = None
+        self._written = None
 
     # -- writing ---------------------------------------------------------------
     def to_onnx(self, opset: int | None = None) -> onnx.ModelProto:
-        """The model as ONNX, at `opset` or (None) the opset it was loaded with where onnx can convert back."""
+        """The model as ONNX, at `opset` or (None) the opset it was loaded with where onnx can convert back.
+
+        After a verified prune this is the verified model itself (do not modify it).
+        """
+        if self._written is not None and self._written[0] == opset:
+            return self._written[1]
+        if opset == SPA_OPSET:
+            return self._state_onnx()
         return export_module(self.module, opset=opset)
 
+    def _state_onnx(self) -> onnx.ModelProto:
+        """The current state at SPA's opset (exported once per state)."""
+        if self._state is None:
+            self._state = export_module(self.module, opset=SPA_OPSET)
+        return self._state
+
     def save(self, path: str | Path, external_data: bool | None = None, opset: int | None = None) -> None:
-        """Write the model as ONNX (atomically; external data above 2 GB or when asked; `opset` as in to_onnx)."""
+        """Write the model as ONNX (atomically; external data above 2 GB or when asked; `opset` as in to_onnx).
+
+        After a verified prune, a model written at another opset than the one
+        verified is checked again (checker, onnxruntime, output signature)
+        first; SPAError if it fails, and nothing is written.
+        """
+        if self._reference is not None and (self._written is None or self._written[0] != opset):
+            model = export_module(self.module, opset=opset)
+            self._check_conversion(model)
+            self._written = (opset, model)
+        if self._written is not None and self._written[0] == opset and not external_data \
+                and initializer_bytes(self.module) <= EXTERNAL_DATA_THRESHOLD:
+            save_model(self._written[1], path)
+            return
         save_module(self.module, path, external_data, opset)
+
+    def _check_conversion(self, model: onnx.ModelProto) -> None:
+        feeds, reference = self._reference
+        failure = check_validity(model)
+        if failure is None and reference is not None:
+            outputs = Runner(model).run(feeds)
+            failure = outputs if isinstance(outputs, Failure) else \
+                check_signature(reference, outputs, [o.name for o in model.graph.output])
+        if failure is not None:
+            raise SPAError(f"{self.label}: the pruned model at the requested opset fails verification "
+                           f"({failure.line()})")
+
+    def _bytecode(self) -> bytes:
+        buffer = io.BytesIO()
+        self.module.operation.write_bytecode(buffer)
+        return buffer.getvalue()
 
 
 _NORM_OPS = ("onnx.BatchNormalization", "onnx.InstanceNormalization", "onnx.LayerNormalization",

@@ -75,12 +75,13 @@ def test_malformed_groups_are_clear_errors(broken: object, message: str) -> None
 
 def test_plan_to_json_gives_indices_for_every_member() -> None:
     groups = load_groups(GROUPS_JSON)
-    data = json.loads(plan_to_json(Plan({0: (1,)}), groups))
+    data = json.loads(plan_to_json(Plan({0: (1,)}, heads="dims", blocked={1: "the checker failed"}), groups))
     assert data == {"groups": [{"id": 0, "channels": 2, "removed": [1], "function_preserving": True, "members": [
         {"tensor": "conv.weight", "axis": 0, "indices": [1]},
         {"tensor": "bn.scale", "axis": 0, "indices": [1]},
-        {"tensor": "fc.weight", "axis": 1, "indices": [2, 3]}]}]}
-    assert plan_to_dict(Plan({0: ()}), groups) == {"groups": []}
+        {"tensor": "fc.weight", "axis": 1, "indices": [2, 3]}]}],
+        "heads": "dims", "corrected": [], "blocked": [{"id": 1, "reason": "the checker failed"}]}
+    assert plan_to_dict(Plan({0: ()}), groups)["groups"] == []
 
 
 @pytest.mark.parametrize("plan, message", [

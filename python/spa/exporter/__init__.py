@@ -32,10 +32,10 @@ from spa.importer import (
 )
 from spa.onnx_types import to_type_proto
 
-__all__ = ["export_module", "save_model", "save_module"]
+__all__ = ["export_module", "save_model", "save_module", "write_text_atomically"]
 
 # Above this much weight data a model is written with external data.
-_EXTERNAL_DATA_THRESHOLD = 1_800_000_000
+EXTERNAL_DATA_THRESHOLD = 1_800_000_000
 
 
 def _main_function(module: ir.Module) -> ir.Operation:
@@ -150,6 +150,12 @@ def save_model(model: onnx.ModelProto, path: str | Path) -> None:
         onnx.save_model(model, str(staged / Path(path).name))
 
 
+def write_text_atomically(path: str | Path, text: str) -> None:
+    """Write a text file (a plan, a report) atomically: the old file stays until the new one is complete."""
+    with _staging(path) as staged:
+        (staged / Path(path).name).write_text(text)
+
+
 def save_module(module: ir.Module, path: str | Path, external_data: bool | None = None,
                 opset: int | None = None) -> None:
     """Export an onnx-dialect module and write it to `path` atomically.
@@ -161,7 +167,7 @@ def save_module(module: ir.Module, path: str | Path, external_data: bool | None 
     """
     path = Path(path)
     if external_data is None:
-        external_data = initializer_bytes(module) > _EXTERNAL_DATA_THRESHOLD
+        external_data = initializer_bytes(module) > EXTERNAL_DATA_THRESHOLD
     if not external_data:
         save_model(export_module(module, opset=opset), path)
         return

@@ -28,11 +28,13 @@ def as_tuple(example_inputs: Any) -> tuple:
 
 
 def prune_exported(source: onnx.ModelProto, criterion: str, keep: Iterable[str] = (), heads: str = "dims",
-                   **plan_options: Any) -> PrunedExport:
+                   verify: bool = True, **plan_options: Any) -> PrunedExport:
     """Load `source` into SPA, plan with `criterion` and `plan_options` (see spa.Model.plan), and prune.
 
     `keep` names weights whose groups the framework cannot represent pruned; those present are protected.
     `heads` is spa.Model.heads: attention heads lose head dims ("dims") or whole heads ("whole").
+    `verify` checks the pruned model before it is used (spa.Model.prune); the returned plan then
+    lists the groups verification blocked.
     """
     import spa
 
@@ -41,9 +43,9 @@ def prune_exported(source: onnx.ModelProto, criterion: str, keep: Iterable[str] 
     present = set(model.weights()) if keep else set()
     protected = [*plan_options.pop("protect", ()), *(name for name in keep if name in present)]
     plan = model.plan(criterion, protect=protected, **plan_options)
-    model.prune(plan)
+    applied = model.prune(plan, verify=verify)
     pruned = model.to_onnx()
-    return PrunedExport(plan, pruned, named_constants(pruned))
+    return PrunedExport(applied, pruned, named_constants(pruned))
 
 
 def named_constants(model: onnx.ModelProto) -> dict[str, np.ndarray]:

@@ -17,7 +17,7 @@ consumer fall back to L2 magnitude scores and get no correction.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,6 +34,7 @@ from spa.obspa.hessians import (
 )
 from spa.obspa.layers import LinearLayer, find_layers
 from spa.obspa.solver import ConsumerState, damped, greedy_scores, inverse, reconstruct
+from spa.providers.batching import feeding
 from spa.providers.onnxruntime_provider import ActivationProvider
 
 HESSIAN_SOURCES = ("auto", "calibration", "data-free", "identity")
@@ -47,7 +48,8 @@ class OBSPAOptions:
     calibration, data-free or identity; `samples`: synthetic samples for
     data-free; `batch_size`: samples per onnxruntime run; `damp`: dampening
     as a fraction of mean(diag H); `steps`: greedy steps per group;
-    `seed`: of the synthetic inputs.
+    `seed`: of the synthetic inputs; `input_shapes`: sizes of inputs with
+    dynamic dims for synthetic inputs (input name -> shape).
     """
 
     hessian: str = "auto"
@@ -56,6 +58,7 @@ class OBSPAOptions:
     damp: float = 0.01
     steps: int = 32
     seed: int = 0
+    input_shapes: Mapping[str, Sequence[int]] | None = None
 
 
 class OBSPA:
@@ -88,6 +91,7 @@ class OBSPA:
         model = onnx.shape_inference.infer_shapes(model)
         self.layers, self.skipped = find_layers(model, groups, weights)
         self.source = source
+        self.feeding_note = ""
         self._hessians = self._layer_hessians(model, calibration)
         self._inverses: dict[tuple[str, int], np.ndarray] = {}
         self.fallback_groups: list[int] = []
@@ -105,14 +109,20 @@ class OBSPA:
         layers = self._all_layers()
         if self.source == "identity":
             return {layer.key: np.eye(self._matrix(layer).shape[1]) for layer in layers}
-        if self.source == "calibration":
-            batches = calibration_batches(_checked_calibration(model, calibration), self.options.batch_size)
-        else:
-            model = batch_statistics_model(model)
-            batches = synthetic_batches(model, self.options.samples, self.options.batch_size, self.options.seed)
+        options = self.options
+        checked = _checked_calibration(model, calibration) if self.source == "calibration" else None
+
+        def samples(size: int) -> Iterator[dict[str, np.ndarray]]:
+            if checked is not None:
+                return calibration_batches(checked, size)
+            return synthetic_batches(model, options.samples, size, options.seed, options.input_shapes)
+
+        how = feeding(model, samples, options.batch_size)
+        self.feeding_note = how.note
+        run = how.prepare(batch_statistics_model(model) if self.source == "data-free" else model)
         accumulator = HessianAccumulator(layers)
         names = sorted({layer.input for layer in layers})
-        for activations in ActivationProvider(model, names).run(batches):
+        for activations in ActivationProvider(run, names).run(how.batches(samples)):
             accumulator.add(activations)
         return {layer.key: damped(accumulator.hessian(layer, self._has_bias(layer)), self.options.damp)
                 for layer in layers} if layers and accumulator.count else {}
@@ -197,10 +207,13 @@ class OBSPA:
             samples = len(next(iter(calibration.values()))) if calibration else 0
             data = f"Hessians from {samples} calibration samples"
         elif self.source == "data-free":
-            data = (f"data-free Hessians ({self.options.samples} synthetic Gaussian inputs in the normalised "
-                    "input space, BatchNorm layers re-normalised to batch statistics)")
+            data = (f"data-free Hessians ({self.options.samples} synthetic inputs: Gaussian in the normalised "
+                    "input space, tokens uniform over the vocabulary; BatchNorm layers re-normalised to batch "
+                    "statistics)")
         else:
             data = "identity Hessians (no data: consumer-column L2 saliency, no correction)"
+        if self.feeding_note:
+            data += f" ({self.feeding_note})"
         text = f"{data}; {count} consumer layers reconstructed"
         if self.skipped:
             text += f", {len(self.skipped)} consumer weights not reconstructible"

@@ -6,10 +6,11 @@ Three sources:
   the batch instead of its running statistics, so that each normalised
   channel has the mean (beta) and spread (|gamma|) it had on the training
   data; the correlations between channels then come from the weights
-  themselves. The inputs are standard-normal noise in the model's normalised
+  themselves. Float inputs are standard-normal noise in the model's normalised
   input space: when the graph starts with `(x - mean) / std` on constants,
   the noise is mapped back through it (x = mean + std * z), else the model
-  is assumed to take normalised inputs;
+  is assumed to take normalised inputs; token ids are uniform over the
+  vocabulary (the rows of the embedding they index) and masks are ones;
 - identity: H = I (no data at all; OBS then reduces to consumer-column L2
   saliency with no correction).
 Features are im2col columns for a Conv (one row per output pixel), the
@@ -18,7 +19,7 @@ last axis for Gemm/MatMul. A layer with a bias gets a constant-1 feature.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 import onnx
@@ -26,6 +27,7 @@ from onnx import helper, numpy_helper
 
 from spa.errors import SPAError
 from spa.obspa.layers import LinearLayer
+from spa.verify.inputs import graph_inputs, index_bounds, resolve_shapes
 
 
 def layer_features(layer: LinearLayer, activation: np.ndarray) -> np.ndarray:
@@ -154,31 +156,43 @@ def input_normalisation(model: onnx.ModelProto, name: str) -> tuple[np.ndarray, 
     return mean, std
 
 
-def synthetic_batches(model: onnx.ModelProto, samples: int, batch_size: int, seed: int
-                      ) -> Iterator[dict[str, np.ndarray]]:
-    """Standard-normal float32 inputs in each graph input's normalised space; the first dim is the batch.
+def synthetic_batches(model: onnx.ModelProto, samples: int, batch_size: int, seed: int,
+                      input_shapes: Mapping[str, Sequence[int]] | None = None) -> Iterator[dict[str, np.ndarray]]:
+    """Synthetic inputs, `batch_size` samples at a time; the first dim of every input is the batch.
 
-    Raises SPAError naming the input if another dimension is not static.
+    Float inputs are standard normal in the input's normalised space; integer
+    inputs that index a table (token and position ids) are uniform over its
+    rows, other integer and bool inputs are ones (masks). The other dims come
+    from the model, or for dynamic ones from `input_shapes` (the batch given
+    there is ignored); a dynamic integer dim (a sequence length) defaults to
+    16. Raises SPAError naming the input when a float input has a dynamic
+    dimension besides the batch and no shape was given.
     """
-    initializers = {t.name for t in model.graph.initializer}
-    shapes = {}
-    for graph_input in model.graph.input:
-        if graph_input.name in initializers:
-            continue
-        tensor = graph_input.type.tensor_type
-        if tensor.elem_type != onnx.TensorProto.FLOAT:
-            raise SPAError(f"data-free OBSPA: input {graph_input.name!r} is not float32; give calibration data")
-        dims = [d.dim_value if d.HasField("dim_value") else 0 for d in tensor.shape.dim]
-        if not dims or any(d <= 0 for d in dims[1:]):
-            raise SPAError(f"data-free OBSPA: input {graph_input.name!r} has shape {dims} with dynamic "
-                           "dimensions besides the batch; give calibration data")
-        shapes[graph_input.name] = dims[1:]
-    scales = {name: input_normalisation(model, name) for name in shapes}
+    inputs = graph_inputs(model)
+    given = dict(input_shapes or {})
+    for graph_input in inputs:
+        dynamic = [d for d in graph_input.dims[1:] if not (isinstance(d, int) and d > 0)]
+        if dynamic and graph_input.dtype.kind == "f" and graph_input.name not in given:
+            raise SPAError(f"data-free OBSPA: input {graph_input.name!r} has dynamic dimensions besides the "
+                           f"batch ({list(graph_input.dims)}); say its size with --input-shape "
+                           f"{graph_input.name}:1x... (input_shapes in the API) or give calibration data")
+    shapes = {name: shape[1:] for name, shape in resolve_shapes(inputs, given).items()}
+    scales = {i.name: input_normalisation(model, i.name) for i in inputs if i.dtype.kind == "f"}
+    bounds = index_bounds(model)
     rng = np.random.default_rng(seed)
     for start in range(0, samples, batch_size):
         n = min(batch_size, samples - start)
-        yield {name: (scales[name][0] + scales[name][1] * rng.standard_normal((n, *shape), dtype=np.float32)
-                      ).astype(np.float32) for name, shape in shapes.items()}
+        batch = {}
+        for graph_input in inputs:
+            shape, name = (n, *shapes[graph_input.name]), graph_input.name
+            if name in scales:
+                mean, std = scales[name]
+                batch[name] = (mean + std * rng.standard_normal(shape, dtype=np.float32)).astype(graph_input.dtype)
+            elif name in bounds:
+                batch[name] = rng.integers(0, max(1, bounds[name]), shape).astype(graph_input.dtype)
+            else:
+                batch[name] = np.ones(shape, graph_input.dtype)
+        yield batch
 
 
 def calibration_batches(inputs: Mapping[str, np.ndarray], batch_size: int) -> Iterator[dict[str, np.ndarray]]:

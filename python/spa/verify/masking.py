@@ -1,0 +1,103 @@
+"""The zero-mask oracle's reference model (DESIGN §5).
+
+Pruning channels S of a function-preserving group must give the same outputs
+as the unpruned model in which every constant slice of the group at S is set
+to zero. `masked_model` makes that reference from an unpruned model exported
+by SPA (so its constant names are the plan's), after writing any corrected
+weights the plan carries (`with_arrays`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from spa.errors import SPAError
+
+
+def _copy(model: onnx.ModelProto) -> onnx.ModelProto:
+    result = onnx.ModelProto()
+    result.CopyFrom(model)
+    return result
+
+
+class _Constants:
+    """Where each named constant of a graph lives, and reading and replacing its value."""
+
+    def __init__(self, model: onnx.ModelProto) -> None:
+        self.graph = model.graph
+        self.initializers = {t.name: i for i, t in enumerate(model.graph.initializer)}
+        self.nodes = {node.output[0]: node for node in model.graph.node
+                      if node.op_type in ("Constant", "ConstantOfShape", "Identity") and node.output}
+
+    def value(self, name: str) -> np.ndarray:
+        if name in self.initializers:
+            return numpy_helper.to_array(self.graph.initializer[self.initializers[name]]).copy()
+        node = self.nodes.get(name)
+        if node is None:
+            raise SPAError(f"zero-mask oracle: no constant named {name!r} in the model")
+        attribute = next((a for a in node.attribute if a.name == "value"), None)
+        if node.op_type == "Identity":
+            return self.value(node.input[0])
+        if node.op_type == "Constant" and attribute is not None:
+            return numpy_helper.to_array(attribute.t).copy()
+        if node.op_type == "ConstantOfShape":
+            shape = tuple(int(d) for d in self.value(node.input[0]))
+            fill = numpy_helper.to_array(attribute.t).reshape(-1)[0] if attribute is not None else np.float32(0)
+            return np.full(shape, fill)
+        raise SPAError(f"zero-mask oracle: constant {name!r} is a {node.op_type} SPA cannot read")
+
+    def replace(self, name: str, array: np.ndarray) -> None:
+        """Give `name` the value `array`; a node becomes a Constant holding it (an Identity of a
+        shared initializer too, so the initializer's other users keep their value)."""
+        tensor = numpy_helper.from_array(np.ascontiguousarray(array), name)
+        if name in self.initializers:
+            self.graph.initializer[self.initializers[name]].CopyFrom(tensor)
+            return
+        node = self.nodes[name]
+        del node.input[:]
+        del node.attribute[:]
+        node.op_type, node.domain = "Constant", ""
+        node.attribute.append(helper.make_attribute("value", tensor))
+
+
+def with_arrays(model: onnx.ModelProto, arrays: Mapping[str, np.ndarray]) -> onnx.ModelProto:
+    """A copy of `model` whose constants named in `arrays` hold those arrays (cast to their type)."""
+    result = _copy(model)
+    constants = _Constants(result)
+    olds = {name: constants.value(name) for name in arrays}
+    for name, array in arrays.items():
+        if olds[name].shape != np.shape(array):
+            raise SPAError(f"zero-mask oracle: {name} has shape {list(olds[name].shape)}, "
+                           f"got {list(np.shape(array))}")
+        constants.replace(name, np.asarray(array, dtype=olds[name].dtype))
+    return result
+
+
+def masked_model(base: onnx.ModelProto, plan_dict: Mapping[str, Any]) -> onnx.ModelProto:
+    """A copy of `base` with every member slice of the plan (`spa.groups.plan_to_dict`) set to zero."""
+    result = _copy(base)
+    constants = _Constants(result)
+    slices: dict[str, list[tuple[int, list[int]]]] = {}
+    for group in plan_dict["groups"]:
+        for member in group["members"]:
+            if member["indices"]:
+                slices.setdefault(member["tensor"], []).append((member["axis"], member["indices"]))
+    arrays = {name: constants.value(name) for name in slices}  # all read first: an Identity reads its source
+    for name, cuts in slices.items():
+        for axis, indices in cuts:
+            index: list[Any] = [slice(None)] * arrays[name].ndim
+            index[axis] = indices
+            arrays[name][tuple(index)] = 0
+    for name, array in arrays.items():
+        constants.replace(name, array)
+    return result
+
+
+def constant_value(model: onnx.ModelProto, name: str) -> np.ndarray:
+    """The value of the constant `name` (initializer, Constant, ConstantOfShape or Identity of one)."""
+    return _Constants(model).value(name)

@@ -1,0 +1,139 @@
+"""One verification trial: prune the original with (part of) a plan, export it, and run every check.
+
+A `Trial` holds what all trials of one plan share: the original model as
+SPA exports it (`base`), the feeds, and the reference outputs. `run(plan)`
+prunes a fresh copy (through the caller's `prune_copy`), exports it as it
+would be written (`export`), and returns the pruned module and model, or the
+first `Failure`:
+
+1. rewrite and export succeed;
+2. the onnx checker passes (full, or plain when the original fails the full one);
+3. onnxruntime loads and runs it on the feeds;
+4. its outputs have the original's count, dtypes and shapes;
+5. the plan's function-preserving groups, pruned alone, give the outputs of
+   `base` with their channels zeroed (and any corrected weights written).
+
+When onnxruntime cannot load the original at all (a custom-domain operator,
+say), checks 3-5 are skipped and `skipped` says why.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+
+from spa.errors import SPAError, first_line
+from spa.groups import Group, Plan, plan_to_dict
+from spa.mlir_bindings import ir
+from spa.verify.checks import Failure, Runner, check_equal, check_signature, check_validity
+from spa.verify.masking import masked_model, with_arrays
+
+PruneCopy = Callable[[Plan], ir.Module]
+Export = Callable[[ir.Module, bool], onnx.ModelProto]  # (module, as_written) -> model
+
+
+@dataclass
+class Pruned:
+    """A pruned copy that passed every check: its module, the ONNX model to write, and the
+    warnings its export gave (held back during trials; the caller re-issues the chosen one's)."""
+
+    module: ir.Module
+    model: onnx.ModelProto
+    warnings: list[warnings.WarningMessage]
+
+
+class Trial:
+    """Runs the checks on plans over one original model (see the module doc)."""
+
+    def __init__(self, base: onnx.ModelProto, groups: Sequence[Group], feeds: Mapping[str, np.ndarray],
+                 prune_copy: PruneCopy, export: Export, label: str) -> None:
+        self.base = base
+        self.groups = {group.id: group for group in groups}
+        self.feeds = dict(feeds)
+        self.prune_copy = prune_copy
+        self.export = export
+        self.label = label
+        self.output_names = [o.name for o in base.graph.output]
+        self.full_check = True
+        self.skipped: list[str] = []
+        self.count = 0
+        self.runnable = self._probe_original()
+
+    def _probe_original(self) -> bool:
+        """Whether onnxruntime runs the original; raises SPAError when it loads but rejects the feeds."""
+        outputs = Runner(self.base).run(self.feeds)
+        if isinstance(outputs, list):
+            return True
+        if outputs.check == "onnxruntime load":
+            self.skipped.append(f"onnxruntime cannot load the original model ({outputs.message}), so the "
+                                "checks that run the model were skipped")
+            return False
+        shapes = ", ".join(f"{name} {value.dtype}{list(value.shape)}" for name, value in self.feeds.items())
+        raise SPAError(f"{self.label}: verification: the original model does not run on the inputs ({shapes}): "
+                       f"{outputs.message}; give real inputs with --inputs DATA.npz, sizes with "
+                       "--input-shape NAME:DIMS, or skip verification with --no-verify")
+
+    def run(self, plan: Plan) -> Pruned | Failure:
+        """Prune a copy with `plan` and check it; the Pruned copy, or the first Failure."""
+        self.count += 1
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            made = self._make(plan, as_written=True)
+        if isinstance(made, Failure):
+            return made
+        module, model = made
+        failure = self._validity(model)
+        if failure is None and self.runnable:
+            failure = self._behaviour(plan, model)
+        return failure or Pruned(module, model, caught)
+
+    def _make(self, plan: Plan, as_written: bool) -> tuple[ir.Module, onnx.ModelProto] | Failure:
+        try:
+            module = self.prune_copy(plan)
+        except SPAError as error:
+            return Failure("rewrite", first_line(error))
+        try:
+            return module, self.export(module, as_written)
+        except SPAError as error:
+            return Failure("export", first_line(error))
+
+    def _validity(self, model: onnx.ModelProto) -> Failure | None:
+        failure = check_validity(model, self.full_check)
+        if failure is not None and self.full_check and check_validity(self.base, True) is not None:
+            self.full_check = False  # the original fails the full check itself: hold the output to the plain one
+            self.skipped.append("the original model fails onnx's full check, so the plain check was applied")
+            failure = check_validity(model, False)
+        return failure
+
+    def _behaviour(self, plan: Plan, model: onnx.ModelProto) -> Failure | None:
+        outputs = Runner(model).run(self.feeds)
+        if isinstance(outputs, Failure):
+            return outputs
+        preserving = [g for g in plan.removed if plan.removed[g] and self.groups[g].function_preserving]
+        reference_plan = plan.restricted(preserving)
+        reference = Runner(self._reference(reference_plan)).run(self.feeds)
+        if isinstance(reference, Failure):
+            raise SPAError(f"{self.label}: verification: the zero-mask reference model fails ({reference.line()})")
+        failure = check_signature(reference, outputs, self.output_names)
+        if failure is not None or not preserving:
+            return failure
+        if len(preserving) != sum(1 for c in plan.removed.values() if c):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                made = self._make(reference_plan, as_written=False)
+            if isinstance(made, Failure):
+                return made
+            outputs = Runner(made[1]).run(self.feeds)
+            if isinstance(outputs, Failure):
+                return outputs
+        return check_equal(reference, outputs, self.output_names)
+
+    def _reference(self, plan: Plan) -> onnx.ModelProto:
+        """`base` with the plan's corrected weights written and its channels zeroed."""
+        model = with_arrays(self.base, plan.weight_updates) if plan.weight_updates else self.base
+        groups = [self.groups[g] for g in plan.removed]
+        return masked_model(model, plan_to_dict(plan, groups)) if plan.removed else model
