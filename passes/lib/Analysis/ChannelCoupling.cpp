@@ -210,9 +210,32 @@ void ChannelCoupling::formGroups(const CouplingBuilder &builder) {
         sets.push_back(std::move(sorted)); // q and k slices of united channels give the same set once
     }
   }
+  keepEveryAxisNonEmpty();
   for (ChannelGroup &group : groups) {
     group.reasons.assign(reasons[group.id].begin(), reasons[group.id].end());
     group.reasons.insert(group.reasons.end(), notes[group.id].begin(), notes[group.id].end());
+  }
+}
+
+void ChannelCoupling::keepEveryAxisNonEmpty() {
+  // A value or constant may carry only some of its group's channels (one input
+  // of a Concat, a Split part, a conv before a channel Slice); removing all of
+  // them would leave a zero-size axis, which onnxruntime rejects or crashes on.
+  for (ChannelGroup &group : groups) {
+    std::set<SmallVector<int64_t>> seen(group.keepOneOf.begin(), group.keepOneOf.end());
+    auto keepOne = [&](ArrayRef<int64_t> channelOfPosition) {
+      std::set<int64_t> present;
+      for (int64_t channel : channelOfPosition)
+        if (channel >= 0)
+          present.insert(channel);
+      SmallVector<int64_t> sorted(present.begin(), present.end());
+      if (!sorted.empty() && static_cast<int64_t>(sorted.size()) < group.channels && seen.insert(sorted).second)
+        group.keepOneOf.push_back(std::move(sorted));
+    };
+    for (const GroupMember &member : group.members)
+      keepOne(member.channelOfPosition);
+    for (const GroupSpace &space : group.spaces)
+      keepOne(space.channelOfPosition);
   }
 }
 

@@ -31,6 +31,14 @@ const TrackedAxis *CouplingBuilder::lookup(Value value) const {
 }
 
 void CouplingBuilder::track(Value value, int64_t axis, ArrayRef<Atom> atoms) {
+  auto ranked = dyn_cast<RankedTensorType>(value.getType());
+  if (!ranked || axis < 0 || axis >= ranked.getRank()) {
+    // Pruning rewrites the value's type along `axis`; with no rank (shape
+    // inference stopped at an opaque op, say) there is no axis to rewrite.
+    Operation *owner = value.getDefiningOp();
+    block(atoms, (owner ? describe(owner) : std::string("a block argument")) + " has a result of unknown rank");
+    return;
+  }
   auto it = tracked.find(value);
   if (it == tracked.end()) {
     tracked[value] = TrackedAxis{axis, SmallVector<Atom>(atoms)};
@@ -67,7 +75,13 @@ void CouplingBuilder::unite(Atom a, Atom b) {
 }
 
 void CouplingBuilder::uniteAll(ArrayRef<Atom> a, ArrayRef<Atom> b) {
-  assert(a.size() == b.size() && "uniting atom lists of different lengths");
+  if (a.size() != b.size()) {
+    // A rule met channel lists it expected to match one to one but that do not
+    // (a pattern SPA does not follow yet): neither side may be pruned.
+    block(a, "channel lists of different lengths meet (a pattern SPA does not follow)");
+    block(b, "channel lists of different lengths meet (a pattern SPA does not follow)");
+    return;
+  }
   for (auto [x, y] : llvm::zip_equal(a, b))
     unite(x, y);
 }

@@ -77,6 +77,11 @@ std::optional<RemovedChannels> readPlan(StringRef source, StringRef text, const 
     }
     if (static_cast<int64_t>(set.size()) >= target.channels && target.channels > 0)
       return fail("group " + Twine(*id) + " would lose all its " + Twine(target.channels) + " channels");
+    for (const SmallVector<int64_t> &keep : target.keepOneOf)
+      if (llvm::all_of(keep, [&](int64_t channel) { return set.contains(channel); }))
+        return fail("group " + Twine(*id) + " would leave a value or weight with none of its channels (it carries "
+                    "only channels " + llvm::join(llvm::map_range(keep, [](int64_t c) { return std::to_string(c); }),
+                                                   ", ") + ")");
   }
   return removed;
 }
@@ -439,7 +444,9 @@ struct PrunePass : public spa::impl::SPAPruneBase<PrunePass> {
       if (isa<NoneType>(split.getSplit().getType()))
         return;
       int64_t rank = cast<RankedTensorType>(split.getInput().getType()).getRank();
-      int64_t axis = split.getAxis() < 0 ? split.getAxis() + rank : split.getAxis();
+      int64_t axis = static_cast<int64_t>(split.getAxis()); // the accessor is unsigned: -1 would not read as < 0
+      if (axis < 0)
+        axis += rank;
       SmallVector<int64_t> sizes;
       for (Value result : split.getOutputs())
         sizes.push_back(cast<RankedTensorType>(result.getType()).getDimSize(axis));

@@ -426,3 +426,20 @@ func.func @main_graph(%x: tensor<2x2x4x4xf32>, %y: tensor<2x3x4x6xf32>) -> tenso
   %o = "onnx.MatMul"(%z, %w3) : (tensor<2x3x4x5xf32>, tensor<5x2xf32>) -> tensor<2x3x4x2xf32>
   return %o : tensor<2x3x4x2xf32>
 }
+
+// -----
+
+// Shape inference stops at an opaque op: the Conv behind it has an unranked result,
+// whose type pruning could not rewrite, so its output channels are blocked (the
+// prune pass once crashed on such a value).
+// CHECK-LABEL: "groups"
+// CHECK-SAME: "channels":4,{{.*}}"prunable":false,"reasons":["onnx.Conv has a result of unknown rank"]
+func.func @main_graph(%x: tensor<1x3x4x4xf32>) -> tensor<*xf32> {
+  %w1 = onnx.Initializer "w1" = dense<1.0> : tensor<4x3x1x1xf32>
+  %w2 = onnx.Initializer "w2" = dense<1.0> : tensor<2x4x1x1xf32>
+  %none = onnx.NoValue
+  %g = "onnx.Custom"(%x) {domain = "com.microsoft", op_type = "Gelu"} : (tensor<1x3x4x4xf32>) -> tensor<*xf32>
+  %y = "onnx.Conv"(%g, %w1, %none) : (tensor<*xf32>, tensor<4x3x1x1xf32>, none) -> tensor<*xf32>
+  %z = "onnx.Conv"(%y, %w2, %none) : (tensor<*xf32>, tensor<2x4x1x1xf32>, none) -> tensor<*xf32>
+  return %z : tensor<*xf32>
+}

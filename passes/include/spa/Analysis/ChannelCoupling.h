@@ -59,6 +59,8 @@ public:
 
 private:
   void formGroups(const CouplingBuilder &builder);
+  /// Adds a keep-one set for every member and value that carries only some of its group's channels.
+  void keepEveryAxisNonEmpty();
   std::vector<ChannelGroup> groups;
 };
 

@@ -1,0 +1,84 @@
+"""Property: `spa prune` either writes a model that passes `spa verify`, or refuses with one clear line.
+
+Graphs come from the block grammar in fuzz_graphs.py; the options are a
+random criterion, amount (ratio or a params/MACs target), --global,
+--round-to and head granularity. A written model is checked independently
+of the prune: the onnx full check and onnxruntime on the file, then
+`spa verify` with the plan (SPA re-imports the original, re-applies the plan
+and runs the zero-mask oracle). A refusal must be exit code 1, one line,
+no "internal error", and no output file. CI runs 200 graphs; `-m slow`
+runs 2,000 more, drawn at random.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import tempfile
+from pathlib import Path
+
+import onnx
+import pytest
+from conftest import run
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from spa.cli import main
+from spa.verify import generated_inputs
+from spa.verify.files import verify_files
+
+import fuzz_graphs
+
+CRITERIA = ["l1", "l2", "fpgm", "random", "bn_scale", "obspa"]
+
+
+@st.composite
+def prune_options(draw) -> list[str]:
+    options = ["--criterion", draw(st.sampled_from(CRITERIA))]
+    amount = draw(st.sampled_from(["--ratio", "--target-flops", "--target-params"]))
+    options += [amount, f"{draw(st.floats(0.05, 0.8)):.2f}"]
+    if draw(st.booleans()):
+        options.append("--global")
+    options += ["--round-to", str(draw(st.sampled_from([1, 1, 2, 4]))), "--heads", draw(st.sampled_from(["dims", "whole"]))]
+    if "obspa" in options:
+        options += ["--synthetic-samples", "16"]
+    return options
+
+
+def _spa(*args: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(args))
+    return code, out.getvalue(), err.getvalue()
+
+
+def check_prune(model: onnx.ModelProto, options: list[str]) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        source, output, plan = (str(Path(folder) / name) for name in ("model.onnx", "pruned.onnx", "plan.json"))
+        onnx.save(model, source)
+        code, out, err = _spa("prune", source, "-o", output, "--plan-out", plan, *options)
+        if code != 0:
+            lines = err.strip().splitlines()
+            assert code == 1 and len(lines) == 1 and lines[0].startswith("spa prune: error:"), err
+            assert "internal error" not in lines[0], lines[0]
+            assert not Path(output).exists() and not Path(plan).exists()
+            return
+        onnx.checker.check_model(output, full_check=True)
+        feeds = generated_inputs(model)
+        assert [a.shape for a in run(output, feeds)] == [a.shape for a in run(source, feeds)]
+        verify_files(source, output, plan)
+
+
+FUZZ_SETTINGS = dict(deadline=None, suppress_health_check=list(HealthCheck), database=None)
+
+
+@settings(max_examples=200, derandomize=True, **FUZZ_SETTINGS)
+@given(model=fuzz_graphs.onnx_models(), options=prune_options())
+def test_prune_writes_verified_models_or_refuses_clearly(model: onnx.ModelProto, options: list[str]) -> None:
+    check_prune(model, options)
+
+
+@pytest.mark.slow
+@settings(max_examples=2000, **FUZZ_SETTINGS)
+@given(model=fuzz_graphs.onnx_models(), options=prune_options())
+def test_prune_fuzzing_at_length(model: onnx.ModelProto, options: list[str]) -> None:
+    check_prune(model, options)
