@@ -185,6 +185,54 @@ def _print_warning(message, category, filename, lineno, file=None, line=None) ->
     print(f"spa: warning: {message}", file=sys.stderr)
 
 
+def _add_prune_command(commands) -> None:
+    prune = commands.add_parser("prune", help="remove channels from an ONNX model")
+    prune.add_argument("model", help="ONNX model file (.onnx)")
+    prune.add_argument("-o", "--output", required=True, help="pruned ONNX model file")
+    prune.add_argument("--criterion", default="l1", choices=CRITERION_CHOICES,
+                       help="how channels are scored (default l1); obspa also corrects the kept weights; "
+                            "taylor, snip, grasp, crop and obd need gradients, which only the Python API "
+                            "can provide (spa.providers.TorchProvider)")
+    amount = prune.add_mutually_exclusive_group()
+    amount.add_argument("--ratio", type=_fraction, help="fraction of channels to remove (default 0.3)")
+    amount.add_argument("--target-params", type=_fraction, help="fraction of parameters to remove")
+    amount.add_argument("--target-flops", type=_fraction, help="fraction of MACs to remove")
+    prune.add_argument("--global", dest="global_ranking", action="store_true",
+                       help="rank channels across groups instead of removing the same ratio from every group "
+                            "(with --ratio, --target-params or --target-flops)")
+    prune.add_argument("--round-to", type=int, default=1, help="keep a multiple of N channels per group")
+    prune.add_argument("--protect", nargs="+", default=[], metavar="NAME",
+                       help="initializers whose groups must not be pruned")
+    prune.add_argument("--plan-out", help="write the plan (removed indices per tensor) as JSON")
+    prune.add_argument("--seed", type=int, default=0, help="seed of the random criterion and synthetic inputs")
+    _add_opset_option(prune)
+    _add_heads_option(prune)
+    _add_prune_groups(prune)
+
+
+def _add_prune_groups(prune: argparse.ArgumentParser) -> None:
+    """The OBSPA and verification options of `spa prune`."""
+    obspa = prune.add_argument_group("obspa", "options of --criterion obspa")
+    obspa.add_argument("--calibration", metavar="DATA.npz",
+                       help="inputs to estimate layer Hessians from (.npz with one array per model input, "
+                            "or .npy for a single input); without it OBSPA is data-free")
+    obspa.add_argument("--calibration-samples", type=int, default=None, metavar="N",
+                       help="use only the first N calibration samples")
+    obspa.add_argument("--hessian", default="auto", choices=["auto", "calibration", "data-free", "identity"],
+                       help="where layer Hessians come from (default: calibration if given, else data-free)")
+    obspa.add_argument("--synthetic-samples", type=int, default=128, metavar="N",
+                       help="synthetic inputs for data-free Hessians (default 128)")
+    obspa.add_argument("--damp", type=float, default=0.01,
+                       help="Hessian dampening, a fraction of its mean diagonal (default 0.01)")
+    checks = prune.add_argument_group("verification", "every written model is checked first (onnx checker, "
+                                      "onnxruntime run, output shapes, zero-mask oracle); groups that break a "
+                                      "check are left unpruned and reported")
+    checks.add_argument("--no-verify", dest="verify", action="store_false",
+                        help="write the pruned model without checking it")
+    _add_input_options(checks)
+    prune.set_defaults(run=_prune)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="spa", description="Structurally Prune Anything: structured pruning of ONNX models.")
@@ -217,46 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_heads_option(analyze)
     analyze.set_defaults(run=_analyze)
 
-    prune = commands.add_parser("prune", help="remove channels from an ONNX model")
-    prune.add_argument("model", help="ONNX model file (.onnx)")
-    prune.add_argument("-o", "--output", required=True, help="pruned ONNX model file")
-    prune.add_argument("--criterion", default="l1", choices=CRITERION_CHOICES,
-                       help="how channels are scored (default l1); obspa also corrects the kept weights; "
-                            "taylor, snip, grasp, crop and obd need gradients, which only the Python API "
-                            "can provide (spa.providers.TorchProvider)")
-    amount = prune.add_mutually_exclusive_group()
-    amount.add_argument("--ratio", type=_fraction, help="fraction of channels to remove (default 0.3)")
-    amount.add_argument("--target-params", type=_fraction, help="fraction of parameters to remove")
-    amount.add_argument("--target-flops", type=_fraction, help="fraction of MACs to remove")
-    prune.add_argument("--global", dest="global_ranking", action="store_true",
-                       help="rank channels across groups instead of removing the same ratio from every group "
-                            "(with --ratio, --target-params or --target-flops)")
-    prune.add_argument("--round-to", type=int, default=1, help="keep a multiple of N channels per group")
-    prune.add_argument("--protect", nargs="+", default=[], metavar="NAME",
-                       help="initializers whose groups must not be pruned")
-    prune.add_argument("--plan-out", help="write the plan (removed indices per tensor) as JSON")
-    prune.add_argument("--seed", type=int, default=0, help="seed of the random criterion and synthetic inputs")
-    _add_opset_option(prune)
-    _add_heads_option(prune)
-    obspa = prune.add_argument_group("obspa", "options of --criterion obspa")
-    obspa.add_argument("--calibration", metavar="DATA.npz",
-                       help="inputs to estimate layer Hessians from (.npz with one array per model input, "
-                            "or .npy for a single input); without it OBSPA is data-free")
-    obspa.add_argument("--calibration-samples", type=int, default=None, metavar="N",
-                       help="use only the first N calibration samples")
-    obspa.add_argument("--hessian", default="auto", choices=["auto", "calibration", "data-free", "identity"],
-                       help="where layer Hessians come from (default: calibration if given, else data-free)")
-    obspa.add_argument("--synthetic-samples", type=int, default=128, metavar="N",
-                       help="synthetic inputs for data-free Hessians (default 128)")
-    obspa.add_argument("--damp", type=float, default=0.01,
-                       help="Hessian dampening, a fraction of its mean diagonal (default 0.01)")
-    checks = prune.add_argument_group("verification", "every written model is checked first (onnx checker, "
-                                      "onnxruntime run, output shapes, zero-mask oracle); groups that break a "
-                                      "check are left unpruned and reported")
-    checks.add_argument("--no-verify", dest="verify", action="store_false",
-                        help="write the pruned model without checking it")
-    _add_input_options(checks)
-    prune.set_defaults(run=_prune)
+    _add_prune_command(commands)
 
     verify = commands.add_parser("verify", help="check a pruned model against its original (and the plan)")
     verify.add_argument("original", help="the unpruned ONNX model")

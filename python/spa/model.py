@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
@@ -18,16 +19,18 @@ import numpy as np
 import onnx
 from spa.mlir_bindings import ir
 
-from spa import passes, select, stats, tensors
+from spa import passes, sensitivity, stats, tensors
 from spa.criteria import make_criterion, score_groups
 from spa.errors import SPAError
-from spa.exporter import EXTERNAL_DATA_THRESHOLD, export_module, save_model, save_module
+from spa.exporter import EXTERNAL_DATA_THRESHOLD, export_module, save_module, write_bytes_atomically
 from spa.exporter.external_data import initializer_bytes
 from spa.groups import Group, Plan
 from spa.importer import ImportConfig, import_model
 from spa.importer.model_prep import SPA_OPSET
 from spa.obspa import OBSPA, OBSPAOptions
+from spa.planning import Planner, Target, choose_allocation
 from spa.providers import Provider
+from spa.sensitivity import allocate, allocation_options, measurement_data, sensitivity_table
 from spa.verify import Trial, Verification, generated_inputs, verified_prune
 from spa.verify.checks import Failure, Runner, check_signature, check_validity
 
@@ -43,7 +46,7 @@ class Model:
         self._groups: list[Group] | None = None
         self._heads = "dims"
         self._state: onnx.ModelProto | None = None  # the current state at SPA's opset
-        self._written: tuple[int | None, onnx.ModelProto] | None = None  # (opset, verified model)
+        self._written: tuple[int | None, onnx.ModelProto, bytes] | None = None  # opset, verified model, bytes
         self._reference: tuple[dict[str, np.ndarray], list[np.ndarray] | None] | None = None  # feeds, outputs
         self.verification: Verification | None = None  # what the last prune's verification checked
 
@@ -109,123 +112,104 @@ class Model:
              target_flops: float | None = None, global_ranking: bool = False, round_to: int = 1,
              protect: Iterable[str] = (), seed: int = 0, provider: Provider | None = None,
              calibration: Mapping[str, np.ndarray] | None = None, obspa: OBSPAOptions | None = None,
-             criterion_options: Mapping[str, object] | None = None) -> Plan:
+             criterion_options: Mapping[str, object] | None = None, allocation: str | None = None,
+             input_shapes: Mapping[str, Sequence[int]] | None = None, quiet: bool = False) -> Plan:
         """Choose channels to remove.
 
-        Exactly one of `ratio` (fraction of each group's channels, or of all
-        channels with `global_ranking`), `target_params` or `target_flops`
-        (fraction of the model's parameters / MACs to remove: by the same
-        ratio in every group, or by global ranking with `global_ranking`)
-        must be given.
+        Exactly one of `ratio` (fraction of the channels), `target_params` or
+        `target_flops` (fraction of the model's parameters / MACs to remove)
+        must be given. `allocation` says how they are shared among groups:
+        "uniform" (the same ratio in each), "global" (channels ranked across
+        groups; `global_ranking=True` says the same) or "sensitivity" (per-group
+        counts from a measured sensitivity table with the least predicted
+        damage; see spa.planning); the default is sensitivity for obspa with a
+        params/MACs target, else uniform.
         `protect` names initializers whose groups are left alone. `criterion`
         is a name from spa.criteria.CRITERIA or "obspa"; derivative criteria
-        read their data from `provider` (see spa.providers); OBSPA uses
-        `calibration` (graph input name -> (N, ...) array) when given, else
-        data-free Hessians, with `obspa` options, and the returned plan
-        carries its weight corrections. `criterion_options` go to the
-        criterion's constructor. `plan.data_used` says what data was read.
+        read their data from `provider` (see spa.providers). OBSPA and the
+        sensitivity table use `calibration` (graph input name -> (N, ...)
+        array) when given, else synthetic inputs (sized by `input_shapes`
+        where dims are dynamic), with `obspa` options; the returned plan
+        carries OBSPA's weight corrections. `criterion_options` go to the
+        criterion's constructor. `plan.data_used` says what data was read;
+        `quiet` silences progress displays.
         """
-        given = [v is not None for v in (ratio, target_params, target_flops)]
-        if sum(given) != 1:
-            raise SPAError("give exactly one of ratio, target_params and target_flops")
-        if calibration is not None and criterion != "obspa":
-            raise SPAError(f"calibration data is only used by the obspa criterion, not {criterion}")
+        target = Target.of(ratio, target_params, target_flops)
+        allocation = choose_allocation(allocation, criterion, target, global_ranking)
+        if calibration is not None and criterion != "obspa" and allocation != "sensitivity":
+            raise SPAError(f"calibration data is only used by the obspa criterion and sensitivity allocation, "
+                           f"not {criterion}")
         groups = self.coupling_groups()
         weights = self.weights()  # one walk over the constants for scores, names and shapes
         unknown = set(protect) - set(weights)
         if unknown:
             raise SPAError(f"--protect: no initializer named {', '.join(sorted(unknown))}")
-        pruner = None
+        options = obspa or OBSPAOptions(seed=seed)
+        if input_shapes and not options.input_shapes:
+            options = dataclasses.replace(options, input_shapes=dict(input_shapes))
+        pruner, scores, data_used = self._score(criterion, groups, weights, provider, calibration, options,
+                                                criterion_options, seed)
+        planner = Planner(self, groups, {n: a.shape for n, a in weights.items()}, scores, round_to, tuple(protect))
+        if allocation == "sensitivity":
+            plan, note = self._by_sensitivity(planner, target, criterion, pruner, calibration, options, quiet)
+            data_used += f"; {note}"
+        else:
+            plan = planner.uniform(target) if allocation == "uniform" else planner.global_ranking(target)
+        if pruner is None:
+            return Plan(plan.removed, {}, data_used, self._heads)
+        return Plan(plan.removed, pruner.updates(plan), data_used, self._heads,
+                    refit=lambda removed: pruner.updates(Plan(removed)))
+
+    def _score(self, criterion: str, groups: list[Group], weights: Mapping[str, np.ndarray],
+               provider: Provider | None, calibration: Mapping[str, np.ndarray] | None, options: OBSPAOptions,
+               criterion_options: Mapping[str, object] | None, seed: int
+               ) -> tuple[OBSPA | None, dict[int, np.ndarray], str]:
+        """(the OBSPA pruner or None, group id -> per-channel scores, what data was read)."""
         if criterion == "obspa":
-            pruner = OBSPA(self._state_onnx(), groups, weights, calibration,
-                           obspa or OBSPAOptions(seed=seed))
-            scores, data_used = pruner.scores(), pruner.description
-        else:
-            options = dict(criterion_options or {})
-            if criterion == "random":
-                options.setdefault("seed", seed)
-            chosen = make_criterion(criterion, **options)
-            scores = score_groups(chosen, groups, weights, self._graph_data(weights), provider)
-            data_used = _data_used(chosen, provider, len(scores), sum(g.prunable for g in groups))
-        plan = self._select(groups, weights, scores, ratio, target_params, target_flops, global_ranking,
-                            round_to, tuple(protect))
-        updates = pruner.updates(plan) if pruner is not None else {}
-        return Plan(plan.removed, updates, data_used, self._heads)
+            pruner = OBSPA(self._state_onnx(), groups, weights, calibration, options)
+            return pruner, pruner.scores(), pruner.description
+        settings = dict(criterion_options or {})
+        if criterion == "random":
+            settings.setdefault("seed", seed)
+        chosen = make_criterion(criterion, **settings)
+        scores = score_groups(chosen, groups, weights, self._graph_data(weights), provider)
+        return None, scores, _data_used(chosen, provider, len(scores), sum(g.prunable for g in groups))
 
-    def _select(self, groups: list[Group], weights: Mapping[str, np.ndarray], scores: dict[int, np.ndarray],
-                ratio: float | None, target_params: float | None, target_flops: float | None,
-                global_ranking: bool, round_to: int, protect: tuple[str, ...]) -> Plan:
-        shapes = {name: array.shape for name, array in weights.items()}
-        if ratio is not None:
-            chooser = select.select_global if global_ranking else select.select_per_group
-            return chooser(groups, scores, ratio, round_to=round_to, protected=protect)
-        if target_params is not None:
-            costs = {g.id: select.params_per_channel(g, shapes) for g in groups}
-            total, target, measure = self.stats().params, target_params, "params"
-        else:
-            costs = self._macs_per_channel(groups, shapes)
-            total, target, measure = self.stats().macs, target_flops, "macs"
+    def _by_sensitivity(self, planner: Planner, target: Target, criterion: str, pruner: OBSPA | None,
+                        calibration: Mapping[str, np.ndarray] | None, options: OBSPAOptions, quiet: bool
+                        ) -> tuple[Plan, str]:
+        """The plan of a sensitivity allocation, and a note on how the table was measured."""
+        eligible = planner.eligible()
+        how, run_model, batches = measurement_data(self._state_onnx(), calibration, sensitivity.SAMPLES,
+                                                   options.input_shapes, options.seed)
+        original = self._bytecode()
 
-        if not global_ranking:  # the same ratio in every group, the smallest that meets the target
-            def same_ratio(fraction: float) -> Plan:
-                return select.select_per_group(groups, scores, fraction, round_to=round_to, protected=protect)
+        def prune_model(plan: Plan) -> onnx.ModelProto:
+            groups = self.coupling_groups()
+            return how.prepare(export_module(self._pruned_copy(original, plan, groups), opset=SPA_OPSET))
 
-            return self._calibrate(same_ratio, target, measure, 0.0, 0.99, steps=10)
+        correction = (lambda g, removed: pruner.updates(Plan({g: removed}))) if pruner is not None else None
+        note = f"{criterion} {options} heads={self._heads}"
+        table = sensitivity_table(run_model, batches, eligible, planner.scores, planner.round_to, note,
+                                  correction, prune_model, quiet)
+        choices = allocation_options(eligible, table, planner.costs(target.measure), planner.round_to)
+        samples = sum(len(next(iter(b.values()))) for b in batches)
+        measured = sum(len(c) for c in table.counts.values())
+        return (planner.by_counts(target, lambda cost: allocate(choices, cost)),
+                f"per-group counts from a sensitivity table ({measured} measurements over {len(table.counts)} "
+                f"groups, {samples} {'calibration' if calibration is not None else 'synthetic'} samples)")
 
-        def plan_for(fraction: float) -> Plan:
-            return select.select_target(groups, scores, costs, total, fraction, round_to=round_to, protected=protect)
-
-        return self._calibrate(plan_for, target, measure, target, min(0.999, max(target, 0.0) * 3 + 0.01))
-
-    def _calibrate(self, plan_for, target: float, measure: str, low: float, high: float, steps: int = 8) -> Plan:
-        """The plan whose *measured* reduction first reaches `target`.
-
-        `plan_for(x)` makes a plan for a selection setting x in [low, high]
-        whose reduction grows with x: a per-group ratio, or the global
-        selection's own cost target (per-channel costs add up the producer and
-        consumer sides of each layer separately, which overestimates what
-        removing both sides saves). x is bisected until pruning a copy of the
-        model removes at least `target` of the parameters or MACs.
-        """
-        before = getattr(self.stats(), measure)
-        if before == 0:
-            return plan_for(target)
-
-        def achieved(plan: Plan) -> float:
-            trial = Model(self._clone(), self.label)
-            trial.heads = self._heads  # group ids depend on the head granularity
-            trial.prune(plan, verify=False)
-            return 1 - getattr(trial.stats(), measure) / before
-
-        best = plan_for(high)
-        if achieved(best) < target:
-            return best  # the target cannot be reached; this is the most the selection removes
-        for _ in range(steps):
-            middle = (low + high) / 2
-            plan = plan_for(middle)
-            if achieved(plan) >= target:
-                high, best = middle, plan
-            else:
-                low = middle
-        first = plan_for(low)
-        return first if achieved(first) >= target else best
+    def pruned_stat(self, plan: Plan, measure: str) -> int:
+        """The params or MACs of a copy of this model pruned by `plan` (not verified)."""
+        trial = Model(self._clone(), self.label)
+        trial.heads = self._heads  # group ids depend on the head granularity
+        trial.prune(plan, verify=False)
+        return getattr(trial.stats(), measure)
 
     def _clone(self) -> ir.Module:
         """A deep copy of the module (through bytecode: weights stay binary)."""
         with self.module.context:
             return ir.Module.parse(self._bytecode())
-
-    def _macs_per_channel(self, groups: list[Group], shapes: Mapping[str, tuple[int, ...]]) -> dict[int, float]:
-        macs = stats.macs_per_weight(self.module)
-        costs = {}
-        for group in groups:
-            cost = 0.0
-            for member in group.members:
-                if member.tensor in macs and group.channels:
-                    share = member.positions_in_group() / shapes[member.tensor][member.axis]
-                    cost += macs[member.tensor] * share / group.channels
-            costs[group.id] = cost
-        return costs
 
     def _graph_data(self, weights: Mapping[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
         """Data kinds the graph itself supplies: the scale tensor of every normalisation op."""
@@ -305,34 +289,50 @@ class Model:
             passes.apply_plan(self.module, plan, groups, self._heads)
             self._changed()
             return plan
-        trial = self.trial(inputs, input_shapes, opset)
-        pruned, applied, self.verification = verified_prune(trial, plan)
+        original = self._bytecode()
+        trial = self._trial(original, inputs, input_shapes, opset, consume=True)
+        try:
+            pruned, applied, self.verification = verified_prune(trial, plan)
+        except SPAError:
+            with self.module.context:  # the first trial pruned the module itself
+                self.module = ir.Module.parse(original)
+            self._changed()
+            raise
         for caught in pruned.warnings:
             warnings.warn_explicit(caught.message, caught.category, caught.filename, caught.lineno)
         self.module = pruned.module
         self._changed()
-        self._written = (opset, pruned.model)
-        self._reference = (trial.feeds, Runner(trial.base).run(trial.feeds) if trial.runnable else None)
+        self._written = (opset, pruned.model, pruned.blob)
+        self._reference = (trial.feeds, trial.reference_outputs if trial.runnable else None)
         return applied
 
     def trial(self, inputs: Mapping[str, np.ndarray] | None = None,
               input_shapes: Mapping[str, Sequence[int]] | None = None, opset: int | None = None) -> Trial:
         """A verification Trial over the current state: `Trial.run(plan)` prunes a copy and checks it
         (see prune for the arguments, and spa.verify.trial)."""
+        return self._trial(self._bytecode(), inputs, input_shapes, opset)
+
+    def _trial(self, original: bytes, inputs: Mapping[str, np.ndarray] | None,
+               input_shapes: Mapping[str, Sequence[int]] | None, opset: int | None, consume: bool = False) -> Trial:
+        """A Trial whose copies come from `original` (this module as bytecode); with `consume`, the
+        first trial prunes the module itself (one parse less: prune replaces it anyway)."""
         base = self._state_onnx()
         feeds = dict(inputs) if inputs is not None else generated_inputs(base, input_shapes)
-        original, groups = self._bytecode(), self.coupling_groups()
+        groups = self.coupling_groups()
+        unused = [self.module] if consume else []
+
+        def prune_copy(plan: Plan) -> ir.Module:
+            return self._pruned_copy(unused.pop() if unused else original, plan, groups)
 
         def export(module: ir.Module, as_written: bool) -> onnx.ModelProto:
             return export_module(module, opset=opset if as_written else SPA_OPSET)
 
-        return Trial(base, groups, feeds, lambda plan: self._pruned_copy(original, plan, groups), export,
-                     self.label)
+        return Trial(base, groups, feeds, prune_copy, export, self.label)
 
-    def _pruned_copy(self, original: bytes, plan: Plan, groups: list[Group]) -> ir.Module:
-        """A copy of the module saved in `original` (bytecode), with `plan` applied."""
+    def _pruned_copy(self, source: bytes | ir.Module, plan: Plan, groups: list[Group]) -> ir.Module:
+        """`source` (a module, or one saved as bytecode) with `plan` applied."""
         with self.module.context:
-            copy = Model(ir.Module.parse(original), self.label)
+            copy = Model(source if isinstance(source, ir.Module) else ir.Module.parse(source), self.label)
         copy._heads, copy._groups = self._heads, groups
         if plan.weight_updates:
             copy.set_weights(plan.weight_updates)
@@ -372,19 +372,20 @@ class Model:
         """
         if self._reference is not None and (self._written is None or self._written[0] != opset):
             model = export_module(self.module, opset=opset)
-            self._check_conversion(model)
-            self._written = (opset, model)
+            blob = model.SerializeToString()
+            self._check_conversion(model, blob)
+            self._written = (opset, model, blob)
         if self._written is not None and self._written[0] == opset and not external_data \
                 and initializer_bytes(self.module) <= EXTERNAL_DATA_THRESHOLD:
-            save_model(self._written[1], path)
+            write_bytes_atomically(path, self._written[2])
             return
         save_module(self.module, path, external_data, opset)
 
-    def _check_conversion(self, model: onnx.ModelProto) -> None:
+    def _check_conversion(self, model: onnx.ModelProto, blob: bytes) -> None:
         feeds, reference = self._reference
-        failure = check_validity(model)
+        failure = check_validity(blob)
         if failure is None and reference is not None:
-            outputs = Runner(model).run(feeds)
+            outputs = Runner(blob).run(feeds)
             failure = outputs if isinstance(outputs, Failure) else \
                 check_signature(reference, outputs, [o.name for o in model.graph.output])
         if failure is not None:

@@ -83,13 +83,39 @@ def select_target(groups: Sequence[Group], scores: Mapping[int, np.ndarray],
     return _greedy(eligible, scores, cost_per_channel, target_fraction * total_cost, round_to)
 
 
+def select_counts(groups: Sequence[Group], scores: Mapping[int, np.ndarray], counts: Mapping[int, int],
+                  protected: Iterable[str] = ()) -> Plan:
+    """Remove `counts[g]` channels of each eligible group g, lowest scores first (the counts come
+    from an allocation, e.g. spa.sensitivity; each must be one of allowed_removal_counts)."""
+    removed: dict[int, tuple[int, ...]] = {}
+    for group in _eligible(groups, protected, scores):
+        count = int(counts.get(group.id, 0))
+        if count:
+            removed[group.id] = tuple(sorted(removal_order(group, scores)[:count].tolist()))
+    return Plan(removed)
+
+
+def removal_order(group: Group, scores: Mapping[int, np.ndarray]) -> np.ndarray:
+    """The group's channels in the order selection removes them (lowest score first, one channel
+    of each keep-one set last)."""
+    return _removal_order(group, _checked_scores(group, scores))
+
+
+def eligible_groups(groups: Sequence[Group], scores: Mapping[int, np.ndarray], protected: Iterable[str] = ()
+                    ) -> list[Group]:
+    """The groups selection may touch: prunable, scored, with no protected member, in id order."""
+    return _eligible(groups, protected, scores)
+
+
 def allowed_removal_counts(group: Group, round_to: int = 1) -> list[int]:
     """Ascending removal counts `group` allows: 0, and n < channels with n % divisor == 0
     and (channels - n) % round_to == 0; without the round_to condition if only 0 would pass it.
-    Each `keep_one_of` set keeps a channel, so n also leaves room for one per set."""
+    Each `keep_one_of` set keeps a channel, so n also leaves room for one per set (never for more
+    than the channels the sets hold)."""
     _check_round_to(round_to)
-    most = group.channels - max(1, len(group.keep_one_of))
-    by_divisor = list(range(0, most + 1, group.divisor))
+    held = len({c for channels in group.keep_one_of for c in channels})
+    most = group.channels - max(1, min(len(group.keep_one_of), held))
+    by_divisor = list(range(0, max(most, 0) + 1, group.divisor))
     rounded = [n for n in by_divisor if (group.channels - n) % round_to == 0 or n == 0]
     return rounded if len(rounded) > 1 else by_divisor
 

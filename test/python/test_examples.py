@@ -89,3 +89,13 @@ def test_flax_example(capsys) -> None:
     output = capsys.readouterr().out
     assert "conv features 16 -> 8, hidden 32 -> 16" in output
     assert "logits of the pruned module: (2, 10)" in output
+
+
+def test_self_healing_example_blocks_the_broken_group_and_prunes_the_rest() -> None:
+    # Its own process: the example breaks SPA's rewrite of one group for the whole process.
+    done = subprocess.run([sys.executable, str(EXAMPLES / "self_healing.py")], capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "removed 8 channels from 2 of 3 prunable groups" in done.stdout
+    assert "blocked group 1: onnx checker (full) failed at node layer2" in done.stdout
+    assert 'plan.json records: [{"id": 1, "reason": "onnx checker' in done.stdout

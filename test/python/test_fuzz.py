@@ -2,12 +2,14 @@
 
 Graphs come from the block grammar in fuzz_graphs.py; the options are a
 random criterion, amount (ratio or a params/MACs target), --global,
---round-to and head granularity. A written model is checked independently
+--round-to and head granularity. Graphs are built directly with onnx.helper
+(fuzz_graphs.py) and as PyTorch modules exported by both of torch's
+exporters (fuzz_torch.py). A written model is checked independently
 of the prune: the onnx full check and onnxruntime on the file, then
 `spa verify` with the plan (SPA re-imports the original, re-applies the plan
 and runs the zero-mask oracle). A refusal must be exit code 1, one line,
-no "internal error", and no output file. CI runs 200 graphs; `-m slow`
-runs 2,000 more, drawn at random.
+no "internal error", and no output file. CI runs 230 graphs (200 + 30
+exports, the same ones every run); `-m slow` runs 2,300 more, drawn at random.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from spa.verify import generated_inputs
 from spa.verify.files import verify_files
 
 import fuzz_graphs
+import fuzz_torch
 
 CRITERIA = ["l1", "l2", "fpgm", "random", "bn_scale", "obspa"]
 
@@ -77,8 +80,22 @@ def test_prune_writes_verified_models_or_refuses_clearly(model: onnx.ModelProto,
     check_prune(model, options)
 
 
+@settings(max_examples=30, derandomize=True, **FUZZ_SETTINGS)
+@given(model=fuzz_torch.torch_models(), options=prune_options())
+def test_torch_exports_prune_to_verified_models_or_refuse_clearly(model: onnx.ModelProto,
+                                                                  options: list[str]) -> None:
+    check_prune(model, options)
+
+
 @pytest.mark.slow
 @settings(max_examples=2000, **FUZZ_SETTINGS)
 @given(model=fuzz_graphs.onnx_models(), options=prune_options())
 def test_prune_fuzzing_at_length(model: onnx.ModelProto, options: list[str]) -> None:
+    check_prune(model, options)
+
+
+@pytest.mark.slow
+@settings(max_examples=300, **FUZZ_SETTINGS)
+@given(model=fuzz_torch.torch_models(), options=prune_options())
+def test_torch_export_fuzzing_at_length(model: onnx.ModelProto, options: list[str]) -> None:
     check_prune(model, options)

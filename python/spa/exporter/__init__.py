@@ -32,7 +32,7 @@ from spa.importer import (
 )
 from spa.onnx_types import to_type_proto
 
-__all__ = ["export_module", "save_model", "save_module", "write_text_atomically"]
+__all__ = ["export_module", "save_model", "save_module", "write_bytes_atomically", "write_text_atomically"]
 
 # Above this much weight data a model is written with external data.
 EXTERNAL_DATA_THRESHOLD = 1_800_000_000
@@ -154,6 +154,12 @@ def write_text_atomically(path: str | Path, text: str) -> None:
     """Write a text file (a plan, a report) atomically: the old file stays until the new one is complete."""
     with _staging(path) as staged:
         (staged / Path(path).name).write_text(text)
+
+
+def write_bytes_atomically(path: str | Path, data: bytes) -> None:
+    """Write bytes (a serialised model) atomically, like write_text_atomically."""
+    with _staging(path) as staged:
+        (staged / Path(path).name).write_bytes(data)
 
 
 def save_module(module: ir.Module, path: str | Path, external_data: bool | None = None,

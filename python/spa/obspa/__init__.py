@@ -33,7 +33,14 @@ from spa.obspa.hessians import (
     synthetic_batches,
 )
 from spa.obspa.layers import LinearLayer, find_layers
-from spa.obspa.solver import ConsumerState, damped, greedy_scores, inverse, reconstruct
+from spa.obspa.solver import (
+    ConsumerState,
+    damped,
+    greedy_scores,
+    inverse,
+    reconstruct,
+    reconstruct_with_inverse,
+)
 from spa.providers.batching import feeding
 from spa.providers.onnxruntime_provider import ActivationProvider
 
@@ -182,7 +189,11 @@ class OBSPA:
         for name, positions in removed_positions.items():
             for layer in self.layers[name]:
                 columns = _columns_of_positions(layer, sorted(positions))
-                corrected = reconstruct(self._matrix(layer), self._hessians[layer.key], columns)
+                matrix = self._matrix(layer)
+                if 2 * len(columns) < matrix.shape[1]:  # few columns go: downdate the (cached) inverse
+                    corrected = reconstruct_with_inverse(matrix, self._inverse(layer), columns)
+                else:
+                    corrected = reconstruct(matrix, self._hessians[layer.key], columns)
                 self._write(layer, corrected, updates)
         return updates
 

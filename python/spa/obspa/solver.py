@@ -135,3 +135,18 @@ def reconstruct(w: np.ndarray, h: np.ndarray, removed: np.ndarray) -> np.ndarray
     solved = np.linalg.solve(factor.T, np.linalg.solve(factor, rhs.T))
     result[:, keep] = solved.T
     return result
+
+
+def reconstruct_with_inverse(w: np.ndarray, hinv: np.ndarray, removed: np.ndarray) -> np.ndarray:
+    """The same refit as `reconstruct`, from H^-1: W - W_S (Hinv_SS)^-1 Hinv_S: with columns S zeroed.
+
+    It solves an |S| x |S| system where `reconstruct` factors the |K| x |K|
+    kept block, so it is the cheaper one when few columns go.
+    """
+    result = w.copy()
+    if removed.size == 0:
+        return result
+    block = hinv[np.ix_(removed, removed)]
+    result -= w[:, removed] @ np.linalg.solve(block, hinv[removed])
+    result[:, removed] = 0.0
+    return result

@@ -20,7 +20,7 @@ import onnx
 RELATIVE_TOLERANCE = 1e-4
 # How onnx and onnxruntime name a node: "node name: X)" (shape inference) or "Node (X)" / "node X" (runtime).
 _NODE_PATTERNS = (re.compile(r"node name: ([^)\s]+)\)"), re.compile(r"[Nn]ode \(([^)]+)\)"),
-                  re.compile(r"[Nn]ode '?([\w./:-]+)'? "))
+                  re.compile(r"[Nn]ode '([^']+)'"))
 
 
 @dataclass(frozen=True)
@@ -47,8 +47,8 @@ def _failure(check: str, error: BaseException) -> Failure:
     return Failure(check, text if len(text) <= 300 else text[:297] + "...", node)
 
 
-def check_validity(model: onnx.ModelProto, full: bool = True) -> Failure | None:
-    """onnx's checker (with strict shape inference when `full`)."""
+def check_validity(model: onnx.ModelProto | bytes, full: bool = True) -> Failure | None:
+    """onnx's checker (with strict shape inference when `full`) on a model or its serialised bytes."""
     try:
         onnx.checker.check_model(model, full_check=full)
     except Exception as error:  # noqa: BLE001 - onnx raises several exception types
@@ -57,9 +57,10 @@ def check_validity(model: onnx.ModelProto, full: bool = True) -> Failure | None:
 
 
 class Runner:
-    """An onnxruntime session for one model; `failure` is set instead when it cannot load."""
+    """An onnxruntime session for one model (or its serialised bytes); `failure` is set instead
+    when it cannot load."""
 
-    def __init__(self, model: onnx.ModelProto) -> None:
+    def __init__(self, model: onnx.ModelProto | bytes) -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -69,7 +70,8 @@ class Runner:
         self.failure: Failure | None = None
         self.session = None
         try:
-            self.session = ort.InferenceSession(model.SerializeToString(), options,
+            blob = model if isinstance(model, bytes) else model.SerializeToString()
+            self.session = ort.InferenceSession(blob, options,
                                                 providers=["CPUExecutionProvider"])
         except Exception as error:  # noqa: BLE001 - onnxruntime raises its own exception types
             self.failure = _failure("onnxruntime load", error)

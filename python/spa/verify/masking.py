@@ -78,9 +78,11 @@ def with_arrays(model: onnx.ModelProto, arrays: Mapping[str, np.ndarray]) -> onn
     return result
 
 
-def masked_model(base: onnx.ModelProto, plan_dict: Mapping[str, Any]) -> onnx.ModelProto:
-    """A copy of `base` with every member slice of the plan (`spa.groups.plan_to_dict`) set to zero."""
-    result = _copy(base)
+def masked_model(base: onnx.ModelProto, plan_dict: Mapping[str, Any],
+                 arrays: Mapping[str, np.ndarray] | None = None) -> onnx.ModelProto:
+    """A copy of `base` with every member slice of the plan (`spa.groups.plan_to_dict`) set to zero,
+    after writing `arrays` (constant name -> new value of the same shape: corrected weights)."""
+    result = with_arrays(base, arrays) if arrays else _copy(base)
     constants = _Constants(result)
     slices: dict[str, list[tuple[int, list[int]]]] = {}
     for group in plan_dict["groups"]:

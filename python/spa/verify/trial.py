@@ -14,13 +14,17 @@ first `Failure`:
    `base` with their channels zeroed (and any corrected weights written).
 
 When onnxruntime cannot load the original at all (a custom-domain operator,
-say), checks 3-5 are skipped and `skipped` says why.
+say), checks 3-5 are skipped and `skipped` says why. Each model is
+serialised once (the checker and onnxruntime read the same bytes, and they
+are what gets written); onnxruntime runs the pruned model in a second thread
+while the reference is made.
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,7 +34,7 @@ from spa.errors import SPAError, first_line
 from spa.groups import Group, Plan, plan_to_dict
 from spa.mlir_bindings import ir
 from spa.verify.checks import Failure, Runner, check_equal, check_signature, check_validity
-from spa.verify.masking import masked_model, with_arrays
+from spa.verify.masking import masked_model
 
 PruneCopy = Callable[[Plan], ir.Module]
 Export = Callable[[ir.Module, bool], onnx.ModelProto]  # (module, as_written) -> model
@@ -38,11 +42,13 @@ Export = Callable[[ir.Module, bool], onnx.ModelProto]  # (module, as_written) ->
 
 @dataclass
 class Pruned:
-    """A pruned copy that passed every check: its module, the ONNX model to write, and the
-    warnings its export gave (held back during trials; the caller re-issues the chosen one's)."""
+    """A pruned copy that passed every check: its module, the ONNX model to write (and its
+    serialised bytes), and the warnings its export gave (held back during trials; the caller
+    re-issues the chosen one's)."""
 
     module: ir.Module
     model: onnx.ModelProto
+    blob: bytes
     warnings: list[warnings.WarningMessage]
 
 
@@ -59,23 +65,10 @@ class Trial:
         self.label = label
         self.output_names = [o.name for o in base.graph.output]
         self.full_check = True
+        self.runnable = True  # until onnxruntime is found unable to load the original
         self.skipped: list[str] = []
         self.count = 0
-        self.runnable = self._probe_original()
-
-    def _probe_original(self) -> bool:
-        """Whether onnxruntime runs the original; raises SPAError when it loads but rejects the feeds."""
-        outputs = Runner(self.base).run(self.feeds)
-        if isinstance(outputs, list):
-            return True
-        if outputs.check == "onnxruntime load":
-            self.skipped.append(f"onnxruntime cannot load the original model ({outputs.message}), so the "
-                                "checks that run the model were skipped")
-            return False
-        shapes = ", ".join(f"{name} {value.dtype}{list(value.shape)}" for name, value in self.feeds.items())
-        raise SPAError(f"{self.label}: verification: the original model does not run on the inputs ({shapes}): "
-                       f"{outputs.message}; give real inputs with --inputs DATA.npz, sizes with "
-                       "--input-shape NAME:DIMS, or skip verification with --no-verify")
+        self.reference_outputs: list[np.ndarray] | None = None  # of the last reference run
 
     def run(self, plan: Plan) -> Pruned | Failure:
         """Prune a copy with `plan` and check it; the Pruned copy, or the first Failure."""
@@ -86,10 +79,11 @@ class Trial:
         if isinstance(made, Failure):
             return made
         module, model = made
-        failure = self._validity(model)
+        blob = model.SerializeToString()
+        failure = self._validity(blob)
         if failure is None and self.runnable:
-            failure = self._behaviour(plan, model)
-        return failure or Pruned(module, model, caught)
+            failure = self._behaviour(plan, blob)
+        return failure or Pruned(module, model, blob, caught)
 
     def _make(self, plan: Plan, as_written: bool) -> tuple[ir.Module, onnx.ModelProto] | Failure:
         try:
@@ -101,23 +95,25 @@ class Trial:
         except SPAError as error:
             return Failure("export", first_line(error))
 
-    def _validity(self, model: onnx.ModelProto) -> Failure | None:
-        failure = check_validity(model, self.full_check)
+    def _validity(self, blob: bytes) -> Failure | None:
+        failure = check_validity(blob, self.full_check)
         if failure is not None and self.full_check and check_validity(self.base, True) is not None:
             self.full_check = False  # the original fails the full check itself: hold the output to the plain one
             self.skipped.append("the original model fails onnx's full check, so the plain check was applied")
-            failure = check_validity(model, False)
+            failure = check_validity(blob, False)
         return failure
 
-    def _behaviour(self, plan: Plan, model: onnx.ModelProto) -> Failure | None:
-        outputs = Runner(model).run(self.feeds)
-        if isinstance(outputs, Failure):
-            return outputs
+    def _behaviour(self, plan: Plan, blob: bytes) -> Failure | None:
         preserving = [g for g in plan.removed if plan.removed[g] and self.groups[g].function_preserving]
         reference_plan = plan.restricted(preserving)
-        reference = Runner(self._reference(reference_plan)).run(self.feeds)
-        if isinstance(reference, Failure):
-            raise SPAError(f"{self.label}: verification: the zero-mask reference model fails ({reference.line()})")
+        with ThreadPoolExecutor(1) as pool:  # onnxruntime works on the pruned model while the reference is made
+            pruned = pool.submit(lambda: Runner(blob).run(self.feeds))
+            reference = self._reference_outputs(reference_plan)
+            outputs = pruned.result()
+        if reference is None:
+            return None  # onnxruntime cannot run the original: nothing to compare with
+        if isinstance(outputs, Failure):
+            return outputs
         failure = check_signature(reference, outputs, self.output_names)
         if failure is not None or not preserving:
             return failure
@@ -127,13 +123,30 @@ class Trial:
                 made = self._make(reference_plan, as_written=False)
             if isinstance(made, Failure):
                 return made
-            outputs = Runner(made[1]).run(self.feeds)
+            outputs = Runner(made[1].SerializeToString()).run(self.feeds)
             if isinstance(outputs, Failure):
                 return outputs
         return check_equal(reference, outputs, self.output_names)
 
-    def _reference(self, plan: Plan) -> onnx.ModelProto:
-        """`base` with the plan's corrected weights written and its channels zeroed."""
-        model = with_arrays(self.base, plan.weight_updates) if plan.weight_updates else self.base
+    def _reference_outputs(self, plan: Plan) -> list[np.ndarray] | None:
+        """Outputs of `base` with the plan's corrected weights written and its channels zeroed; None
+        (and `runnable` False) when onnxruntime cannot load the original. Raises SPAError when the
+        original rejects the feeds."""
         groups = [self.groups[g] for g in plan.removed]
-        return masked_model(model, plan_to_dict(plan, groups)) if plan.removed else model
+        reference = masked_model(self.base, plan_to_dict(plan, groups), plan.weight_updates)
+        outputs = Runner(reference.SerializeToString()).run(self.feeds)
+        if isinstance(outputs, list):
+            self.reference_outputs = outputs
+            return outputs
+        original = Runner(self.base.SerializeToString()).run(self.feeds)
+        if isinstance(original, Failure) and original.check == "onnxruntime load":
+            self.runnable = False
+            self.skipped.append(f"onnxruntime cannot load the original model ({original.message}), so the "
+                                "checks that run the model were skipped")
+            return None
+        if isinstance(original, Failure):
+            shapes = ", ".join(f"{name} {value.dtype}{list(value.shape)}" for name, value in self.feeds.items())
+            raise SPAError(f"{self.label}: verification: the original model does not run on the inputs ({shapes}): "
+                           f"{original.message}; give real inputs with --inputs DATA.npz, sizes with "
+                           "--input-shape NAME:DIMS, or skip verification with --no-verify")
+        raise SPAError(f"{self.label}: verification: the zero-mask reference model fails ({outputs.line()})")

@@ -1,0 +1,150 @@
+"""From channel scores to a plan: how many channels each group loses, and which.
+
+Three allocations (`ALLOCATIONS`):
+- uniform: the same ratio in every group (for a params/MACs target, the
+  smallest ratio whose pruned copy meets it);
+- global: channels ranked across groups by score / group mean;
+- sensitivity: per-group counts from a measured sensitivity table, chosen by
+  a knapsack for the least predicted damage (spa.sensitivity).
+A target is a channel ratio, or a fraction of the parameters or MACs to
+remove; targets are met as *measured* on a pruned copy (per-channel costs
+double-count a layer whose inputs and outputs both shrink).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from spa import select, stats
+from spa.errors import SPAError
+from spa.groups import Group, Plan
+
+ALLOCATIONS = ("uniform", "global", "sensitivity")
+
+
+@dataclass(frozen=True)
+class Target:
+    """What to remove: `measure` is "channels" (a ratio), "params" or "macs"; `fraction` in [0, 1]."""
+
+    measure: str
+    fraction: float
+
+    @classmethod
+    def of(cls, ratio: float | None, target_params: float | None, target_flops: float | None) -> Target:
+        """The one amount given; SPAError unless exactly one is."""
+        given = [(m, v) for m, v in (("channels", ratio), ("params", target_params), ("macs", target_flops))
+                 if v is not None]
+        if len(given) != 1:
+            raise SPAError("give exactly one of ratio, target_params and target_flops")
+        return cls(*given[0])
+
+
+def choose_allocation(allocation: str | None, criterion: str, target: Target, global_ranking: bool) -> str:
+    """The allocation asked for, or the default: sensitivity for OBSPA with a params/MACs target,
+    global with `global_ranking`, else uniform."""
+    if allocation is None:
+        if global_ranking:
+            return "global"
+        return "sensitivity" if criterion == "obspa" and target.measure != "channels" else "uniform"
+    if allocation not in ALLOCATIONS:
+        raise SPAError(f"allocation must be one of {', '.join(ALLOCATIONS)}, not {allocation!r}")
+    if global_ranking and allocation != "global":
+        raise SPAError(f"global ranking and allocation={allocation!r} contradict each other")
+    return allocation
+
+
+class Planner:
+    """Selection over one model's groups and scores (see the module doc).
+
+    `model` is the spa.Model (for stats and pruned trial copies), `shapes`
+    the constants' shapes by name.
+    """
+
+    def __init__(self, model, groups: Sequence[Group], shapes: Mapping[str, tuple[int, ...]],
+                 scores: Mapping[int, np.ndarray], round_to: int = 1, protect: Sequence[str] = ()) -> None:
+        self.model, self.groups, self.shapes, self.scores = model, list(groups), shapes, scores
+        self.round_to, self.protect = round_to, tuple(protect)
+
+    def eligible(self) -> list[Group]:
+        """The groups selection may touch."""
+        return select.eligible_groups(self.groups, self.scores, self.protect)
+
+    def costs(self, measure: str) -> dict[int, float]:
+        """Cost of one channel of each group: 1, its parameters or its MACs."""
+        if measure == "channels":
+            return {g.id: 1.0 for g in self.groups}
+        if measure == "params":
+            return {g.id: select.params_per_channel(g, self.shapes) for g in self.groups}
+        return self._macs_per_channel()
+
+    def uniform(self, target: Target) -> Plan:
+        def same_ratio(fraction: float) -> Plan:
+            return select.select_per_group(self.groups, self.scores, fraction, self.round_to, self.protect)
+
+        if target.measure == "channels":
+            return same_ratio(target.fraction)
+        return self.calibrate(same_ratio, target, 0.0, 0.99, steps=10)
+
+    def global_ranking(self, target: Target) -> Plan:
+        if target.measure == "channels":
+            return select.select_global(self.groups, self.scores, target.fraction, self.round_to, self.protect)
+        costs, total = self.costs(target.measure), self.total(target.measure)
+
+        def plan_for(fraction: float) -> Plan:
+            return select.select_target(self.groups, self.scores, costs, total, fraction, self.round_to, self.protect)
+
+        return self.calibrate(plan_for, target, target.fraction, min(0.999, target.fraction * 3 + 0.01))
+
+    def by_counts(self, target: Target, counts_for: Callable[[float], Mapping[int, int]]) -> Plan:
+        """The plan of an allocation: `counts_for(cost)` gives per-group counts removing about that cost."""
+        def plan_for(fraction: float) -> Plan:
+            return select.select_counts(self.groups, self.scores, counts_for(fraction * total), self.protect)
+
+        if target.measure == "channels":
+            total = float(sum(g.channels for g in self.eligible()))
+            return plan_for(math.floor(target.fraction * total + 1e-9) / total if total else 0.0)
+        total = self.total(target.measure)
+        return self.calibrate(plan_for, target, target.fraction, min(0.999, target.fraction * 3 + 0.01))
+
+    def total(self, measure: str) -> float:
+        return float(getattr(self.model.stats(), measure))
+
+    def calibrate(self, plan_for: Callable[[float], Plan], target: Target, low: float, high: float,
+                  steps: int = 8) -> Plan:
+        """The plan whose *measured* reduction first reaches the target: `plan_for(x)` for a setting
+        x in [low, high] removes more as x grows; x is bisected on pruned copies of the model."""
+        before = self.total(target.measure)
+        if before == 0:
+            return plan_for(target.fraction)
+
+        def achieved(plan: Plan) -> float:
+            return 1 - self.model.pruned_stat(plan, target.measure) / before
+
+        best = plan_for(high)
+        if achieved(best) < target.fraction:
+            return best  # the target cannot be reached; this is the most the selection removes
+        for _ in range(steps):
+            middle = (low + high) / 2
+            plan = plan_for(middle)
+            if achieved(plan) >= target.fraction:
+                high, best = middle, plan
+            else:
+                low = middle
+        first = plan_for(low)
+        return first if achieved(first) >= target.fraction else best
+
+    def _macs_per_channel(self) -> dict[int, float]:
+        macs = stats.macs_per_weight(self.model.module)
+        costs = {}
+        for group in self.groups:
+            cost = 0.0
+            for member in group.members:
+                if member.tensor in macs and group.channels:
+                    share = member.positions_in_group() / self.shapes[member.tensor][member.axis]
+                    cost += macs[member.tensor] * share / group.channels
+            costs[group.id] = cost
+        return costs

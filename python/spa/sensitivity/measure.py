@@ -1,0 +1,194 @@
+"""The sensitivity table: how much removing k channels of one group changes the network's outputs.
+
+For every eligible group and every k on a grid (fractions of its channels,
+rounded to the counts selection allows), the group's k lowest-scored
+channels are removed alone and the model is run on a few samples; the
+damage is the mean KL divergence between the dense and the pruned softmax of
+2-D outputs (classifier logits) and the mean squared error relative to the
+dense output's mean square for any other output, summed over outputs. The
+criterion's weight correction is part of the measurement (OBSPA refits the
+consumers of the removed channels first).
+
+A function-preserving group is removed by zeroing its slices (the zero-mask
+oracle says that is the pruned model), fed to one onnxruntime session of the
+model whose float constants are overridable inputs: no session per
+measurement. A group that is not function-preserving (a LayerNorm's width)
+is pruned for real, one session per measurement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from spa.errors import SPAError
+from spa.groups import Group, Plan
+from spa.progress import progress_bar
+from spa.select import allowed_removal_counts, removal_order
+from spa.verify.checks import Runner
+from spa.verify.masking import constant_value
+
+GRID = (0.1, 0.25, 0.4, 0.55, 0.7, 0.85)
+
+Correction = Callable[[int, tuple[int, ...]], dict[str, np.ndarray]]  # (group, removed) -> corrected weights
+PruneModel = Callable[[Plan], onnx.ModelProto]  # a plan -> the pruned model (SPA's opset)
+
+
+@dataclass
+class SensitivityTable:
+    """Group id -> (removal counts measured, damage of each); 0 removed is always 0 damage."""
+
+    counts: dict[int, np.ndarray] = field(default_factory=dict)
+    damages: dict[int, np.ndarray] = field(default_factory=dict)
+
+    def damage_at(self, group_id: int, counts: Sequence[int]) -> np.ndarray:
+        """Damage for any removal counts: linear between the measured ones, +inf past the last."""
+        measured = np.concatenate([[0], self.counts[group_id]])
+        damage = np.concatenate([[0.0], self.damages[group_id]])
+        wanted = np.asarray(counts, dtype=np.float64)
+        result = np.interp(wanted, measured, damage)
+        result[wanted > measured[-1]] = np.inf
+        return result
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Flat arrays for np.savez (see from_arrays)."""
+        arrays = {}
+        for group_id in self.counts:
+            arrays[f"counts_{group_id}"], arrays[f"damages_{group_id}"] = self.counts[group_id], self.damages[group_id]
+        return arrays
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, np.ndarray]) -> SensitivityTable:
+        table = cls()
+        for key in arrays:
+            if key.startswith("counts_"):
+                group_id = int(key.split("_")[1])
+                table.counts[group_id] = np.asarray(arrays[key])
+                table.damages[group_id] = np.asarray(arrays[f"damages_{group_id}"])
+        return table
+
+
+def grid_counts(group: Group, round_to: int = 1, grid: Sequence[float] = GRID) -> list[int]:
+    """The allowed removal counts nearest to each grid fraction of the group's channels (no 0, no repeats)."""
+    allowed = allowed_removal_counts(group, round_to)[1:]
+    if not allowed:
+        return []
+    picked = {min(allowed, key=lambda n: (abs(n - f * group.channels), n)) for f in grid}
+    return sorted(picked)
+
+
+def output_damage(dense: Sequence[np.ndarray], pruned: Sequence[np.ndarray]) -> float:
+    """KL(softmax dense || softmax pruned) for 2-D outputs, relative MSE for others, summed."""
+    total = 0.0
+    for want, got in zip(dense, pruned):
+        want, got = np.asarray(want, np.float64), np.asarray(got, np.float64)
+        if want.ndim == 2 and want.shape[1] > 1:
+            log_p = want - _logsumexp(want)
+            log_q = got - _logsumexp(got)
+            total += float(np.mean(np.sum(np.exp(log_p) * (log_p - log_q), axis=1)))
+        else:
+            total += float(np.mean((want - got) ** 2) / max(np.mean(want ** 2), 1e-12))
+    return total if np.isfinite(total) else 1e30
+
+
+def _logsumexp(x: np.ndarray) -> np.ndarray:
+    top = x.max(axis=1, keepdims=True)
+    return top + np.log(np.exp(x - top).sum(axis=1, keepdims=True))
+
+
+def measure(base: onnx.ModelProto, groups: Sequence[Group], scores: Mapping[int, np.ndarray],
+            batches: Sequence[Mapping[str, np.ndarray]], counts: Mapping[int, Sequence[int]],
+            correction: Correction | None = None, prune_model: PruneModel | None = None,
+            quiet: bool = False) -> SensitivityTable:
+    """The table for `groups` (each with `counts[g]` to measure), on the samples of `batches`."""
+    session = _OverridableSession(base, groups)
+    dense = session.run(batches, {})
+    if dense is None:
+        raise SPAError("sensitivity: onnxruntime cannot run the model on the measurement samples")
+    table = SensitivityTable()
+    jobs = [(g, k) for g in groups for k in counts.get(g.id, ())]
+    bar = progress_bar(total=len(jobs), description="sensitivity table", quiet=quiet)
+    for group in groups:
+        measured = []
+        order = removal_order(group, scores)
+        for count in counts.get(group.id, ()):
+            removed = tuple(sorted(order[:count].tolist()))
+            updates = correction(group.id, removed) if correction else {}
+            if group.function_preserving or prune_model is None:
+                outputs = session.run(batches, session.masked(group, removed, updates))
+            else:
+                outputs = _run_all(Runner(prune_model(Plan({group.id: removed}, updates)).SerializeToString()),
+                                   batches)
+            measured.append(output_damage(dense, outputs) if outputs is not None else 1e30)
+            bar.update(1)
+        if measured:
+            table.counts[group.id] = np.asarray(counts[group.id], dtype=np.int64)
+            table.damages[group.id] = np.maximum.accumulate(np.asarray(measured))  # more removed never helps
+    bar.close()
+    return table
+
+
+class _OverridableSession:
+    """One onnxruntime session of the model in which every member constant can be fed a new value."""
+
+    def __init__(self, base: onnx.ModelProto, groups: Sequence[Group]) -> None:
+        self.names = sorted({m.tensor for g in groups for m in g.members})
+        model = _with_overridable(base, self.names)
+        self.values = {name: constant_value(model, name) for name in self.names}
+        self.runner = Runner(model.SerializeToString())
+        self.group_members = {g.id: g for g in groups}
+
+    def masked(self, group: Group, removed: tuple[int, ...], updates: Mapping[str, np.ndarray]
+               ) -> dict[str, np.ndarray]:
+        """Feeds that zero the group's slices at `removed`, after writing `updates`."""
+        changed = {name: np.array(value, dtype=self.values[name].dtype) for name, value in updates.items()
+                   if name in self.values}
+        for member in group.members:
+            array = changed.setdefault(member.tensor, self.values[member.tensor].copy())
+            index: list = [slice(None)] * array.ndim
+            index[member.axis] = group.positions(member, removed)
+            array[tuple(index)] = 0
+        return changed
+
+    def run(self, batches: Sequence[Mapping[str, np.ndarray]], overrides: Mapping[str, np.ndarray]
+            ) -> list[np.ndarray] | None:
+        """The outputs over all batches (None when the model fails with these values)."""
+        return _run_all(self.runner, batches, overrides)
+
+
+def _run_all(runner: Runner, batches: Sequence[Mapping[str, np.ndarray]],
+             overrides: Mapping[str, np.ndarray] | None = None) -> list[np.ndarray] | None:
+    """Outputs of every batch, joined along the batch axis; None if a run fails."""
+    parts = []
+    for batch in batches:
+        outputs = runner.run({**batch, **(overrides or {})})
+        if not isinstance(outputs, list):
+            return None
+        parts.append(outputs)
+    return [np.concatenate([np.atleast_1d(p[i]) for p in parts]) for i in range(len(parts[0]))]
+
+
+def _with_overridable(base: onnx.ModelProto, names: Sequence[str]) -> onnx.ModelProto:
+    """A copy in which every constant of `names` is an initializer listed as a graph input."""
+    model = onnx.ModelProto()
+    model.CopyFrom(base)
+    initializers = {t.name for t in model.graph.initializer}
+    kept_nodes = []
+    for node in model.graph.node:
+        if node.output and node.output[0] in names and node.output[0] not in initializers \
+                and node.op_type in ("Constant", "ConstantOfShape", "Identity"):
+            value = constant_value(base, node.output[0])  # a node constant becomes an initializer of its own
+            model.graph.initializer.append(numpy_helper.from_array(np.ascontiguousarray(value), node.output[0]))
+            continue
+        kept_nodes.append(node)
+    del model.graph.node[:]
+    model.graph.node.extend(kept_nodes)
+    listed = {i.name for i in model.graph.input}
+    for tensor in model.graph.initializer:
+        if tensor.name in names and tensor.name not in listed:
+            model.graph.input.append(helper.make_tensor_value_info(tensor.name, tensor.data_type, list(tensor.dims)))
+    return model
