@@ -65,18 +65,22 @@ def _prune(args: argparse.Namespace) -> None:
     ratio = args.ratio
     if ratio is None and args.target_params is None and args.target_flops is None:
         ratio = 0.3
-    if args.criterion != "obspa" and (args.calibration or args.hessian != "auto"):
-        raise SPAError("--calibration and --hessian are options of --criterion obspa")
+    if args.criterion != "obspa" and args.hessian != "auto":
+        raise SPAError("--hessian is an option of --criterion obspa")
+    if args.calibration and args.criterion != "obspa" and args.allocation != "sensitivity":
+        raise SPAError("--calibration is read by --criterion obspa and --allocation sensitivity")
     calibration = None
     if args.calibration:
         calibration = load_calibration(args.calibration, model.input_names(), args.calibration_samples)
     Stage.name = "scoring"
     options = OBSPAOptions(hessian=args.hessian, samples=args.synthetic_samples, damp=args.damp, seed=args.seed,
-                           input_shapes=args.input_shape)
+                           input_shapes=args.input_shape, sequential=not args.one_shot,
+                           reestimate_batchnorm=args.reestimate_bn, synthesis=args.synthesis)
     plan = model.plan(criterion=args.criterion, ratio=ratio, target_params=args.target_params,
                       target_flops=args.target_flops, global_ranking=args.global_ranking,
                       round_to=args.round_to, protect=args.protect, seed=args.seed,
-                      calibration=calibration, obspa=options)
+                      calibration=calibration, obspa=options, allocation=args.allocation,
+                      input_shapes=args.input_shape, quiet=args.quiet)
     Stage.name = "pruning and verification" if args.verify else "pruning"
     inputs = _verification_inputs(args, model)
     applied = model.prune(plan, verify=args.verify, inputs=inputs, input_shapes=args.input_shape, opset=args.opset)
@@ -197,9 +201,13 @@ def _add_prune_command(commands) -> None:
     amount.add_argument("--ratio", type=_fraction, help="fraction of channels to remove (default 0.3)")
     amount.add_argument("--target-params", type=_fraction, help="fraction of parameters to remove")
     amount.add_argument("--target-flops", type=_fraction, help="fraction of MACs to remove")
+    prune.add_argument("--allocation", choices=["uniform", "global", "sensitivity"],
+                       help="how the amount is shared among groups: the same ratio in each (uniform), channels "
+                            "ranked across groups (global), or per-group counts with the least output damage "
+                            "measured on samples (sensitivity; the default for obspa with --target-params or "
+                            "--target-flops, else uniform)")
     prune.add_argument("--global", dest="global_ranking", action="store_true",
-                       help="rank channels across groups instead of removing the same ratio from every group "
-                            "(with --ratio, --target-params or --target-flops)")
+                       help="the same as --allocation global")
     prune.add_argument("--round-to", type=int, default=1, help="keep a multiple of N channels per group")
     prune.add_argument("--protect", nargs="+", default=[], metavar="NAME",
                        help="initializers whose groups must not be pruned")
@@ -224,6 +232,15 @@ def _add_prune_groups(prune: argparse.ArgumentParser) -> None:
                        help="synthetic inputs for data-free Hessians (default 128)")
     obspa.add_argument("--damp", type=float, default=0.01,
                        help="Hessian dampening, a fraction of its mean diagonal (default 0.01)")
+    obspa.add_argument("--one-shot", action="store_true",
+                       help="refit every layer on the dense model's inputs (OBSPA v1) instead of layer by layer "
+                            "on the pruned model's own")
+    obspa.add_argument("--reestimate-bn", action="store_true",
+                       help="with --calibration, re-estimate BatchNorm statistics on the pruned model (helps when "
+                            "the samples represent the data well)")
+    obspa.add_argument("--synthesis", choices=["auto", "batchnorm", "gaussian"], default="auto",
+                       help="data-free inputs: optimised to match the model's BatchNorm statistics (batchnorm; "
+                            "needs spa[torch]), Gaussian, or the first where possible (auto)")
     checks = prune.add_argument_group("verification", "every written model is checked first (onnx checker, "
                                       "onnxruntime run, output shapes, zero-mask oracle); groups that break a "
                                       "check are left unpruned and reported")
@@ -238,6 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="spa", description="Structurally Prune Anything: structured pruning of ONNX models.")
     parser.add_argument("--version", action="version", version=f"spa {spa.__version__}")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an unexpected failure")
+    parser.add_argument("--quiet", action="store_true", help="no progress displays")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     importer = commands.add_parser("import", help="convert an ONNX model to an MLIR module (onnx dialect)")
@@ -287,6 +305,10 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "input_shape", None) is not None:
         args.input_shape = dict(args.input_shape)
     warnings.showwarning = _print_warning  # one readable line per warning, not a source location
+    if args.quiet:
+        from spa.progress import set_quiet
+
+        set_quiet(True)
     Stage.name, Stage.model = "start-up", getattr(args, "model", "")
     try:
         args.run(args)

@@ -147,26 +147,34 @@ class Model:
         options = obspa or OBSPAOptions(seed=seed)
         if input_shapes and not options.input_shapes:
             options = dataclasses.replace(options, input_shapes=dict(input_shapes))
-        pruner, scores, data_used = self._score(criterion, groups, weights, provider, calibration, options,
-                                                criterion_options, seed)
+        fit, held_out = calibration, calibration
+        if allocation == "sensitivity" and criterion == "obspa" and calibration is not None:
+            fit, held_out = _held_out(calibration)  # OBSPA's refit would look perfect on its own samples
+        pruner, scores, data_used = self._score(criterion, groups, weights, provider, fit, options,
+                                                criterion_options, seed, quiet)
         planner = Planner(self, groups, {n: a.shape for n, a in weights.items()}, scores, round_to, tuple(protect))
         if allocation == "sensitivity":
-            plan, note = self._by_sensitivity(planner, target, criterion, pruner, calibration, options, quiet)
+            plan, note = self._by_sensitivity(planner, target, criterion, pruner, held_out, options, quiet)
             data_used += f"; {note}"
         else:
             plan = planner.uniform(target) if allocation == "uniform" else planner.global_ranking(target)
         if pruner is None:
             return Plan(plan.removed, {}, data_used, self._heads)
-        return Plan(plan.removed, pruner.updates(plan), data_used, self._heads,
-                    refit=lambda removed: pruner.updates(Plan(removed)))
+        updates = pruner.reconstruction(plan, quiet)
+        if pruner.sequential_used:
+            data_used += "; layers refitted sequentially on the pruned model's own inputs"
+        if pruner.batchnorm_reestimated:
+            data_used += f"; {pruner.batchnorm_reestimated} BatchNorms re-estimated"
+        return Plan(plan.removed, updates, data_used, self._heads,
+                    refit=lambda removed: pruner.reconstruction(Plan(removed), quiet))
 
     def _score(self, criterion: str, groups: list[Group], weights: Mapping[str, np.ndarray],
                provider: Provider | None, calibration: Mapping[str, np.ndarray] | None, options: OBSPAOptions,
-               criterion_options: Mapping[str, object] | None, seed: int
+               criterion_options: Mapping[str, object] | None, seed: int, quiet: bool = False
                ) -> tuple[OBSPA | None, dict[int, np.ndarray], str]:
         """(the OBSPA pruner or None, group id -> per-channel scores, what data was read)."""
         if criterion == "obspa":
-            pruner = OBSPA(self._state_onnx(), groups, weights, calibration, options)
+            pruner = OBSPA(self._state_onnx(), groups, weights, calibration, options, quiet)
             return pruner, pruner.scores(), pruner.description
         settings = dict(criterion_options or {})
         if criterion == "random":
@@ -181,7 +189,7 @@ class Model:
         """The plan of a sensitivity allocation, and a note on how the table was measured."""
         eligible = planner.eligible()
         how, run_model, batches = measurement_data(self._state_onnx(), calibration, sensitivity.SAMPLES,
-                                                   options.input_shapes, options.seed)
+                                                   options.input_shapes, options.seed + 1)  # not OBSPA's samples
         original = self._bytecode()
 
         def prune_model(plan: Plan) -> onnx.ModelProto:
@@ -400,6 +408,17 @@ class Model:
 
 _NORM_OPS = ("onnx.BatchNormalization", "onnx.InstanceNormalization", "onnx.LayerNormalization",
              "onnx.GroupNormalization")
+
+
+def _held_out(calibration: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """(samples to fit on, samples to measure on): the last quarter, at most SAMPLES, is held out when
+    there are 32 samples or more; with fewer, both use them all."""
+    count = len(next(iter(calibration.values())))
+    held = min(sensitivity.SAMPLES, count // 4) if count >= 32 else 0
+    if not held:
+        return dict(calibration), dict(calibration)
+    return ({name: np.asarray(a)[:count - held] for name, a in calibration.items()},
+            {name: np.asarray(a)[count - held:] for name, a in calibration.items()})
 
 
 def _data_used(criterion, provider: Provider | None, scored: int, prunable: int) -> str:

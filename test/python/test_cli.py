@@ -198,7 +198,7 @@ def test_prune_obspa_with_calibration_reports_its_data(tmp_path: Path) -> None:
 @pytest.mark.parametrize("arguments, expected", [
     (["--criterion", "obspa", "--calibration", "missing.npz"], "missing.npz: calibration file not found"),
     (["--criterion", "obspa", "--calibration", "wrong.npz"], "expected arrays named image"),
-    (["--criterion", "l1", "--calibration", "wrong.npz"], "options of --criterion obspa"),
+    (["--criterion", "l1", "--calibration", "wrong.npz"], "read by --criterion obspa and --allocation sensitivity"),
     (["--criterion", "taylor"], "taylor criterion needs gradients"),
 ])
 def test_prune_criterion_data_errors(arguments: list[str], expected: str, tmp_path: Path) -> None:

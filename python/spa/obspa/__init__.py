@@ -41,10 +41,16 @@ from spa.obspa.solver import (
     reconstruct,
     reconstruct_with_inverse,
 )
+from spa.obspa.batchnorm import reestimated_statistics
+from spa.obspa.sequential import SequentialRefit, masked, removed_slices
+from spa.obspa.synthesis import synthesized_inputs
+from spa.progress import progress
+from spa.verify.masking import constant_value
 from spa.providers.batching import feeding
 from spa.providers.onnxruntime_provider import ActivationProvider
 
 HESSIAN_SOURCES = ("auto", "calibration", "data-free", "identity")
+SYNTHESIS = ("auto", "batchnorm", "gaussian")
 
 
 @dataclass(frozen=True)
@@ -56,7 +62,16 @@ class OBSPAOptions:
     data-free; `batch_size`: samples per onnxruntime run; `damp`: dampening
     as a fraction of mean(diag H); `steps`: greedy steps per group;
     `seed`: of the synthetic inputs; `input_shapes`: sizes of inputs with
-    dynamic dims for synthetic inputs (input name -> shape).
+    dynamic dims for synthetic inputs (input name -> shape); `sequential`:
+    refit layers on the pruned model's own inputs, level by level, on the
+    first `sequential_samples` samples (see spa.obspa.sequential), else
+    one-shot on the dense model's; `reestimate_batchnorm`: with calibration
+    data, then re-estimate every BatchNorm's running statistics on the pruned
+    model (spa.obspa.batchnorm); `synthesis`: data-free inputs made by
+    matching the model's BatchNorm statistics ("batchnorm", `synthesis_samples`
+    inputs optimised for `synthesis_steps` steps; see spa.obspa.synthesis),
+    Gaussian ones ("gaussian"), or the first when the model has BatchNorms and
+    PyTorch with onnx2torch is installed ("auto").
     """
 
     hessian: str = "auto"
@@ -66,6 +81,12 @@ class OBSPAOptions:
     steps: int = 32
     seed: int = 0
     input_shapes: Mapping[str, Sequence[int]] | None = None
+    sequential: bool = True
+    sequential_samples: int = 128
+    reestimate_batchnorm: bool = False
+    synthesis: str = "auto"
+    synthesis_samples: int = 32
+    synthesis_steps: int = 100
 
 
 class OBSPA:
@@ -79,12 +100,14 @@ class OBSPA:
     """
 
     def __init__(self, model: onnx.ModelProto, groups: list[Group], weights: Mapping[str, np.ndarray],
-                 calibration: Mapping[str, np.ndarray] | None = None, options: OBSPAOptions | None = None
-                 ) -> None:
+                 calibration: Mapping[str, np.ndarray] | None = None, options: OBSPAOptions | None = None,
+                 quiet: bool = False) -> None:
         options = options or OBSPAOptions()
         if options.hessian not in HESSIAN_SOURCES:
             raise SPAError(f"obspa: unknown Hessian source {options.hessian!r}; "
                            f"choose from {', '.join(HESSIAN_SOURCES)}")
+        if options.synthesis not in SYNTHESIS:
+            raise SPAError(f"obspa: synthesis must be one of {', '.join(SYNTHESIS)}, not {options.synthesis!r}")
         if not options.damp > 0:
             raise SPAError(f"obspa: damp must be positive, got {options.damp}")
         source = options.hessian
@@ -99,6 +122,12 @@ class OBSPA:
         self.layers, self.skipped = find_layers(model, groups, weights)
         self.source = source
         self.feeding_note = ""
+        self._run_model = None  # the model the Hessians' samples ran through, for sequential refits
+        self._model = model
+        self.quiet = quiet
+        self.synthesized = False
+        self.sequential_used = False
+        self.batchnorm_reestimated = 0
         self._hessians = self._layer_hessians(model, calibration)
         self._inverses: dict[tuple[str, int], np.ndarray] = {}
         self.fallback_groups: list[int] = []
@@ -118,6 +147,8 @@ class OBSPA:
             return {layer.key: np.eye(self._matrix(layer).shape[1]) for layer in layers}
         options = self.options
         checked = _checked_calibration(model, calibration) if self.source == "calibration" else None
+        if self.source == "data-free" and options.synthesis != "gaussian":
+            checked = self._synthesized(model)
 
         def samples(size: int) -> Iterator[dict[str, np.ndarray]]:
             if checked is not None:
@@ -126,13 +157,27 @@ class OBSPA:
 
         how = feeding(model, samples, options.batch_size)
         self.feeding_note = how.note
-        run = how.prepare(batch_statistics_model(model) if self.source == "data-free" else model)
+        gaussian = self.source == "data-free" and not self.synthesized
+        run = how.prepare(batch_statistics_model(model) if gaussian else model)
+        self._run_model, self._feeding, self._samples = run, how, samples
         accumulator = HessianAccumulator(layers)
         names = sorted({layer.input for layer in layers})
-        for activations in ActivationProvider(run, names).run(how.batches(samples)):
+        for activations in ActivationProvider(run, names).run(progress(how.batches(samples), "layer Hessians",
+                                                                       quiet=self.quiet)):
             accumulator.add(activations)
         return {layer.key: damped(accumulator.hessian(layer, self._has_bias(layer)), self.options.damp)
                 for layer in layers} if layers and accumulator.count else {}
+
+    def _synthesized(self, model: onnx.ModelProto) -> dict[str, np.ndarray] | None:
+        """Inputs matched to the model's BatchNorm statistics (spa.obspa.synthesis), or None."""
+        options = self.options
+        inputs = synthesized_inputs(model, options.synthesis_samples, options.synthesis_steps, options.seed,
+                                    options.input_shapes, self.quiet)
+        if inputs is None and options.synthesis == "batchnorm":
+            raise SPAError("obspa: synthesis='batchnorm' needs PyTorch and onnx2torch (pip install \"spa[torch]\") "
+                           "and a single-input model with BatchNorm layers")
+        self.synthesized = inputs is not None
+        return inputs
 
     def _inverse(self, layer: LinearLayer) -> np.ndarray:
         if layer.key not in self._inverses:
@@ -155,7 +200,7 @@ class OBSPA:
         result = {}
         fallback = L2Criterion()
         self.fallback_groups = []
-        for group in self.groups:
+        for group in progress(self.groups, "OBSPA scores", quiet=self.quiet):
             if not group.prunable:
                 continue
             consumers = [ConsumerState(self._matrix(layer), self._inverse(layer).copy(),
@@ -171,6 +216,40 @@ class OBSPA:
         return result
 
     # -- corrections ----------------------------------------------------------------
+    def reconstruction(self, plan: Plan, quiet: bool = False) -> dict[str, np.ndarray]:
+        """The weight updates for `plan`: sequential (see spa.obspa.sequential) when the options ask
+        for it and every group of the plan is function-preserving, else one-shot (`updates`)."""
+        by_id = {group.id: group for group in self.groups}
+        removed = [g for g, c in plan.removed.items() if c]
+        if not (self.options.sequential and removed and self._run_model is not None
+                and all(by_id[g].function_preserving for g in removed)):
+            return self.updates(plan)
+        self.sequential_used = True
+        updates = SequentialRefit(self, self._run_model, self._first_batches()).updates(plan, self.groups, quiet)
+        if self.options.reestimate_batchnorm and self.source == "calibration":
+            updates.update(self._reestimated_batchnorm(plan, updates))
+        return updates
+
+    def _first_batches(self) -> list[dict[str, np.ndarray]]:
+        """The first `sequential_samples` samples, in the batches the model is fed."""
+        batches: list[dict[str, np.ndarray]] = []
+        for batch in self._feeding.batches(self._samples):
+            batches.append(batch)
+            if sum(len(next(iter(b.values()))) for b in batches) >= self.options.sequential_samples:
+                break
+        return batches
+
+    def _reestimated_batchnorm(self, plan: Plan, updates: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Running statistics of every BatchNorm of the pruned, corrected model (see spa.obspa.batchnorm)."""
+        model = self._feeding.prepare(self._model)
+        masks = removed_slices(plan, {group.id: group for group in self.groups})
+        names = set(masks) | set(updates)
+        overrides = {name: masked(updates[name] if name in updates else constant_value(model, name),
+                                  masks.get(name, ())) for name in names}
+        statistics = reestimated_statistics(model, overrides, self._first_batches())
+        self.batchnorm_reestimated = len(statistics) // 2
+        return statistics
+
     def updates(self, plan: Plan) -> dict[str, np.ndarray]:
         """Corrected arrays (initializer name -> array of the unpruned shape) for the plan's removals.
 
@@ -217,6 +296,9 @@ class OBSPA:
         if self.source == "calibration":
             samples = len(next(iter(calibration.values()))) if calibration else 0
             data = f"Hessians from {samples} calibration samples"
+        elif self.source == "data-free" and self.synthesized:
+            data = (f"data-free Hessians ({self.options.synthesis_samples} inputs synthesised to match the "
+                    f"model's BatchNorm statistics, {self.options.synthesis_steps} steps)")
         elif self.source == "data-free":
             data = (f"data-free Hessians ({self.options.samples} synthetic inputs: Gaussian in the normalised "
                     "input space, tokens uniform over the vocabulary; BatchNorm layers re-normalised to batch "

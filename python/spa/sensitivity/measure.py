@@ -23,14 +23,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper
 
 from spa.errors import SPAError
 from spa.groups import Group, Plan
 from spa.progress import progress_bar
+from spa.providers.overridable import OverridableModel
 from spa.select import allowed_removal_counts, removal_order
 from spa.verify.checks import Runner
-from spa.verify.masking import constant_value
 
 GRID = (0.1, 0.25, 0.4, 0.55, 0.7, 0.85)
 
@@ -72,8 +71,10 @@ class SensitivityTable:
         return table
 
 
-def grid_counts(group: Group, round_to: int = 1, grid: Sequence[float] = GRID) -> list[int]:
-    """The allowed removal counts nearest to each grid fraction of the group's channels (no 0, no repeats)."""
+def grid_counts(group: Group, round_to: int = 1, grid: Sequence[float] | None = None) -> list[int]:
+    """The allowed removal counts nearest to each `grid` fraction (default GRID) of the group's channels
+    (no 0, no repeats)."""
+    grid = GRID if grid is None else grid
     allowed = allowed_removal_counts(group, round_to)[1:]
     if not allowed:
         return []
@@ -133,22 +134,19 @@ def measure(base: onnx.ModelProto, groups: Sequence[Group], scores: Mapping[int,
 
 
 class _OverridableSession:
-    """One onnxruntime session of the model in which every member constant can be fed a new value."""
+    """The model with every member constant of the measured groups overridable."""
 
     def __init__(self, base: onnx.ModelProto, groups: Sequence[Group]) -> None:
-        self.names = sorted({m.tensor for g in groups for m in g.members})
-        model = _with_overridable(base, self.names)
-        self.values = {name: constant_value(model, name) for name in self.names}
-        self.runner = Runner(model.SerializeToString())
-        self.group_members = {g.id: g for g in groups}
+        self.model = OverridableModel(base, [m.tensor for g in groups for m in g.members])
 
     def masked(self, group: Group, removed: tuple[int, ...], updates: Mapping[str, np.ndarray]
                ) -> dict[str, np.ndarray]:
         """Feeds that zero the group's slices at `removed`, after writing `updates`."""
-        changed = {name: np.array(value, dtype=self.values[name].dtype) for name, value in updates.items()
-                   if name in self.values}
+        values = self.model.values
+        changed = {name: np.array(value, dtype=values[name].dtype) for name, value in updates.items()
+                   if name in values}
         for member in group.members:
-            array = changed.setdefault(member.tensor, self.values[member.tensor].copy())
+            array = changed.setdefault(member.tensor, values[member.tensor].copy())
             index: list = [slice(None)] * array.ndim
             index[member.axis] = group.positions(member, removed)
             array[tuple(index)] = 0
@@ -157,38 +155,15 @@ class _OverridableSession:
     def run(self, batches: Sequence[Mapping[str, np.ndarray]], overrides: Mapping[str, np.ndarray]
             ) -> list[np.ndarray] | None:
         """The outputs over all batches (None when the model fails with these values)."""
-        return _run_all(self.runner, batches, overrides)
+        return self.model.run(batches, overrides)
 
 
-def _run_all(runner: Runner, batches: Sequence[Mapping[str, np.ndarray]],
-             overrides: Mapping[str, np.ndarray] | None = None) -> list[np.ndarray] | None:
+def _run_all(runner: Runner, batches: Sequence[Mapping[str, np.ndarray]]) -> list[np.ndarray] | None:
     """Outputs of every batch, joined along the batch axis; None if a run fails."""
     parts = []
     for batch in batches:
-        outputs = runner.run({**batch, **(overrides or {})})
+        outputs = runner.run(batch)
         if not isinstance(outputs, list):
             return None
         parts.append(outputs)
     return [np.concatenate([np.atleast_1d(p[i]) for p in parts]) for i in range(len(parts[0]))]
-
-
-def _with_overridable(base: onnx.ModelProto, names: Sequence[str]) -> onnx.ModelProto:
-    """A copy in which every constant of `names` is an initializer listed as a graph input."""
-    model = onnx.ModelProto()
-    model.CopyFrom(base)
-    initializers = {t.name for t in model.graph.initializer}
-    kept_nodes = []
-    for node in model.graph.node:
-        if node.output and node.output[0] in names and node.output[0] not in initializers \
-                and node.op_type in ("Constant", "ConstantOfShape", "Identity"):
-            value = constant_value(base, node.output[0])  # a node constant becomes an initializer of its own
-            model.graph.initializer.append(numpy_helper.from_array(np.ascontiguousarray(value), node.output[0]))
-            continue
-        kept_nodes.append(node)
-    del model.graph.node[:]
-    model.graph.node.extend(kept_nodes)
-    listed = {i.name for i in model.graph.input}
-    for tensor in model.graph.initializer:
-        if tensor.name in names and tensor.name not in listed:
-            model.graph.input.append(helper.make_tensor_value_info(tensor.name, tensor.data_type, list(tensor.dims)))
-    return model

@@ -76,12 +76,13 @@ class Runner:
         except Exception as error:  # noqa: BLE001 - onnxruntime raises its own exception types
             self.failure = _failure("onnxruntime load", error)
 
-    def run(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray] | Failure:
-        """The outputs, or the Failure of loading or running."""
+    def run(self, feeds: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None
+            ) -> list[np.ndarray] | Failure:
+        """The outputs (all, or those named), or the Failure of loading or running."""
         if self.failure is not None:
             return self.failure
         try:
-            return self.session.run(None, dict(feeds))
+            return self.session.run(list(outputs) if outputs is not None else None, dict(feeds))
         except Exception as error:  # noqa: BLE001
             return _failure("onnxruntime run", error)
 
