@@ -188,6 +188,9 @@ class Model:
                         ) -> tuple[Plan, str]:
         """The plan of a sensitivity allocation, and a note on how the table was measured."""
         eligible = planner.eligible()
+        synthesized = calibration is None and pruner is not None and pruner.synthetic_inputs is not None
+        if synthesized:  # the model's own synthesised inputs say more about its damage than Gaussian ones
+            calibration = pruner.synthetic_inputs
         how, run_model, batches = measurement_data(self._state_onnx(), calibration, sensitivity.SAMPLES,
                                                    options.input_shapes, options.seed + 1)  # not OBSPA's samples
         original = self._bytecode()
@@ -205,7 +208,7 @@ class Model:
         measured = sum(len(c) for c in table.counts.values())
         return (planner.by_counts(target, lambda cost: allocate(choices, cost)),
                 f"per-group counts from a sensitivity table ({measured} measurements over {len(table.counts)} "
-                f"groups, {samples} {'calibration' if calibration is not None else 'synthetic'} samples)")
+                f"groups, {samples} {_sample_kind(calibration, synthesized)} samples)")
 
     def pruned_stat(self, plan: Plan, measure: str) -> int:
         """The params or MACs of a copy of this model pruned by `plan` (not verified)."""
@@ -408,6 +411,10 @@ class Model:
 
 _NORM_OPS = ("onnx.BatchNormalization", "onnx.InstanceNormalization", "onnx.LayerNormalization",
              "onnx.GroupNormalization")
+
+
+def _sample_kind(calibration: Mapping[str, np.ndarray] | None, synthesized: bool) -> str:
+    return "synthesised" if synthesized else "calibration" if calibration is not None else "synthetic"
 
 
 def _held_out(calibration: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:

@@ -16,6 +16,15 @@ _NUMPY_INPUT_TYPES = {onnx.TensorProto.FLOAT: np.float32, onnx.TensorProto.INT64
                       onnx.TensorProto.BOOL: np.bool_, onnx.TensorProto.INT32: np.int32}
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory):
+    """Tests measure and synthesise for themselves: no entries from the user's ~/.cache/spa, none left there."""
+    patcher = pytest.MonkeyPatch()
+    patcher.setenv("SPA_CACHE_DIR", str(tmp_path_factory.mktemp("spa-cache")))
+    yield
+    patcher.undo()
+
+
 def session(model: onnx.ModelProto | str | Path) -> ort.InferenceSession:
     options = ort.SessionOptions()
     options.log_severity_level = 3  # keep test output to errors

@@ -179,12 +179,12 @@ def test_synthesised_inputs_move_batchnorm_statistics_toward_the_running_ones() 
 
 def test_v2_data_free_beats_v1_data_free_on_a_trained_batchnorm_cnn() -> None:
     dense, (_, _, x_test, y_test) = _trained()
-    v1 = _pruned(dense, target_flops=0.5, allocation="uniform",
+    v1 = _pruned(dense, target_flops=0.7, allocation="uniform",
                  obspa=OBSPAOptions(sequential=False, synthesis="gaussian"))
-    v2 = _pruned(dense, target_flops=0.5)
+    v2 = _pruned(dense, target_flops=0.7)
     dense_accuracy = _accuracy(dense, x_test, y_test)
     assert dense_accuracy > 0.9
-    assert _accuracy(v2, x_test, y_test) > _accuracy(v1, x_test, y_test) + 0.05
+    assert _accuracy(v2, x_test, y_test) > _accuracy(v1, x_test, y_test) + 0.1  # measured: 0.95 against 0.69
 
 
 def test_sensitivity_tables_are_cached(tmp_path, monkeypatch) -> None:
@@ -200,3 +200,21 @@ def test_sensitivity_tables_are_cached(tmp_path, monkeypatch) -> None:
     assert len(calls) == 1 and list(tmp_path.glob("sensitivity/*.npz"))
     assert sum(map(len, second.removed.values())) > sum(map(len, first.removed.values()))
     assert "sensitivity table" in first.data_used
+
+
+def test_synthesised_inputs_are_cached_and_measure_the_sensitivity(tmp_path, monkeypatch) -> None:
+    """Re-planning at another target reuses the synthesised inputs, and the data-free sensitivity
+    table is measured on them rather than on Gaussian noise."""
+    pytest.importorskip("onnx2torch")
+    monkeypatch.setenv("SPA_CACHE_DIR", str(tmp_path))
+    dense, _ = _trained((8, 8), epochs=1)
+    import spa.obspa.synthesis as synthesis
+
+    runs = []
+    real = synthesis._optimised
+    monkeypatch.setattr(synthesis, "_optimised", lambda *a, **k: runs.append(1) or real(*a, **k))
+    options = OBSPAOptions(synthesis="batchnorm", synthesis_steps=5, sequential=False)
+    first = spa.load(dense).plan("obspa", target_flops=0.3, obspa=options, quiet=True)
+    spa.load(dense).plan("obspa", target_flops=0.5, obspa=options, quiet=True)
+    assert len(runs) == 1 and list(tmp_path.glob("synthesis/*.npz"))
+    assert "synthesised samples" in first.data_used, first.data_used

@@ -126,6 +126,7 @@ class OBSPA:
         self._model = model
         self.quiet = quiet
         self.synthesized = False
+        self.synthetic_inputs: dict[str, np.ndarray] | None = None  # when synthesised: the inputs made
         self.sequential_used = False
         self.batchnorm_reestimated = 0
         self._hessians = self._layer_hessians(model, calibration)
@@ -177,6 +178,7 @@ class OBSPA:
             raise SPAError("obspa: synthesis='batchnorm' needs PyTorch and onnx2torch (pip install \"spa[torch]\") "
                            "and a single-input model with BatchNorm layers")
         self.synthesized = inputs is not None
+        self.synthetic_inputs = inputs
         return inputs
 
     def _inverse(self, layer: LinearLayer) -> np.ndarray:
