@@ -430,14 +430,16 @@ def _sample_kind(calibration: Mapping[str, np.ndarray] | None, synthesized: bool
 
 
 def _held_out(calibration: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """(samples to fit on, samples to measure on): the last quarter, at most SAMPLES, is held out when
-    there are 32 samples or more; with fewer, both use them all."""
+    """(samples to fit on, samples to measure on): every fourth sample, at most SAMPLES, is held out when
+    there are 32 samples or more (spread out, as files are often sorted by class or source); with fewer,
+    both use them all."""
     count = len(next(iter(calibration.values())))
-    held = min(sensitivity.SAMPLES, count // 4) if count >= 32 else 0
-    if not held:
+    held = np.arange(3, count, 4)[:sensitivity.SAMPLES] if count >= 32 else np.zeros(0, np.int64)
+    if not len(held):
         return dict(calibration), dict(calibration)
-    return ({name: np.asarray(a)[:count - held] for name, a in calibration.items()},
-            {name: np.asarray(a)[count - held:] for name, a in calibration.items()})
+    fit = np.setdiff1d(np.arange(count), held)
+    return ({name: np.asarray(a)[fit] for name, a in calibration.items()},
+            {name: np.asarray(a)[held] for name, a in calibration.items()})
 
 
 def _data_used(criterion, provider: Provider | None, scored: int, prunable: int) -> str:

@@ -237,6 +237,9 @@ def test_the_proposed_allocation_is_kept_only_when_it_damages_less_end_to_end() 
     damages = {((0, (1, 2)), (1, ())): 0.5, ((0, (1,)), (1, (0,))): 0.2}
     plan, updates, note = least_damage({"sensitivity": proposed, "uniform": uniform}, refit, judge(damages))
     assert plan is uniform and updates["w"][0] == 2 and "uniform allocation kept" in note and "0.5" in note
+    from spa.sensitivity.validation import Judgement
+
+    assert Judgement(0.1, 9.0) < Judgement(0.2, 0.1)  # fewer changed predictions outweigh a larger damage
     damages[((0, (1,)), (1, (0,)))] = 0.5  # a tie keeps the first candidate
     plan, _, _ = least_damage({"sensitivity": proposed, "uniform": uniform}, refit, judge(damages))
     assert plan is proposed
@@ -253,3 +256,16 @@ def test_logit_damage_ignores_a_softmax_shift_and_grows_with_the_change() -> Non
     assert output_damage([logits], [logits + 3.0]) == pytest.approx(0.0, abs=1e-12)
     small, large = output_damage([logits], [logits * 1.1]), output_damage([logits], [logits * 2.0])
     assert 0 < small < large
+
+
+def test_held_out_samples_are_spread_over_the_calibration_file() -> None:
+    """Calibration files are often sorted (by class, by source image): the samples that judge the
+    allocation are every fourth one, never a tail, and never also fitted on."""
+    from spa.model import _held_out
+
+    labels = np.repeat(np.arange(8), 16)  # 128 samples sorted by class
+    fit, held = _held_out({"x": labels})
+    assert len(held["x"]) == 32 and set(held["x"]) == set(range(8))
+    assert len(fit["x"]) == 96 and sorted(np.concatenate([fit["x"], held["x"]])) == sorted(labels)
+    few = {"x": np.arange(16)}
+    assert all(np.array_equal(part["x"], few["x"]) for part in _held_out(few))
