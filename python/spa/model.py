@@ -195,9 +195,9 @@ class Model:
 
     def _by_sensitivity(self, planner: Planner, target: Target, criterion: str, pruner: OBSPA | None,
                         calibration: Mapping[str, np.ndarray] | None, options: OBSPAOptions, quiet: bool
-                        ) -> tuple[Plan, str, Callable[[Plan], float]]:
+                        ) -> tuple[Plan, str, Callable[[Plan], object]]:
         """The plan of a sensitivity allocation, a note on how the table was measured, and a judge: the
-        end-to-end output damage of any plan (with its weight updates) on the same samples."""
+        end-to-end Judgement of any plan (with its weight updates) on the same samples."""
         eligible = planner.eligible()
         synthesized = calibration is None and pruner is not None and pruner.synthetic_inputs is not None
         if synthesized:  # the model's own synthesised inputs say more about its damage than Gaussian ones

@@ -96,8 +96,6 @@ def _total_variation(z):
 
 def _torch_module(model: onnx.ModelProto):
     """The model as a torch module in eval mode, or None when torch/onnx2torch or the conversion fail."""
-    if not batchnorm_parameters(model):
-        return None
     try:
         import onnx2torch
         import torch  # noqa: F401
