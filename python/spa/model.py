@@ -457,7 +457,7 @@ def _data_used(criterion, provider: Provider | None, scored: int, prunable: int)
     return text
 
 
-FOR_PRUNING = ImportConfig(fold_shapes=True)
+FOR_PRUNING = ImportConfig(fold_shapes=True, canonicalise=True)
 
 
 def load(source: str | Path | onnx.ModelProto, config: ImportConfig = FOR_PRUNING) -> Model:

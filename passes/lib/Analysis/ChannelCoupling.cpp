@@ -135,7 +135,7 @@ void ChannelCoupling::formGroups(const CouplingBuilder &builder) {
   }
   SmallVector<std::pair<Value, const TrackedAxis *>> spaces;
   for (auto &[value, tracked] : builder.trackedValues())
-    spaces.push_back({value, &tracked});
+    spaces.push_back({value, tracked.get()});
   for (auto &[value, tracked] : spaces) {
     spaceChannels.push_back(toChannels(tracked->atoms));
     links.link(spaceChannels.back());

@@ -9,6 +9,9 @@
 #include <algorithm>
 #include "mlir/IR/BuiltinTypes.h"
 #include "mlir/IR/DialectResourceBlobManager.h"
+#include "llvm/Support/Debug.h"
+
+#define DEBUG_TYPE "spa-coupling"
 
 using namespace mlir;
 using namespace spa;
@@ -27,7 +30,7 @@ StringRef spa::stringifyMemberRole(MemberRole role) {
 
 const TrackedAxis *CouplingBuilder::lookup(Value value) const {
   auto it = tracked.find(value);
-  return it == tracked.end() ? nullptr : &it->second;
+  return it == tracked.end() ? nullptr : it->second.get();
 }
 
 void CouplingBuilder::track(Value value, int64_t axis, ArrayRef<Atom> atoms) {
@@ -39,22 +42,30 @@ void CouplingBuilder::track(Value value, int64_t axis, ArrayRef<Atom> atoms) {
     block(atoms, (owner ? describe(owner) : std::string("a block argument")) + " has a result of unknown rank");
     return;
   }
+  LLVM_DEBUG({
+    llvm::dbgs() << "track axis " << axis << " x" << atoms.size() << ": ";
+    value.printAsOperand(llvm::dbgs(), OpPrintingFlags());
+    if (Operation *owner = value.getDefiningOp())
+      llvm::dbgs() << " of " << describe(owner);
+    llvm::dbgs() << "\n";
+  });
   auto it = tracked.find(value);
   if (it == tracked.end()) {
-    tracked[value] = TrackedAxis{axis, SmallVector<Atom>(atoms)};
+    auto axisAtoms = std::make_unique<TrackedAxis>(TrackedAxis{axis, SmallVector<Atom>(atoms)});
+    tracked[value] = std::move(axisAtoms);
     return;
   }
   // A value carries one tracked axis. Tracked again on the same axis, the two
   // lists are the same channels; on another axis one of them would be dropped
   // without a trace (a MatMul whose lhs batch axis and rhs columns both carry
   // channels), so both are blocked instead.
-  if (it->second.axis == axis && it->second.atoms.size() == atoms.size()) {
-    uniteAll(it->second.atoms, atoms);
+  if (it->second->axis == axis && it->second->atoms.size() == atoms.size()) {
+    uniteAll(it->second->atoms, atoms);
     return;
   }
   Operation *owner = value.getDefiningOp();
   std::string reason = (owner ? describe(owner) : std::string("a block argument")) + " carries channels on two axes";
-  SmallVector<Atom> earlier = it->second.atoms;
+  SmallVector<Atom> earlier = it->second->atoms;
   block(earlier, reason);
   block(atoms, reason);
 }
@@ -87,6 +98,7 @@ void CouplingBuilder::uniteAll(ArrayRef<Atom> a, ArrayRef<Atom> b) {
 }
 
 void CouplingBuilder::block(ArrayRef<Atom> atoms, StringRef reason) {
+  LLVM_DEBUG(llvm::dbgs() << "block x" << atoms.size() << ": " << reason << "\n");
   // One reason per atom list is enough to explain the group.
   for (Atom atom : atoms) {
     if (atom == kNoAtom)
@@ -368,8 +380,35 @@ std::optional<SmallVector<ShapePiece>> spa::shapePieces(Value shape) {
     if (!type || type.getRank() != 1 || type.isDynamicDim(0))
       return std::nullopt;
     pieces.push_back(ShapePiece{piece, static_cast<unsigned>(index), type.getDimSize(0), constantInts(piece)});
+    if (!pieces.back().constant)
+      std::tie(pieces.back().shapeOf, pieces.back().shapeOffset) = dimRead(piece);
   }
   return pieces;
+}
+
+/// One dim of a tensor read as a 1-element shape piece: Unsqueeze(Gather(Shape(x), k)),
+/// Gather(Shape(x), [k]) or Slice(Shape(x), k, k + 1) -> (x, k); ({}, 0) for anything else.
+std::pair<Value, int64_t> spa::dimRead(Value piece) {
+  if (auto unsqueeze = piece.getDefiningOp<onnx::UnsqueezeOp>())
+    piece = unsqueeze.getData();
+  Operation *op = piece.getDefiningOp();
+  auto shape = op && op->getNumOperands() >= 2 ? op->getOperand(0).getDefiningOp<onnx::ShapeOp>() : onnx::ShapeOp();
+  std::optional<int64_t> rank = shape ? rankOf(shape.getData()) : std::nullopt;
+  if (!shape || !rank || shape.getStart() != 0 || (shape.getEnd() && *shape.getEnd() < *rank))
+    return {};
+  if (auto gather = dyn_cast<onnx::GatherOp>(op)) {
+    std::optional<SmallVector<int64_t>> index = constantInts(gather.getIndices());
+    if (gather.getAxis() != 0 || !index || index->size() != 1)
+      return {};
+    int64_t dim = index->front() < 0 ? index->front() + *rank : index->front();
+    return dim >= 0 && dim < *rank ? std::make_pair(shape.getData(), dim) : std::pair<Value, int64_t>{};
+  }
+  if (isa<onnx::SliceOp>(op)) {
+    std::optional<SliceRange> range = sliceRange(op, 0, *rank);
+    if (range && range->last == range->first + 1)
+      return {shape.getData(), range->first};
+  }
+  return {};
 }
 
 std::optional<SliceRange> spa::sliceRange(Operation *slice, int64_t axis, int64_t size) {

@@ -115,8 +115,14 @@ void setConstantValue(Operation *constant, ElementsAttr value) {
 /// initializer of its own (sharing the immutable data, not copying it).
 void unshareIdentityConstants(ModuleOp module) {
   SmallVector<onnx::IdentityOp> shared;
-  module.walk([&](onnx::IdentityOp identity) {
-    if (identity.getInput().getDefiningOp<onnx::InitializerOp>())
+  auto copiesAnInitializer = [](onnx::IdentityOp identity) {
+    Value input = identity.getInput();
+    while (auto inner = input.getDefiningOp<onnx::IdentityOp>()) // a copy of a copy
+      input = inner.getInput();
+    return static_cast<bool>(input.getDefiningOp<onnx::InitializerOp>());
+  };
+  module.walk([&](onnx::IdentityOp identity) { // in program order: inner copies become initializers first
+    if (copiesAnInitializer(identity))
       shared.push_back(identity);
   });
   for (onnx::IdentityOp identity : shared) {
@@ -389,6 +395,33 @@ struct PrunePass : public spa::impl::SPAPruneBase<PrunePass> {
     fill.getOutput().setType(type.clone(shape));
   }
 
+  /// Rewrites the constant pieces of a Reshape or Expand target where the
+  /// result's size changed (an Expand target is aligned to the result's end).
+  void rewriteTargetCounts(Operation *op, RankedTensorType oldType) {
+    std::optional<SmallVector<ShapePiece>> pieces = shapePieces(op->getOperand(1));
+    auto newType = cast<RankedTensorType>(op->getResult(0).getType());
+    if (!pieces)
+      return;
+    int64_t entries = 0;
+    for (const ShapePiece &piece : *pieces)
+      entries += piece.size;
+    int64_t position = oldType.getRank() - entries;
+    Operation *concat =
+        pieces->size() == 1 && pieces->front().value == op->getOperand(1) ? nullptr : op->getOperand(1).getDefiningOp();
+    for (ShapePiece &piece : *pieces) {
+      bool changed = false;
+      for (int64_t i = 0; i < piece.size; ++i, ++position) {
+        if (!piece.constant || (*piece.constant)[i] <= 1 || position < 0 ||
+            oldType.getDimSize(position) == newType.getDimSize(position))
+          continue;
+        (*piece.constant)[i] = newType.getDimSize(position);
+        changed = true;
+      }
+      if (changed)
+        replaceIntOperand(concat ? concat : op, concat ? piece.operandIndex : 1, *piece.constant, renamed);
+    }
+  }
+
   /// Attributes and shape operands that count the channels of `op`'s results.
   void fixChannelCounts(Operation *op, ArrayRef<Type> oldTypes) {
     if (auto conv = dyn_cast<onnx::ConvOp>(op)) {
@@ -399,28 +432,8 @@ struct PrunePass : public spa::impl::SPAPruneBase<PrunePass> {
         conv.setGroup(cast<RankedTensorType>(conv.getY().getType()).getDimSize(1));
       return;
     }
-    if (isa<onnx::ReshapeOp>(op)) {
-      // Rewrite the constant pieces of the target where the output size changed.
-      std::optional<SmallVector<ShapePiece>> pieces = shapePieces(op->getOperand(1));
-      auto oldType = cast<RankedTensorType>(oldTypes[0]);
-      auto newType = cast<RankedTensorType>(op->getResult(0).getType());
-      if (!pieces)
-        return;
-      int64_t position = 0;
-      Operation *concat = pieces->size() == 1 && pieces->front().value == op->getOperand(1)
-                              ? nullptr
-                              : op->getOperand(1).getDefiningOp();
-      for (ShapePiece &piece : *pieces) {
-        bool changed = false;
-        for (int64_t i = 0; i < piece.size; ++i, ++position) {
-          if (!piece.constant || (*piece.constant)[i] <= 0 || oldType.getDimSize(position) == newType.getDimSize(position))
-            continue;
-          (*piece.constant)[i] = newType.getDimSize(position);
-          changed = true;
-        }
-        if (changed)
-          replaceIntOperand(concat ? concat : op, concat ? piece.operandIndex : 1, *piece.constant, renamed);
-      }
+    if (isa<onnx::ReshapeOp, onnx::ExpandOp>(op)) {
+      rewriteTargetCounts(op, cast<RankedTensorType>(oldTypes[0]));
       return;
     }
     if (auto slice = dyn_cast<onnx::SliceOp>(op)) {

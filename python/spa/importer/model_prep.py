@@ -18,6 +18,8 @@ import onnx
 from onnx import shape_inference, version_converter
 
 from spa.errors import SPAError
+from spa.importer.symbolic_dims import prove_reshape_sizes
+from spa.importer.canonical_forms import explicit_split_sizes, unshare_vectors
 from spa.importer.group_norm import PER_CHANNEL_GROUP_NORM, fuse_group_norms
 from spa.importer.shape_folding import (
     fold_shape_arithmetic,
@@ -41,12 +43,15 @@ class ImportConfig:
     fold_shapes: fold static shape arithmetic (Shape -> Slice -> Concat ...) into
         constants, so computed Reshape/Expand targets can be read and rewritten
         (spa.load does; a plain import keeps the graph as it is).
+    canonicalise: give each use of a shared vector initializer its own copy and
+        Splits explicit sizes (spa.load does; see spa.importer.canonical_forms).
     """
 
     check: bool = True
     convert_opset: bool = True
     infer_shapes: bool = True
     fold_shapes: bool = False
+    canonicalise: bool = False
 
 
 @dataclasses.dataclass
@@ -109,15 +114,35 @@ def normalise(model: LoadedModel, config: ImportConfig) -> None:
         list(proto.opset_import), ignore_unknown=True))
     if default_opset(proto) >= PER_CHANNEL_GROUP_NORM:
         fuse_group_norms(proto)  # torch's GroupNorm primitives as one node, whose channels SPA follows
+    if config.canonicalise:
+        unshare_vectors(proto.graph)
     if config.infer_shapes:
         proto = _infer_shapes(proto, label)
         if config.fold_shapes and has_shape_arithmetic(proto.graph):
-            proto = _infer_shapes(fold_shape_arithmetic(proto), label)  # folded targets give new shapes
-            for _ in range(MAX_WILDCARD_ROUNDS):  # each round can name the dims the next Reshape needs
-                if not resolve_reshape_wildcards(proto):
-                    break
-                proto = _infer_shapes(proto, label)
+            proto = _fold(proto, label)
+            if prove_reshape_sizes(proto):  # symbols ONNX's inference could not relate
+                proto = _fold(_infer_shapes(_keep_reshape_shapes(proto), label), label)
+    if config.canonicalise and config.infer_shapes:
+        explicit_split_sizes(proto.graph)
     model.proto = proto
+
+
+def _fold(proto: onnx.ModelProto, label: str) -> onnx.ModelProto:
+    proto = _infer_shapes(fold_shape_arithmetic(proto), label)  # folded targets give new shapes
+    for _ in range(MAX_WILDCARD_ROUNDS):  # each round can name the dims the next Reshape needs
+        if not resolve_reshape_wildcards(proto):
+            break
+        proto = _infer_shapes(proto, label)
+    return proto
+
+
+def _keep_reshape_shapes(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """Drop inferred shapes except Reshape outputs', so inference propagates what was proven there."""
+    keep = {o for n in proto.graph.node if n.op_type == "Reshape" for o in n.output}
+    kept = [info for info in proto.graph.value_info if info.name in keep]
+    del proto.graph.value_info[:]
+    proto.graph.value_info.extend(kept)
+    return proto
 
 
 def _infer_shapes(proto: onnx.ModelProto, label: str) -> onnx.ModelProto:

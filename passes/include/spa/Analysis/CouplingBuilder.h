@@ -27,6 +27,7 @@
 #include "llvm/ADT/StringMap.h"
 
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -101,7 +102,7 @@ public:
   // -- read by ChannelCoupling when it forms groups ---------------------------
   Atom leader(Atom atom) const;
   int64_t numAtoms() const { return nextAtom; }
-  const llvm::DenseMap<mlir::Value, TrackedAxis> &trackedValues() const { return tracked; }
+  const llvm::DenseMap<mlir::Value, std::unique_ptr<TrackedAxis>> &trackedValues() const { return tracked; }
   llvm::ArrayRef<MemberSlice> members() const { return memberSlices; }
   const llvm::DenseMap<Atom, llvm::SmallVector<std::string, 1>> &blockedAtoms() const { return blocked; }
   const llvm::DenseMap<Atom, std::string> &nonPreservingAtoms() const { return nonPreserving; }
@@ -111,7 +112,9 @@ private:
   HeadPruning heads;
   Atom nextAtom = 0;
   mutable llvm::EquivalenceClasses<Atom> classes;
-  llvm::DenseMap<mlir::Value, TrackedAxis> tracked;
+  // Boxed: rules hold `lookup` pointers while they track more values, and a
+  // DenseMap moves its entries when it grows.
+  llvm::DenseMap<mlir::Value, std::unique_ptr<TrackedAxis>> tracked;
   llvm::SmallVector<MemberSlice> memberSlices;
   llvm::DenseMap<std::pair<mlir::Operation *, int64_t>, size_t> memberIndex;
   llvm::DenseMap<Atom, llvm::SmallVector<std::string, 1>> blocked;
@@ -157,11 +160,14 @@ struct ShapePiece {
   int64_t size;
   std::optional<llvm::SmallVector<int64_t>> constant;
   mlir::Value shapeOf = {};
+  int64_t shapeOffset = 0; // the dim of `shapeOf` that entry 0 reads (Gather(Shape(x), k) reads k)
 };
 /// The pieces of a shape operand: itself when constant or a whole Shape(x),
 /// else the inputs of the Concat (axis 0) of 1-D pieces that computes it (e.g.
 /// Shape-derived batch dims next to constant feature dims); std::nullopt otherwise.
 std::optional<llvm::SmallVector<ShapePiece>> shapePieces(mlir::Value shape);
+/// The tensor and dim a 1-element shape piece reads (Unsqueeze(Gather(Shape(x), k))), or ({}, 0).
+std::pair<mlir::Value, int64_t> dimRead(mlir::Value piece);
 /// The range a Slice keeps along `axis` of its data (static size `size`):
 /// [first, last) with `entry` the index of that axis in its starts/ends, when
 /// the bounds are constants and the step is 1; std::nullopt otherwise.

@@ -109,29 +109,8 @@ void trackMerged(Value result, int64_t outAxis, const TrackedAxis &input, ArrayR
   builder.track(result, outAxis, blockMap(input.atoms, outer, inner));
 }
 
-/// Whether `piece` (a 1-element shape piece) is dim `axis` of `data`, read at run time
-/// (Unsqueeze(Gather(Shape(data), axis)), Gather(Shape(data), [axis]) or Slice(Shape(data), axis, axis + 1)).
-bool isDimOf(Value piece, Value data, int64_t axis) {
-  if (auto unsqueeze = piece.getDefiningOp<onnx::UnsqueezeOp>())
-    piece = unsqueeze.getData();
-  Operation *op = piece.getDefiningOp();
-  if (!op || op->getNumOperands() < 2)
-    return false;
-  auto shape = op->getOperand(0).getDefiningOp<onnx::ShapeOp>();
-  std::optional<int64_t> rank = rankOf(data);
-  if (!shape || shape.getData() != data || !rank || rules::intAttr(shape, "start", 0) != 0 ||
-      rules::intAttr(shape, "end", *rank) < *rank)
-    return false;
-  if (auto gather = dyn_cast<onnx::GatherOp>(op)) {
-    std::optional<SmallVector<int64_t>> index = constantInts(gather.getIndices());
-    return gather.getAxis() == 0 && index && index->size() == 1 && index->front() == axis;
-  }
-  if (isa<onnx::SliceOp>(op)) {
-    std::optional<SliceRange> range = sliceRange(op, 0, *rank);
-    return range && range->first == axis && range->last == axis + 1;
-  }
-  return false;
-}
+/// Whether `piece` (a 1-element shape piece) is dim `axis` of `data`, read at run time.
+bool isDimOf(Value piece, Value data, int64_t axis) { return dimRead(piece) == std::make_pair(data, axis); }
 
 /// Fills in the `-1` entry of a Reshape target that shape inference left dynamic
 /// because the batch is dynamic: (N, 8, 8, 8) -> [N, -1] (a flatten whose N is
@@ -166,6 +145,34 @@ void inferInferredDim(Operation *op, ArrayRef<ShapePiece> pieces, ArrayRef<int64
   int64_t total = product(in.drop_front());
   if (unknown >= 0 && known > 0 && total % known == 0)
     out[unknown] = total / known;
+}
+
+/// Static leading axes holding the same elements on both sides (GPT-2's
+/// (B, T, H, D) -> (B*T, H*D)) become one axis on each side, so the axes from
+/// the channel axis on are matched after one common dim.
+void collapseLeadingBlock(SmallVector<int64_t> &in, SmallVector<int64_t> &out, SmallVector<int64_t> &outPosition,
+                          int64_t &axis) {
+  int64_t inProduct = 1, outProduct = 1, i = 0, j = 0, alignedIn = 0, alignedOut = 0;
+  int64_t outRank = out.size();
+  while (true) {
+    if (i > 0 && j > 0 && inProduct == outProduct)
+      std::tie(alignedIn, alignedOut) = std::make_pair(i, j);
+    if (inProduct <= outProduct && i < axis && !ShapedType::isDynamic(in[i]))
+      inProduct *= in[i++];
+    else if (outProduct < inProduct && j < outRank && !ShapedType::isDynamic(out[j]))
+      outProduct *= out[j++];
+    else
+      break;
+  }
+  if (alignedIn == alignedOut) // nothing, or the same number of axes: the common prefix handles it
+    return;
+  int64_t block = product(ArrayRef<int64_t>(in).take_front(alignedIn));
+  in.erase(in.begin(), in.begin() + alignedIn - 1);
+  in.front() = block;
+  out.erase(out.begin(), out.begin() + alignedOut - 1);
+  out.front() = block;
+  outPosition.erase(outPosition.begin(), outPosition.begin() + alignedOut - 1);
+  axis -= alignedIn - 1;
 }
 
 /// Reshape, three cases around the channel axis (dims before it unchanged):
@@ -203,7 +210,7 @@ void reshapeRule(Operation *op, CouplingBuilder &builder) {
       if (piece.constant)
         return true;
       const TrackedAxis *shaped = piece.shapeOf ? builder.lookup(piece.shapeOf) : nullptr;
-      if (!shaped || shaped->axis != position || shaped->atoms.size() != atoms.size())
+      if (!shaped || shaped->axis != position + piece.shapeOffset || shaped->atoms.size() != atoms.size())
         return false;
       builder.uniteAll(shaped->atoms, atoms); // the output's size is x's: one group
       return true;
@@ -229,8 +236,9 @@ void reshapeRule(Operation *op, CouplingBuilder &builder) {
       out.push_back(size);
       outPosition.push_back(i);
     }
-  int64_t inRank = in.size(), outRank = out.size();
   inferInferredDim(op, *pieces, in, out, outPosition);
+  collapseLeadingBlock(in, out, outPosition, axis);
+  int64_t inRank = in.size(), outRank = out.size();
   auto track = [&](int64_t squeezedAxis, ArrayRef<Atom> atoms) {
     builder.track(result, outPosition[squeezedAxis], atoms);
   };
@@ -240,6 +248,18 @@ void reshapeRule(Operation *op, CouplingBuilder &builder) {
     builder.block(input->atoms, where + " has a computed target size for the channels");
     return true;
   };
+  // The channel axis and every axis after it are static and equal on both
+  // sides: the element count is kept, so only the axes before the channels
+  // regroup, whatever their sizes (GPT-2's Conv1D flattens (B, T, C) to
+  // (B*T, C) and back with a dynamic batch and length).
+  int64_t suffixAxis = outRank - (inRank - axis);
+  ArrayRef<int64_t> suffix = ArrayRef<int64_t>(in).drop_front(axis);
+  if (suffixAxis >= 0 && !llvm::any_of(suffix, ShapedType::isDynamic) &&
+      suffix == ArrayRef<int64_t>(out).drop_front(suffixAxis)) {
+    if (!computedTarget(suffixAxis, input->atoms))
+      track(suffixAxis, input->atoms);
+    return;
+  }
   // Longest common prefix of equal dims (dynamic ones included), up to the channel axis.
   int64_t common = 0;
   while (common < axis && common < outRank && in[common] == out[common])
@@ -457,6 +477,22 @@ bool sliceReads(Operation *slice, int64_t length, int64_t entry) {
   return !range || range->entry == ~0u || (entry >= range->first && entry < range->last);
 }
 
+/// Whether a dim read from `source`'s shape only builds Reshape targets for
+/// `source` itself (`x.view(-1, x.size(-1))`): the target follows the pruned size.
+bool onlyReshapesItsSource(Value dim, Value source) {
+  for (Operation *user : dim.getUsers()) {
+    if (isa<onnx::UnsqueezeOp>(user) && onlyReshapesItsSource(user->getResult(0), source))
+      continue;
+    auto concat = dyn_cast<onnx::ConcatOp>(user);
+    if (!concat || concat.getAxis() != 0)
+      return false;
+    for (Operation *reshape : concat.getResult().getUsers())
+      if (!isa<onnx::ReshapeOp>(reshape) || reshape->getOperand(0) != source || reshape->getOperand(1) != concat)
+        return false;
+  }
+  return true;
+}
+
 /// Shape reads sizes only; but a computation on the channel count (e.g. an
 /// attention scale sqrt(head_dim)) changes when channels are removed.
 void shapeRule(Operation *op, CouplingBuilder &builder) {
@@ -476,6 +512,8 @@ void shapeRule(Operation *op, CouplingBuilder &builder) {
         !llvm::is_contained(*indices, channelEntry - (end - start)))
       continue;
     if (isa<onnx::SliceOp>(user) && !sliceReads(user, end - start, channelEntry))
+      continue;
+    if (gather && onlyReshapesItsSource(gather.getResult(), op->getOperand(0)))
       continue;
     builder.markNotFunctionPreserving(input->atoms, describe(op) + " reads the channel count");
     return;

@@ -1,0 +1,93 @@
+"""Rewrite two export habits into forms whose channels SPA can follow and rewrite.
+
+- torch's dynamo exporter stores equal initializers once: every zero bias and every
+  LayerNorm scale of ones in a randomly initialised transformer becomes one tensor
+  shared by all layers, which would couple the attention heads with the hidden size.
+  Each extra use of a shared vector gets its own Identity copy (the analysis treats
+  each copy as its own constant). Matrices are left shared: equal matrices are tied
+  weights, and copying them would grow the file.
+- `Split` with `num_outputs` (opset 18) has no sizes to rewrite when a channel goes;
+  when the split axis has a known size, the sizes become an explicit input.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+COPY_SUFFIX = "__use"
+
+
+def unshare_vectors(graph: onnx.GraphProto) -> int:
+    """Give every use but the first of a shared 1-D initializer its own Identity copy; returns the count."""
+    listed = {i.name for i in graph.input}
+    vectors = {t.name for t in graph.initializer if len(t.dims) == 1 and t.dims[0] > 1 and t.name not in listed}
+    taken = {name for node in graph.node for name in node.output} | {t.name for t in graph.initializer}
+    seen: set[str] = set()
+    copies = []
+    for node in graph.node:
+        if node.op_type == "Identity":  # already a copy of its own (the way TorchScript shares weights)
+            continue
+        for slot, name in enumerate(node.input):
+            if name not in vectors:
+                continue
+            if name not in seen:
+                seen.add(name)
+                continue
+            copy = _fresh_name(f"{name}{COPY_SUFFIX}", taken)
+            copies.append(onnx.helper.make_node("Identity", [name], [copy], name=f"{copy}_copy"))
+            node.input[slot] = copy
+    if copies:  # their only input is an initializer, so they can run first
+        nodes = list(graph.node)
+        del graph.node[:]
+        graph.node.extend(copies + nodes)
+    return len(copies)
+
+
+def explicit_split_sizes(graph: onnx.GraphProto) -> int:
+    """Replace `num_outputs` of Splits over an axis of known size by a sizes initializer; returns the count."""
+    dims = _known_dims(graph)
+    taken = {name for node in graph.node for name in node.output} | {t.name for t in graph.initializer}
+    rewritten = 0
+    for node in graph.node:
+        if node.op_type != "Split" or node.domain not in ("", "ai.onnx") or len(node.input) > 1:
+            continue
+        attributes = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        count, shape = attributes.get("num_outputs"), dims.get(node.input[0])
+        if count is None or shape is None:
+            continue
+        axis = attributes.get("axis", 0)
+        size = shape[axis] if -len(shape) <= axis < len(shape) else None
+        if not isinstance(size, int) or size < count:
+            continue
+        chunk = -(-size // count)  # ONNX: equal chunks of ceil(size / n), the last one smaller
+        sizes = [chunk] * (count - 1) + [size - chunk * (count - 1)]
+        name = _fresh_name(f"{node.output[0]}_sizes", taken)
+        graph.initializer.append(numpy_helper.from_array(np.asarray(sizes, np.int64), name))
+        node.input.append(name)
+        kept = [a for a in node.attribute if a.name != "num_outputs"]
+        del node.attribute[:]
+        node.attribute.extend(kept)
+        rewritten += 1
+    return rewritten
+
+
+def _known_dims(graph: onnx.GraphProto) -> dict[str, list[int | None]]:
+    dims = {}
+    for info in [*graph.input, *graph.value_info, *graph.output]:
+        if info.type.HasField("tensor_type") and info.type.tensor_type.HasField("shape"):
+            dims[info.name] = [d.dim_value if d.HasField("dim_value") else None
+                               for d in info.type.tensor_type.shape.dim]
+    for tensor in graph.initializer:
+        dims[tensor.name] = list(tensor.dims)
+    return dims
+
+
+def _fresh_name(base: str, taken: set[str]) -> str:
+    name, index = base, 1
+    while name in taken:
+        index += 1
+        name = f"{base}{index}"
+    taken.add(name)
+    return name
