@@ -12,14 +12,16 @@ from conftest import random_inputs, run
 from onnx import helper, numpy_helper
 from oracle import masked_model, random_plan
 from spa.cli import main
+from spa.groups import plan_to_dict
 from spa.errors import SPAError, SPAWarning
 from spa.groups import plan_to_dict
 
 
 def _conv_net(opset: int, split: bool = False) -> onnx.ModelProto:
     """Conv -> Relu -> ReduceMean (axes an attribute before opset 18, an input after) -> Gemm,
-    or with `split`, Conv -> Split into two equal halves -> Concat (from opset 13 with no sizes, which
-    onnx's up-converter turns into Split 18's num_outputs, and Split has no down-converter from 18)."""
+    or with `split`, Conv -> Split of the dynamic height into two equal halves -> Concat (from opset 13
+    with no sizes, which onnx's up-converter turns into Split 18's num_outputs; SPA gives a Split explicit
+    sizes where the axis has a known size, and Split has no down-converter from 18 otherwise)."""
     rng = np.random.default_rng(0)
     weights = [numpy_helper.from_array(rng.standard_normal((8, 3, 3, 3)).astype(np.float32), "conv.weight"),
                numpy_helper.from_array(rng.standard_normal((5, 8)).astype(np.float32), "fc.weight")]
@@ -27,15 +29,16 @@ def _conv_net(opset: int, split: bool = False) -> onnx.ModelProto:
              helper.make_node("Relu", ["c"], ["r"])]
     if split:
         if opset >= 13:
-            nodes.append(helper.make_node("Split", ["r"], ["a", "b"], axis=1))
+            nodes.append(helper.make_node("Split", ["r"], ["a", "b"], axis=2))
         else:
-            nodes.append(helper.make_node("Split", ["r"], ["a", "b"], axis=1, split=[4, 4]))
-        nodes.append(helper.make_node("Concat", ["b", "a"], ["r2"], axis=1))
+            nodes.append(helper.make_node("Split", ["r"], ["a", "b"], axis=2, split=[3, 3]))
+        nodes.append(helper.make_node("Concat", ["b", "a"], ["r2"], axis=2))
     else:
         nodes.append(helper.make_node("Identity", ["r"], ["r2"]))
     nodes += [helper.make_node("ReduceMean", ["r2"], ["m"], axes=[2, 3], keepdims=0),
               helper.make_node("Gemm", ["m", "fc.weight"], ["y"], transB=1)]
-    graph = helper.make_graph(nodes, "net", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 3, 6, 6])],
+    height = "h" if split and opset >= 13 else 6
+    graph = helper.make_graph(nodes, "net", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 3, height, 6])],
                               [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 5])], weights)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     model.ir_version = 7
@@ -194,3 +197,31 @@ def test_dropout_and_last_axis_softmax_are_written_in_their_older_forms(softmax_
     assert len(dropout.input) == 1 and helper.get_attribute_value(dropout.attribute[0]) == pytest.approx(0.3)
     feeds = random_inputs(original)
     np.testing.assert_allclose(run(exported, feeds)[0], run(original, feeds)[0], rtol=1e-5, atol=1e-6)
+
+
+def test_equal_split_of_channels_gets_sizes_prunes_and_converts_back() -> None:
+    """Split into equal halves of the channels (num_outputs after up-conversion) gets explicit sizes on
+    load: its channels become prunable and the pruned model converts back to its opset 13."""
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("Split", ["c"], ["a", "b"], axis=1),
+             helper.make_node("Add", ["a", "b"], ["s"]),
+             helper.make_node("Conv", ["s", "w2"], ["y"])]
+    rng = np.random.default_rng(0)
+    weights = [numpy_helper.from_array(rng.standard_normal((8, 3, 3, 3)).astype(np.float32), "w"),
+               numpy_helper.from_array(rng.standard_normal((2, 4, 1, 1)).astype(np.float32), "w2")]
+    graph = helper.make_graph(nodes, "net", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 3, 6, 6])],
+                              [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 2, 6, 6])], weights)
+    source = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    source.ir_version = 7
+    model = spa.load(source)
+    base = model.to_onnx()
+    groups = model.coupling_groups()
+    halves = [g for g in groups if g.channels == 4]
+    assert len(halves) == 1 and halves[0].prunable, [g.details() for g in groups]
+    plan = random_plan(groups, fraction=0.5)
+    model.prune(plan)
+    pruned = model.to_onnx()
+    assert _opset(pruned) == 13
+    feeds = {"x": np.random.default_rng(1).standard_normal((1, 3, 6, 6)).astype(np.float32)}
+    masked = masked_model(base, plan_to_dict(plan, groups))
+    np.testing.assert_allclose(run(pruned, feeds)[0], run(masked, feeds)[0], rtol=1e-5, atol=1e-5)

@@ -3,9 +3,11 @@
 - torch's dynamo exporter stores equal initializers once: every zero bias and every
   LayerNorm scale of ones in a randomly initialised transformer becomes one tensor
   shared by all layers, which would couple the attention heads with the hidden size.
-  Each extra use of a shared vector gets its own Identity copy (the analysis treats
-  each copy as its own constant). Matrices are left shared: equal matrices are tied
-  weights, and copying them would grow the file.
+  The dynamo exporter also shares one rotary cos/sin table among all layers, which
+  would make every layer drop the same head dims. Each extra use of a shared vector,
+  or of any initializer up to 64 KiB, gets its own Identity copy (the analysis treats
+  each copy as its own constant). Larger ones stay shared: they are tied weights
+  (an embedding and the output projection), and copies would grow the file.
 - `Split` with `num_outputs` (opset 18) has no sizes to rewrite when a channel goes;
   when the split axis has a known size, the sizes become an explicit input.
 """
@@ -17,12 +19,14 @@ import onnx
 from onnx import numpy_helper
 
 COPY_SUFFIX = "__use"
+MAX_COPIED_BYTES = 64 * 1024
 
 
-def unshare_vectors(graph: onnx.GraphProto) -> int:
-    """Give every use but the first of a shared 1-D initializer its own Identity copy; returns the count."""
+def unshare_constants(graph: onnx.GraphProto) -> int:
+    """Give every use but the first of a shared vector or small initializer its own Identity copy;
+    returns the number of copies."""
     listed = {i.name for i in graph.input}
-    vectors = {t.name for t in graph.initializer if len(t.dims) == 1 and t.dims[0] > 1 and t.name not in listed}
+    vectors = {t.name for t in graph.initializer if t.name not in listed and _copyable(t)}
     taken = {name for node in graph.node for name in node.output} | {t.name for t in graph.initializer}
     seen: set[str] = set()
     copies = []
@@ -43,6 +47,14 @@ def unshare_vectors(graph: onnx.GraphProto) -> int:
         del graph.node[:]
         graph.node.extend(copies + nodes)
     return len(copies)
+
+
+def _copyable(tensor: onnx.TensorProto) -> bool:
+    elements = int(np.prod(tensor.dims, dtype=np.int64))
+    if elements <= 1:  # scalars carry no channels
+        return False
+    itemsize = onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize
+    return len(tensor.dims) == 1 or elements * itemsize <= MAX_COPIED_BYTES
 
 
 def explicit_split_sizes(graph: onnx.GraphProto) -> int:

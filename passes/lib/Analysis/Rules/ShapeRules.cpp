@@ -9,6 +9,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "Rules.h"
+#include "llvm/ADT/DenseSet.h"
 
 #include "spa/Dialect/ONNX/ONNXDialect.h"
 
@@ -307,7 +308,11 @@ void reshapeRule(Operation *op, CouplingBuilder &builder) {
       track(factor, atoms);
       return;
     }
-    if (builder.headPruning() == HeadPruning::WholeHeads) {
+    // Only a projection's fresh positions are heads x dims; positions that
+    // already repeat channels are heads in a batch (GQA's repeated keys
+    // reshaped (B*H, ...) -> (B, H, ...)), which the copies case handles.
+    bool freshPositions = llvm::DenseSet<Atom>(input->atoms.begin(), input->atoms.end()).size() == input->atoms.size();
+    if (builder.headPruning() == HeadPruning::WholeHeads && freshPositions) {
       // Whole heads: channels live on the factor before the last (the heads);
       // each head's dims (the last factor) and its copies (q, k, v) are one channel.
       int64_t dims = out[lastFactor], heads = out[lastFactor - 1];
