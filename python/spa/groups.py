@@ -81,6 +81,8 @@ class Group:
     divisor: int
     members: tuple[Member, ...]
     keep_one_of: tuple[tuple[int, ...], ...] = ()  # channel sets of which at least one must stay
+    # Computed operands read through a Gather of the kept positions: (value, user op, axis) each.
+    gathered: tuple[tuple[str, str, int], ...] = ()
 
     @classmethod
     def from_json(cls, entry: Mapping[str, Any]) -> Group:
@@ -116,8 +118,10 @@ class Group:
                 isinstance(c, list) and c and all(isinstance(i, int) and 0 <= i < channels for i in c)
                 for c in keep_one_of):
             raise SPAError(f"{where}: 'keep_one_of' must be a list of non-empty lists of channels")
+        gathered = tuple((str(g.get("value", "")), str(g.get("user", "")), int(g.get("axis", 0)))
+                         for g in entry.get("gathered", []) if isinstance(g, Mapping))
         return cls(group_id, channels, prunable, tuple(reasons), function_preserving, divisor, members,
-                   tuple(tuple(c) for c in keep_one_of))
+                   tuple(tuple(c) for c in keep_one_of), gathered)
 
     def to_json(self) -> dict[str, Any]:
         """The group as the analysis writes it."""
@@ -126,6 +130,8 @@ class Group:
                  "reasons": list(self.reasons), "members": [m.to_json() for m in self.members]}
         if self.keep_one_of:
             entry["keep_one_of"] = [list(c) for c in self.keep_one_of]
+        if self.gathered:
+            entry["gathered"] = [{"value": v, "user": u, "axis": a} for v, u, a in self.gathered]
         return entry
 
     def positions(self, member: Member, removed_channels: Iterable[int]) -> list[int]:
@@ -149,6 +155,8 @@ class Group:
             if inside > self.channels:
                 text += f" ({inside / self.channels:g} per channel)"
             lines.append(text)
+        for value, user, axis in self.gathered:
+            lines.append(f"  gathered {value} axis {axis}: computed, {user} reads its kept positions")
         return "\n".join(lines)
 
 

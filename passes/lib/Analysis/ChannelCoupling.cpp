@@ -145,7 +145,7 @@ void ChannelCoupling::formGroups(const CouplingBuilder &builder) {
   auto groupOf = [&](int64_t channel) {
     auto [it, inserted] = groupOfLeader.insert({links.classes.getLeaderValue(channel), groups.size()});
     if (inserted)
-      groups.push_back(ChannelGroup{static_cast<unsigned>(groups.size()), 0, true, true, {}, {}, {}, {}});
+      groups.push_back(ChannelGroup{static_cast<unsigned>(groups.size()), 0, true, true, {}, {}, {}, {}, {}});
     return it->second;
   };
   // Channel numbering inside each group, in order of first appearance.
@@ -176,6 +176,13 @@ void ChannelCoupling::formGroups(const CouplingBuilder &builder) {
       continue;
     ChannelGroup &group = groups[groupOf(channels.front())];
     group.spaces.push_back(GroupSpace{space.first, space.second->axis, localize(group, channels)});
+  }
+  for (const GatheredOperand &gathered : builder.gatheredOperands()) {
+    SmallVector<int64_t> channels = toChannels(gathered.atoms);
+    if (!channels.empty() && channels.front() >= 0) {
+      ChannelGroup &group = groups[groupOf(channels.front())];
+      group.gathers.push_back(GroupGather{gathered.user, gathered.operandIndex, gathered.axis, localize(group, channels)});
+    }
   }
   // Blocks and non-preserving marks, per group.
   std::vector<std::set<std::string>> reasons(groups.size()), notes(groups.size());
@@ -239,6 +246,26 @@ void ChannelCoupling::keepEveryAxisNonEmpty() {
   }
 }
 
+/// The ONNX name of a value: its producer's output name, or a placeholder.
+static std::string valueName(Value value) {
+  if (Operation *producer = value.getDefiningOp())
+    if (auto names = producer->getAttrOfType<ArrayAttr>("onnx.output_names"))
+      if (auto result = dyn_cast<OpResult>(value); result && result.getResultNumber() < names.size())
+        if (auto name = dyn_cast<StringAttr>(names[result.getResultNumber()]))
+          return name.getValue().str();
+  return "<computed>";
+}
+
+static llvm::json::Array gathersToJSON(ArrayRef<GroupGather> gathers) {
+  llvm::json::Array entries;
+  for (const GroupGather &gather : gathers)
+    entries.push_back(llvm::json::Object{{"value", valueName(gather.user->getOperand(gather.operandIndex))},
+                                         {"user", describe(gather.user)},
+                                         {"axis", gather.axis},
+                                         {"channel_of_position", llvm::json::Array(gather.channelOfPosition)}});
+  return entries;
+}
+
 llvm::json::Value ChannelCoupling::toJSON() const {
   llvm::json::Array jsonGroups;
   for (const ChannelGroup &group : groups) {
@@ -255,6 +282,8 @@ llvm::json::Value ChannelCoupling::toJSON() const {
                               {"divisor", 1},
                               {"reasons", llvm::json::Array(group.reasons)},
                               {"members", std::move(members)}};
+    if (!group.gathers.empty())
+      object["gathered"] = gathersToJSON(group.gathers);
     if (!group.keepOneOf.empty()) {
       llvm::json::Array sets;
       for (const SmallVector<int64_t> &set : group.keepOneOf)

@@ -299,6 +299,16 @@ bool CouplingBuilder::member(Value constantValue, int64_t axis, MemberRole role,
   return true;
 }
 
+void CouplingBuilder::operandMember(OpOperand &use, int64_t axis, ArrayRef<Atom> atoms, StringRef what) {
+  if (isConstantExpression(use.get(), /*depth=*/8)) {
+    member(use.get(), axis, MemberRole::Norm, atoms, what);
+    return;
+  }
+  // Computed from the inputs but not from these channels (it would be tracked
+  // then): each kept position of it is still the one its channel read.
+  gathered.push_back(GatheredOperand{use.getOwner(), use.getOperandNumber(), axis, SmallVector<Atom>(atoms)});
+}
+
 bool CouplingBuilder::memberOfArithmetic(Operation *op, int64_t axis, MemberRole role, ArrayRef<Atom> atoms,
                                          StringRef what) {
   // Per-channel constants combined elementwise (BatchNorm's gamma / sqrt(var + eps)):

@@ -242,6 +242,8 @@ struct PrunePass : public spa::impl::SPAPruneBase<PrunePass> {
       }
       for (const GroupMember &member : group.members)
         slices[member.constant].push_back(AxisSlice{member.axis, keptPositions(member.channelOfPosition, it->second)});
+      for (const GroupGather &gather : group.gathers)
+        gatherKept(gather, keptPositions(gather.channelOfPosition, it->second));
     }
     for (auto &[constant, axisSlices] : slices) {
       if (auto fill = dyn_cast<onnx::ConstantOfShapeOp>(constant)) {
@@ -383,6 +385,19 @@ struct PrunePass : public spa::impl::SPAPruneBase<PrunePass> {
       result[result.size() - 1 - i] = x == 1 ? y : x;
     }
     return result;
+  }
+
+  /// A computed operand of a pruned elementwise op reads only the kept positions.
+  void gatherKept(const GroupGather &gather, ArrayRef<int64_t> kept) {
+    Value operand = gather.user->getOperand(gather.operandIndex);
+    OpBuilder builder(gather.user);
+    std::string name = "spa_kept_positions" + std::to_string(renamed++);
+    auto indices = builder.create<onnx::InitializerOp>(gather.user->getLoc(), builder.getStringAttr(name),
+                                                       makeInt64Elements(builder.getContext(), kept, name));
+    Type type = withDim(operand.getType(), gather.axis, static_cast<int64_t>(kept.size()));
+    auto gathered = builder.create<onnx::GatherOp>(gather.user->getLoc(), type, operand, indices.getResult(),
+                                                   static_cast<uint64_t>(gather.axis));
+    gather.user->setOperand(gather.operandIndex, gathered.getResult());
   }
 
   /// A ConstantOfShape member only needs its shape operand (and type) shrunk.

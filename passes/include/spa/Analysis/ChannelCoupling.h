@@ -35,6 +35,14 @@ struct GroupSpace {
   llvm::SmallVector<int64_t> channelOfPosition;
 };
 
+/// A computed operand to gather along `axis` for one use (see GatheredOperand).
+struct GroupGather {
+  mlir::Operation *user;
+  unsigned operandIndex;
+  int64_t axis;
+  llvm::SmallVector<int64_t> channelOfPosition;
+};
+
 struct ChannelGroup {
   unsigned id;
   int64_t channels;
@@ -44,6 +52,7 @@ struct ChannelGroup {
   std::vector<GroupMember> members;
   std::vector<GroupSpace> spaces;
   std::vector<llvm::SmallVector<int64_t>> keepOneOf; // channel sets of which one must stay
+  std::vector<GroupGather> gathers;
 };
 
 class ChannelCoupling {
@@ -54,7 +63,7 @@ public:
   llvm::ArrayRef<ChannelGroup> getGroups() const { return groups; }
   /// The groups as JSON: {"groups": [{id, channels, prunable, reasons,
   /// function_preserving, divisor, members: [{tensor, axis, role,
-  /// channel_of_position}]}]}.
+  /// channel_of_position}], gathered: [{value, user, axis, channel_of_position}]}]}.
   llvm::json::Value toJSON() const;
 
 private:

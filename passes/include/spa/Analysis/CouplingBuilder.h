@@ -55,6 +55,16 @@ struct MemberSlice {
   llvm::SmallVector<Atom> atoms; // one per position along `axis`
 };
 
+/// A computed operand of an elementwise op that varies along the channel axis
+/// but carries no channels itself (rotary cos/sin computed from the positions,
+/// a relative-position bias): pruning gathers its kept positions for that use.
+struct GatheredOperand {
+  mlir::Operation *user;
+  unsigned operandIndex;
+  int64_t axis;
+  llvm::SmallVector<Atom> atoms; // one per position along `axis`
+};
+
 /// How attention heads are pruned: the same head dims in every head
 /// (`HeadDims`, the default), or whole heads (`WholeHeads`).
 enum class HeadPruning { HeadDims, WholeHeads };
@@ -91,6 +101,8 @@ public:
   /// Returns false (and blocks the atoms) if the value is not a constant.
   bool member(mlir::Value constantValue, int64_t axis, MemberRole role, llvm::ArrayRef<Atom> atoms,
               llvm::StringRef what);
+  /// `member` for an elementwise operand: a computed one is gathered for its use instead of blocked.
+  void operandMember(mlir::OpOperand &use, int64_t axis, llvm::ArrayRef<Atom> atoms, llvm::StringRef what);
 
 private:
   /// `member` for an Add/Sub/Mul/Div of constants: each operand that varies along `axis`.
@@ -104,6 +116,7 @@ public:
   int64_t numAtoms() const { return nextAtom; }
   const llvm::DenseMap<mlir::Value, std::unique_ptr<TrackedAxis>> &trackedValues() const { return tracked; }
   llvm::ArrayRef<MemberSlice> members() const { return memberSlices; }
+  llvm::ArrayRef<GatheredOperand> gatheredOperands() const { return gathered; }
   const llvm::DenseMap<Atom, llvm::SmallVector<std::string, 1>> &blockedAtoms() const { return blocked; }
   const llvm::DenseMap<Atom, std::string> &nonPreservingAtoms() const { return nonPreserving; }
   llvm::ArrayRef<llvm::SmallVector<Atom>> keepOneOfSets() const { return keepSets; }
@@ -120,6 +133,7 @@ private:
   llvm::DenseMap<Atom, llvm::SmallVector<std::string, 1>> blocked;
   llvm::DenseMap<Atom, std::string> nonPreserving;
   llvm::SmallVector<llvm::SmallVector<Atom>> keepSets;
+  llvm::SmallVector<GatheredOperand> gathered;
 };
 
 /// A channel rule: reads `op`'s operand atoms from the builder and records

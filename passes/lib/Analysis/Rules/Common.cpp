@@ -60,7 +60,8 @@ void broadcastElementwise(Operation *op, CouplingBuilder &builder) {
   if (!outAxis)
     return;
   // Untracked operands must broadcast along the channel axis, or be constants.
-  for (Value operand : op->getOperands()) {
+  for (OpOperand &use : op->getOpOperands()) {
+    Value operand = use.get();
     if (builder.lookup(operand) || isa<NoneType>(operand.getType()))
       continue;
     std::optional<int64_t> rank = rankOf(operand);
@@ -78,7 +79,7 @@ void broadcastElementwise(Operation *op, CouplingBuilder &builder) {
       builder.block(atoms, where + " has an operand of unknown size on the channel axis");
       continue;
     }
-    builder.member(operand, axis, MemberRole::Norm, atoms, where + " operand");
+    builder.operandMember(use, axis, atoms, where + " operand");
   }
   for (Value result : op->getResults())
     if (rankOf(result) == outRank)
