@@ -18,6 +18,8 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from spa.importer.graph_names import fresh_name, known_dims
+
 COPY_SUFFIX = "__use"
 MAX_COPIED_BYTES = 64 * 1024
 
@@ -39,7 +41,7 @@ def unshare_constants(graph: onnx.GraphProto) -> int:
             if name not in seen:
                 seen.add(name)
                 continue
-            copy = _fresh_name(f"{name}{COPY_SUFFIX}", taken)
+            copy = fresh_name(f"{name}{COPY_SUFFIX}", taken)
             copies.append(onnx.helper.make_node("Identity", [name], [copy], name=f"{copy}_copy"))
             node.input[slot] = copy
     if copies:  # their only input is an initializer, so they can run first
@@ -59,7 +61,7 @@ def _copyable(tensor: onnx.TensorProto) -> bool:
 
 def explicit_split_sizes(graph: onnx.GraphProto) -> int:
     """Replace `num_outputs` of Splits over an axis of known size by a sizes initializer; returns the count."""
-    dims = _known_dims(graph)
+    dims = known_dims(graph, initializers=True)
     taken = {name for node in graph.node for name in node.output} | {t.name for t in graph.initializer}
     rewritten = 0
     for node in graph.node:
@@ -75,7 +77,7 @@ def explicit_split_sizes(graph: onnx.GraphProto) -> int:
             continue
         chunk = -(-size // count)  # ONNX: equal chunks of ceil(size / n), the last one smaller
         sizes = [chunk] * (count - 1) + [size - chunk * (count - 1)]
-        name = _fresh_name(f"{node.output[0]}_sizes", taken)
+        name = fresh_name(f"{node.output[0]}_sizes", taken)
         graph.initializer.append(numpy_helper.from_array(np.asarray(sizes, np.int64), name))
         node.input.append(name)
         kept = [a for a in node.attribute if a.name != "num_outputs"]
@@ -83,23 +85,3 @@ def explicit_split_sizes(graph: onnx.GraphProto) -> int:
         node.attribute.extend(kept)
         rewritten += 1
     return rewritten
-
-
-def _known_dims(graph: onnx.GraphProto) -> dict[str, list[int | None]]:
-    dims = {}
-    for info in [*graph.input, *graph.value_info, *graph.output]:
-        if info.type.HasField("tensor_type") and info.type.tensor_type.HasField("shape"):
-            dims[info.name] = [d.dim_value if d.HasField("dim_value") else None
-                               for d in info.type.tensor_type.shape.dim]
-    for tensor in graph.initializer:
-        dims[tensor.name] = list(tensor.dims)
-    return dims
-
-
-def _fresh_name(base: str, taken: set[str]) -> str:
-    name, index = base, 1
-    while name in taken:
-        index += 1
-        name = f"{base}{index}"
-    taken.add(name)
-    return name

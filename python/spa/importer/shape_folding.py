@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 
+from spa.importer.graph_names import fresh_name, known_dims
 from spa.importer.private_domain import hide, restore
 
 SHAPE_OPS = {"Shape", "Size"}
@@ -83,10 +84,7 @@ def _resolve_static_shape_entries(model: onnx.ModelProto) -> None:
     `Gather(Shape(x), 3)` (Keras reads the channel count this way) would stay computed.
     """
     graph = model.graph
-    dims: dict[str, list[int | None]] = {}
-    for info in [*graph.input, *graph.value_info, *graph.output]:
-        if info.type.HasField("tensor_type") and info.type.tensor_type.HasField("shape"):
-            dims[info.name] = [d.dim_value if d.HasField("dim_value") else None for d in info.type.tensor_type.shape.dim]
+    dims = known_dims(graph)
     constants = _int64_constants(graph)
     shapes = {n.output[0]: dims.get(n.input[0]) for n in graph.node
               if n.op_type == "Shape" and not n.attribute and n.domain in ("", "ai.onnx")}
@@ -124,12 +122,7 @@ def _split_slice(node: onnx.NodeProto, shape: list[int | None], values: list[int
     narrower Slices (dynamic runs): `x.flatten(2)` with a dynamic batch reads (batch, C) this way, and
     the channel count C must be a constant for the channels to be prunable. New names avoid `taken`."""
     def fresh(base: str) -> str:
-        name, suffix = base, 0
-        while name in taken:
-            suffix += 1
-            name = f"{base}_{suffix}"
-        taken.add(name)
-        return name
+        return fresh_name(base, taken)
 
     def constant(name: str, value: list[int]) -> onnx.NodeProto:
         return onnx.helper.make_node("Constant", [], [name], name=fresh(f"{name}_node"),
