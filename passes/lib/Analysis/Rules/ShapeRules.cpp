@@ -176,15 +176,169 @@ void collapseLeadingBlock(SmallVector<int64_t> &in, SmallVector<int64_t> &out, S
   axis -= alignedIn - 1;
 }
 
-/// Reshape, three cases around the channel axis (dims before it unchanged):
-///  - merge: the channel axis and static neighbours become one output axis
-///    (flattening, or heads x head_dim back to hidden) -> block map;
-///  - split: the channel axis becomes (A, ..., B) -> channels live on B and
-///    the atoms of the copies are united (the same head dims in every head
-///    and in q, k and v; channel shuffle keeps the same channels per group);
-///  - regroup: the axes before the channels change, the channels and the axes
-///    after them do not (static sizes) -> same positions;
-///  - anything else is blocked.
+/// A Reshape of a tracked value, with its static unit axes squeezed out on
+/// both sides ((L, 1, C) -> (L, H, D) in torch's attention): `in` and `out`
+/// are the remaining dims, `axis` the channel axis in `in`, `outPosition` the
+/// real output axis of each entry of `out`. Each case below either tracks
+/// the channels on the result, blocks them, or declines (returns false).
+struct ReshapeMatch {
+  Operation *op;
+  CouplingBuilder &builder;
+  const TrackedAxis *input;
+  SmallVector<ShapePiece> pieces;
+  SmallVector<int64_t> in, out, outPosition;
+  int64_t axis = -1;
+  std::string where;
+
+  int64_t inRank() const { return in.size(); }
+  int64_t outRank() const { return out.size(); }
+
+  /// spa-prune rewrites the target entry of the axis whose size changes: it
+  /// must be in a constant piece (Shape-derived pieces elsewhere are fine), or
+  /// be read from the shape of a tensor carrying the same channels on that
+  /// axis (torch's GroupNorm reshapes back to its input's shape), which
+  /// follows by itself. Otherwise the channels are blocked.
+  bool targetFollows(int64_t squeezedAxis, ArrayRef<Atom> atoms) {
+    int64_t position = outPosition[squeezedAxis];
+    for (const ShapePiece &piece : pieces) {
+      if (position >= piece.size) {
+        position -= piece.size;
+        continue;
+      }
+      if (piece.constant)
+        return true;
+      const TrackedAxis *shaped = piece.shapeOf ? builder.lookup(piece.shapeOf) : nullptr;
+      if (shaped && shaped->axis == position + piece.shapeOffset && shaped->atoms.size() == atoms.size()) {
+        builder.uniteAll(shaped->atoms, atoms); // the output's size is x's: one group
+        return true;
+      }
+      break;
+    }
+    builder.block(input->atoms, where + " has a computed target size for the channels");
+    return false;
+  }
+
+  void trackOn(int64_t squeezedAxis, ArrayRef<Atom> atoms) {
+    builder.track(op->getResult(0), outPosition[squeezedAxis], atoms);
+  }
+
+  /// The channels `atoms` live on output entry `squeezedAxis` (if the target follows them).
+  bool accept(int64_t squeezedAxis, ArrayRef<Atom> atoms) {
+    if (targetFollows(squeezedAxis, atoms))
+      trackOn(squeezedAxis, atoms);
+    return true;
+  }
+
+  /// The channel axis and every axis after it are static and equal on both
+  /// sides: the element count is kept, so only the axes before the channels
+  /// regroup, whatever their sizes (GPT-2's Conv1D flattens (B, T, C) to
+  /// (B*T, C) and back with a dynamic batch and length).
+  bool keepsSuffix() {
+    int64_t suffixAxis = outRank() - (inRank() - axis);
+    ArrayRef<int64_t> suffix = ArrayRef<int64_t>(in).drop_front(axis);
+    if (suffixAxis < 0 || llvm::any_of(suffix, ShapedType::isDynamic) ||
+        suffix != ArrayRef<int64_t>(out).drop_front(suffixAxis))
+      return false;
+    return accept(suffixAxis, input->atoms);
+  }
+
+  /// Merge: in[common..last) -> out[common], the channel axis among them
+  /// (flattening, or heads x head_dim back to hidden) -> block map.
+  bool merges(int64_t common) {
+    int64_t merged = 1, last = common;
+    while (last < inRank() && !ShapedType::isDynamic(in[last]) && merged < out[common])
+      merged *= in[last++];
+    if (merged != out[common] || last <= axis)
+      return false;
+    int64_t outer = product(ArrayRef<int64_t>(in).slice(common, axis - common));
+    int64_t inner = product(ArrayRef<int64_t>(in).slice(axis + 1, last - axis - 1));
+    return accept(common, blockMap(input->atoms, outer, inner));
+  }
+
+  /// Unflatten: the positions already repeat each channel over the factors
+  /// after one of them (channels flattened with their spatial dims, as
+  /// torch's GroupNorm(1, C) does) -> the channels are that factor.
+  bool unflattens(int64_t lastFactor) {
+    for (int64_t factor = axis; factor < lastFactor; ++factor) {
+      int64_t inner = product(ArrayRef<int64_t>(out).slice(factor + 1, lastFactor - factor));
+      SmallVector<Atom> atoms;
+      for (int64_t channel = 0; channel < out[factor]; ++channel)
+        atoms.push_back(input->atoms[channel * inner]);
+      bool repeats = true;
+      for (int64_t position = 0; position < in[axis] && repeats; ++position)
+        repeats = input->atoms[position] == atoms[(position / inner) % out[factor]];
+      if (repeats)
+        return accept(factor, atoms);
+    }
+    return false;
+  }
+
+  /// Whole heads: channels live on the factor before the last (the heads);
+  /// each head's dims (the last factor) and its copies (q, k, v) are one
+  /// channel. Only a projection's fresh positions are heads x dims; positions
+  /// that already repeat channels are heads in a batch (GQA's repeated keys
+  /// reshaped (B*H, ...) -> (B, H, ...)), which the copies case handles.
+  bool splitsWholeHeads(int64_t lastFactor) {
+    bool fresh = llvm::DenseSet<Atom>(input->atoms.begin(), input->atoms.end()).size() == input->atoms.size();
+    if (builder.headPruning() != HeadPruning::WholeHeads || !fresh)
+      return false;
+    int64_t dims = out[lastFactor], heads = out[lastFactor - 1];
+    SmallVector<Atom> atoms;
+    for (int64_t head = 0; head < heads; ++head)
+      atoms.push_back(input->atoms[head * dims]);
+    if (!targetFollows(lastFactor - 1, atoms))
+      return true;
+    for (int64_t position = 0; position < in[axis]; ++position)
+      builder.unite(atoms[(position / dims) % heads], input->atoms[position]);
+    trackOn(lastFactor - 1, atoms);
+    return true;
+  }
+
+  /// Split: in[axis] -> out[axis] x ... x out[last] (prefix and suffix
+  /// unchanged); channels live on the last factor and the others are copies
+  /// whose atoms are united (the same head dims in every head and in q, k and
+  /// v; channel shuffle keeps the same channels per group).
+  bool splits(int64_t common) {
+    int64_t factors = 1, lastFactor = axis;
+    while (common == axis && lastFactor < outRank() && !ShapedType::isDynamic(out[lastFactor]) && factors < in[axis])
+      factors *= out[lastFactor++];
+    --lastFactor;
+    if (common != axis || factors != in[axis] || lastFactor <= axis ||
+        ArrayRef<int64_t>(in).drop_front(axis + 1) != ArrayRef<int64_t>(out).drop_front(lastFactor + 1))
+      return false;
+    if (unflattens(lastFactor) || splitsWholeHeads(lastFactor))
+      return true;
+    int64_t size = out[lastFactor], copies = in[axis] / size;
+    SmallVector<Atom> atoms(input->atoms.begin(), input->atoms.begin() + size);
+    if (!targetFollows(lastFactor, atoms))
+      return true;
+    for (int64_t copy = 1; copy < copies; ++copy)
+      builder.uniteAll(atoms, ArrayRef<Atom>(input->atoms).slice(copy * size, size));
+    trackOn(lastFactor, atoms);
+    return true;
+  }
+
+  /// Regroup: other axes change (windows of a spatial grid) while the channel
+  /// axis and everything after it stay. The common prefix (a dynamic batch
+  /// included) is the same on both sides; the static dims between it and the
+  /// channel axis must hold the same elements.
+  bool regroups(int64_t common) {
+    int64_t outAxis = outRank() - (inRank() - axis);
+    if (outAxis < common || ArrayRef<int64_t>(in).drop_front(axis) != ArrayRef<int64_t>(out).drop_front(outAxis))
+      return false;
+    auto staticProduct = [](ArrayRef<int64_t> dims) -> std::optional<int64_t> {
+      if (llvm::any_of(dims, ShapedType::isDynamic))
+        return std::nullopt;
+      return product(dims);
+    };
+    std::optional<int64_t> before = staticProduct(ArrayRef<int64_t>(in).slice(common, axis - common));
+    std::optional<int64_t> after = staticProduct(ArrayRef<int64_t>(out).slice(common, outAxis - common));
+    return before && before == after && accept(outAxis, input->atoms);
+  }
+};
+
+/// Reshape, around the channel axis: a static suffix kept, a merge, a split
+/// or a regroup (see ReshapeMatch); anything else is blocked.
 void reshapeRule(Operation *op, CouplingBuilder &builder) {
   Value source = op->getOperand(0), result = op->getResult(0);
   const TrackedAxis *input = builder.lookup(source);
@@ -197,165 +351,38 @@ void reshapeRule(Operation *op, CouplingBuilder &builder) {
     builder.block(input->atoms, where + " reshapes a tensor of unknown rank");
     return;
   }
-  // spa-prune rewrites the target entry of the axis whose size changes: it
-  // must be in a constant piece (Shape-derived pieces elsewhere are fine), or
-  // be Shape(x) of a tensor carrying the same channels on that axis (torch's
-  // GroupNorm reshapes back to its input's shape), which follows by itself.
   std::optional<SmallVector<ShapePiece>> pieces = shapePieces(op->getOperand(1));
-  auto followsTarget = [&](int64_t position, ArrayRef<Atom> atoms) {
-    for (const ShapePiece &piece : *pieces) {
-      if (position >= piece.size) {
-        position -= piece.size;
-        continue;
-      }
-      if (piece.constant)
-        return true;
-      const TrackedAxis *shaped = piece.shapeOf ? builder.lookup(piece.shapeOf) : nullptr;
-      if (!shaped || shaped->axis != position + piece.shapeOffset || shaped->atoms.size() != atoms.size())
-        return false;
-      builder.uniteAll(shaped->atoms, atoms); // the output's size is x's: one group
-      return true;
-    }
-    return false;
-  };
   if (!pieces) {
     builder.block(input->atoms, where + " has a computed target shape");
     return;
   }
-  // Static unit axes carry no data: match without them ((L, 1, C) -> (L, H, D)
-  // in torch's attention) and map positions back to the real output axes.
-  SmallVector<int64_t> in, out, outPosition;
-  int64_t axis = -1;
+  ReshapeMatch match{op, builder, input, *pieces, {}, {}, {}, -1, where};
   for (auto [i, size] : llvm::enumerate(inType.getShape())) {
     if (static_cast<int64_t>(i) == input->axis)
-      axis = in.size();
+      match.axis = match.in.size();
     if (size != 1 || static_cast<int64_t>(i) == input->axis)
-      in.push_back(size);
+      match.in.push_back(size);
   }
   for (auto [i, size] : llvm::enumerate(outType.getShape()))
     if (size != 1) {
-      out.push_back(size);
-      outPosition.push_back(i);
+      match.out.push_back(size);
+      match.outPosition.push_back(i);
     }
-  inferInferredDim(op, *pieces, in, out, outPosition);
-  collapseLeadingBlock(in, out, outPosition, axis);
-  int64_t inRank = in.size(), outRank = out.size();
-  auto track = [&](int64_t squeezedAxis, ArrayRef<Atom> atoms) {
-    builder.track(result, outPosition[squeezedAxis], atoms);
-  };
-  auto computedTarget = [&](int64_t squeezedAxis, ArrayRef<Atom> atoms) {
-    if (followsTarget(outPosition[squeezedAxis], atoms))
-      return false;
-    builder.block(input->atoms, where + " has a computed target size for the channels");
-    return true;
-  };
-  // The channel axis and every axis after it are static and equal on both
-  // sides: the element count is kept, so only the axes before the channels
-  // regroup, whatever their sizes (GPT-2's Conv1D flattens (B, T, C) to
-  // (B*T, C) and back with a dynamic batch and length).
-  int64_t suffixAxis = outRank - (inRank - axis);
-  ArrayRef<int64_t> suffix = ArrayRef<int64_t>(in).drop_front(axis);
-  if (suffixAxis >= 0 && !llvm::any_of(suffix, ShapedType::isDynamic) &&
-      suffix == ArrayRef<int64_t>(out).drop_front(suffixAxis)) {
-    if (!computedTarget(suffixAxis, input->atoms))
-      track(suffixAxis, input->atoms);
+  inferInferredDim(op, match.pieces, match.in, match.out, match.outPosition);
+  collapseLeadingBlock(match.in, match.out, match.outPosition, match.axis);
+  if (match.keepsSuffix())
     return;
-  }
   // Longest common prefix of equal dims (dynamic ones included), up to the channel axis.
   int64_t common = 0;
-  while (common < axis && common < outRank && in[common] == out[common])
+  while (common < match.axis && common < match.outRank() && match.in[common] == match.out[common])
     ++common;
-  if (common == outRank || ShapedType::isDynamic(out[common]) || ShapedType::isDynamic(in[axis])) {
+  if (common == match.outRank() || ShapedType::isDynamic(match.out[common]) ||
+      ShapedType::isDynamic(match.in[match.axis])) {
     builder.block(input->atoms, where + " reshapes the channel axis dynamically");
     return;
   }
-  // Merge: in[common..last) -> out[common], the channel axis among them.
-  int64_t merged = 1, last = common;
-  while (last < inRank && !ShapedType::isDynamic(in[last]) && merged < out[common])
-    merged *= in[last++];
-  if (merged == out[common] && last > axis) {
-    int64_t outer = product(ArrayRef<int64_t>(in).slice(common, axis - common));
-    int64_t inner = product(ArrayRef<int64_t>(in).slice(axis + 1, last - axis - 1));
-    SmallVector<Atom> atoms = blockMap(input->atoms, outer, inner);
-    if (computedTarget(common, atoms))
-      return;
-    track(common, atoms);
-    return;
-  }
-  // Split: in[axis] -> out[axis] x ... x out[last] (prefix and suffix unchanged);
-  // channels live on the last factor, the others are copies (qkv, heads, groups).
-  int64_t factors = 1, lastFactor = axis;
-  while (common == axis && lastFactor < outRank && !ShapedType::isDynamic(out[lastFactor]) && factors < in[axis])
-    factors *= out[lastFactor++];
-  --lastFactor;
-  if (common == axis && factors == in[axis] && lastFactor > axis &&
-      ArrayRef<int64_t>(in).drop_front(axis + 1) == ArrayRef<int64_t>(out).drop_front(lastFactor + 1)) {
-    // Unflatten: the positions already repeat each channel over the factors
-    // after one of them (channels flattened with their spatial dims, as
-    // torch's GroupNorm(1, C) does) -> the channels are that factor.
-    for (int64_t factor = axis; factor < lastFactor; ++factor) {
-      int64_t inner = product(ArrayRef<int64_t>(out).slice(factor + 1, lastFactor - factor));
-      SmallVector<Atom> atoms;
-      for (int64_t channel = 0; channel < out[factor]; ++channel)
-        atoms.push_back(input->atoms[channel * inner]);
-      bool repeats = true;
-      for (int64_t position = 0; position < in[axis] && repeats; ++position)
-        repeats = input->atoms[position] == atoms[(position / inner) % out[factor]];
-      if (!repeats)
-        continue;
-      if (computedTarget(factor, atoms))
-        return;
-      track(factor, atoms);
-      return;
-    }
-    // Only a projection's fresh positions are heads x dims; positions that
-    // already repeat channels are heads in a batch (GQA's repeated keys
-    // reshaped (B*H, ...) -> (B, H, ...)), which the copies case handles.
-    bool freshPositions = llvm::DenseSet<Atom>(input->atoms.begin(), input->atoms.end()).size() == input->atoms.size();
-    if (builder.headPruning() == HeadPruning::WholeHeads && freshPositions) {
-      // Whole heads: channels live on the factor before the last (the heads);
-      // each head's dims (the last factor) and its copies (q, k, v) are one channel.
-      int64_t dims = out[lastFactor], heads = out[lastFactor - 1];
-      SmallVector<Atom> atoms;
-      for (int64_t head = 0; head < heads; ++head)
-        atoms.push_back(input->atoms[head * dims]);
-      if (computedTarget(lastFactor - 1, atoms))
-        return;
-      for (int64_t position = 0; position < in[axis]; ++position)
-        builder.unite(atoms[(position / dims) % heads], input->atoms[position]);
-      track(lastFactor - 1, atoms);
-      return;
-    }
-    int64_t size = out[lastFactor], copies = in[axis] / size;
-    SmallVector<Atom> atoms(input->atoms.begin(), input->atoms.begin() + size);
-    if (computedTarget(lastFactor, atoms))
-      return;
-    for (int64_t copy = 1; copy < copies; ++copy)
-      builder.uniteAll(atoms, ArrayRef<Atom>(input->atoms).slice(copy * size, size));
-    track(lastFactor, atoms);
-    return;
-  }
-  // Other axes regrouped (e.g. windows of a spatial grid) while the channel
-  // axis and everything after it stay: the channels keep their positions.
-  int64_t outAxis = outRank - (inRank - axis);
-  auto staticProduct = [](ArrayRef<int64_t> dims) -> std::optional<int64_t> {
-    if (llvm::any_of(dims, ShapedType::isDynamic))
-      return std::nullopt;
-    return product(dims);
-  };
-  // The common prefix (a dynamic batch included) is the same on both sides; the
-  // static dims between it and the channel axis must hold the same elements.
-  if (outAxis >= common && ArrayRef<int64_t>(in).drop_front(axis) == ArrayRef<int64_t>(out).drop_front(outAxis)) {
-    std::optional<int64_t> before = staticProduct(ArrayRef<int64_t>(in).slice(common, axis - common));
-    std::optional<int64_t> after = staticProduct(ArrayRef<int64_t>(out).slice(common, outAxis - common));
-    if (before && before == after) {
-      if (computedTarget(outAxis, input->atoms))
-        return;
-      track(outAxis, input->atoms);
-      return;
-    }
-  }
-  builder.block(input->atoms, where + " reshapes the channel axis in a way SPA does not follow");
+  if (!match.merges(common) && !match.splits(common) && !match.regroups(common))
+    builder.block(input->atoms, where + " reshapes the channel axis in a way SPA does not follow");
 }
 
 /// Flatten(axis=k): [d0..dk-1, dk..] -> [prod(d0..dk-1), prod(dk..)].
