@@ -36,6 +36,7 @@ const ChannelRuleTable &spa::getChannelRules() {
     rules::registerElementwiseRules(rules);
     rules::registerShapeRules(rules);
     rules::registerReductionRules(rules);
+    rules::registerRecurrentRules(rules);
     return rules;
   }();
   return table;

@@ -447,6 +447,12 @@ struct PrunePass : public spa::impl::SPAPruneBase<PrunePass> {
         conv.setGroup(cast<RankedTensorType>(conv.getY().getType()).getDimSize(1));
       return;
     }
+    if (isa<onnx::LSTMOp, onnx::GRUOp, onnx::RNNOp>(op)) {
+      // hidden_size counts the units: every output's last axis.
+      auto units = cast<RankedTensorType>(op->getResult(0).getType()).getShape().back();
+      op->setAttr("hidden_size", IntegerAttr::get(IntegerType::get(op->getContext(), 64), units));
+      return;
+    }
     if (isa<onnx::ReshapeOp, onnx::ExpandOp>(op)) {
       rewriteTargetCounts(op, cast<RankedTensorType>(oldTypes[0]));
       return;

@@ -13,6 +13,7 @@ void registerNormalizationRules(ChannelRuleTable &table);
 void registerElementwiseRules(ChannelRuleTable &table);
 void registerShapeRules(ChannelRuleTable &table);
 void registerReductionRules(ChannelRuleTable &table);
+void registerRecurrentRules(ChannelRuleTable &table);
 
 /// Result `index` of `op` carries exactly the atoms of operand 0 on the same axis.
 void passThrough(mlir::Operation *op, CouplingBuilder &builder);
