@@ -24,6 +24,7 @@ from spa.importer.group_norm import PER_CHANNEL_GROUP_NORM, fuse_group_norms
 from spa.importer.shape_folding import (
     fold_shape_arithmetic,
     has_shape_arithmetic,
+    keep_only_reshape_shapes,
     resolve_reshape_wildcards,
 )
 
@@ -121,7 +122,8 @@ def normalise(model: LoadedModel, config: ImportConfig) -> None:
         if config.fold_shapes and has_shape_arithmetic(proto.graph):
             proto = _fold(proto, label)
             if prove_reshape_sizes(proto):  # symbols ONNX's inference could not relate
-                proto = _fold(_infer_shapes(_keep_reshape_shapes(proto), label), label)
+                keep_only_reshape_shapes(proto.graph)
+                proto = _fold(_infer_shapes(proto, label), label)
     if config.canonicalise and config.infer_shapes:
         explicit_split_sizes(proto.graph)
     model.proto = proto
@@ -133,15 +135,6 @@ def _fold(proto: onnx.ModelProto, label: str) -> onnx.ModelProto:
         if not resolve_reshape_wildcards(proto):
             break
         proto = _infer_shapes(proto, label)
-    return proto
-
-
-def _keep_reshape_shapes(proto: onnx.ModelProto) -> onnx.ModelProto:
-    """Drop inferred shapes except Reshape outputs', so inference propagates what was proven there."""
-    keep = {o for n in proto.graph.node if n.op_type == "Reshape" for o in n.output}
-    kept = [info for info in proto.graph.value_info if info.name in keep]
-    del proto.graph.value_info[:]
-    proto.graph.value_info.extend(kept)
     return proto
 
 

@@ -304,11 +304,17 @@ def resolve_reshape_wildcards(model: onnx.ModelProto) -> bool:
             out[wildcard].dim_value = size
             changed = True
     if changed:  # let inference propagate the names: it keeps any shape already recorded downstream
-        keep = {o for n in graph.node if n.op_type == "Reshape" or n.domain not in ("", "ai.onnx") for o in n.output}
-        kept = [info for info in graph.value_info if info.name in keep]
-        del graph.value_info[:]
-        graph.value_info.extend(kept)
+        keep_only_reshape_shapes(graph)
     return changed
+
+
+def keep_only_reshape_shapes(graph: onnx.GraphProto) -> None:
+    """Drop inferred shapes except those of Reshape outputs (and of custom-domain ops, which inference
+    cannot redo), so the next inference propagates what was recorded on the Reshapes (in place)."""
+    keep = {o for n in graph.node if n.op_type == "Reshape" or n.domain not in ("", "ai.onnx") for o in n.output}
+    kept = [info for info in graph.value_info if info.name in keep]
+    del graph.value_info[:]
+    graph.value_info.extend(kept)
 
 
 def _dims(info: onnx.ValueInfoProto | None) -> list[int | str] | None:
