@@ -77,6 +77,13 @@ class Model:
             self._groups = passes.coupling_groups(self.module, self._heads)
         return self._groups
 
+    def hold_groups(self, group_ids: Iterable[int], reason: str) -> None:
+        """Make the groups `group_ids` not prunable, with `reason` (until the groups are recomputed:
+        after pruning or a change of `heads`). Adapters hold widths their framework cannot represent."""
+        held = set(group_ids)
+        self._groups = [dataclasses.replace(g, prunable=False, reasons=(*g.reasons, reason)) if g.id in held else g
+                        for g in self.coupling_groups()]
+
     def input_names(self) -> list[str]:
         """Names of the graph inputs (in order)."""
         with self.module.context:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,18 +28,22 @@ def as_tuple(example_inputs: Any) -> tuple:
 
 
 def prune_exported(source: onnx.ModelProto, criterion: str, keep: Iterable[str] = (), heads: str = "dims",
-                   verify: bool = True, **plan_options: Any) -> PrunedExport:
+                   verify: bool = True, restrict: Callable[[Any], Any] | None = None,
+                   **plan_options: Any) -> PrunedExport:
     """Load `source` into SPA, plan with `criterion` and `plan_options` (see spa.Model.plan), and prune.
 
     `keep` names weights whose groups the framework cannot represent pruned; those present are protected.
     `heads` is spa.Model.heads: attention heads lose head dims ("dims") or whole heads ("whole").
     `verify` checks the pruned model before it is used (spa.Model.prune); the returned plan then
-    lists the groups verification blocked.
+    lists the groups verification blocked. `restrict(model)`, when given, is called before planning to
+    hold groups the framework cannot represent (spa.Model.hold_groups).
     """
     import spa
 
     model = spa.load(source)
     model.heads = heads
+    if restrict is not None:
+        restrict(model)
     present = set(model.weights()) if keep else set()
     protected = [*plan_options.pop("protect", ()), *(name for name in keep if name in present)]
     plan = model.plan(criterion, protect=protected, **plan_options)

@@ -18,6 +18,17 @@ forward hard-codes a width, say) is never handed back silently wrong: with
 onnx2torch installed, the pruned ONNX model is converted to a torch.fx
 module instead (checked the same way, `result.patched` is False and a
 SPAWarning says why); without it, or with `fallback=False`, SPAError is raised.
+
+A Hugging Face `transformers` model comes back as the same class rebuilt
+from a config with its widths updated (hidden_size, intermediate_size,
+num_attention_heads, num_key_value_heads, head_dim, ...), so
+`save_pretrained`/`from_pretrained` and `generate()` work: example inputs
+are given by name (`{"input_ids": ..., "attention_mask": ...}`), heads are
+pruned whole by default (a config has no way to say which RoPE frequencies
+a head kept), every layer loses the same number of channels (uniform
+allocation), and widths the family's config cannot express on their own
+(BERT's and GPT-2's hidden size, which also set their attention width) are
+kept, with a SPAWarning (spa.frameworks.hf_widths).
 """
 
 from __future__ import annotations
@@ -35,7 +46,10 @@ import onnx
 from spa.errors import SPAError, SPAWarning, first_line
 from spa.exporter.opset import convert_opset
 from spa.frameworks.checking import compare_with_onnx, forward_failure
-from spa.frameworks.pipeline import as_tuple, prune_exported
+from spa.frameworks.hf_rebuild import rebuild
+from spa.frameworks.hf_widths import ConfigWidths, hold_inexpressible, is_transformers_model
+from spa.frameworks.pipeline import prune_exported
+from spa.frameworks.torch_calls import Call, by_position, flat_outputs, tidy_export, without_cache
 from spa.frameworks.widths import pruned_groups
 from spa.groups import Plan
 from spa.importer.model_prep import default_opset
@@ -57,29 +71,35 @@ class TorchPruneResult:
 
 
 def export(module: Any, example_inputs: Any) -> onnx.ModelProto:
-    """The module as ONNX with parameter names kept (TorchScript exporter, no constant folding, eval mode)."""
+    """The module as ONNX with parameter names kept (TorchScript exporter, no constant folding, eval mode).
+    A mapping of example inputs is passed by name and names the ONNX inputs (see torch_calls.Call)."""
     import torch
 
-    inputs = as_tuple(example_inputs)
-    names = [f"input_{i}" for i in range(len(inputs))]
+    call = Call.of(example_inputs)
     buffer = io.BytesIO()
     module.named_parameters()  # a Keras model loaded from a file hands its variables to torch here, lazily
     was_training = module.training
     module.eval()
     try:
-        torch.onnx.export(module, inputs, buffer, dynamo=False, do_constant_folding=False, input_names=names,
-                          dynamic_axes={name: {0: "batch"} for name in names})
+        with without_cache(module), warnings.catch_warnings():
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            torch.onnx.export(by_position(module, call), call.tensors(), buffer, dynamo=False,
+                              do_constant_folding=False, keep_initializers_as_inputs=True,
+                              input_names=list(call.names),
+                              dynamic_axes=call.dynamic_axes())
     finally:
         module.train(was_training)
-    return onnx.load_from_string(buffer.getvalue())
+    exported = onnx.load_from_string(buffer.getvalue())
+    tidy_export(exported)
+    return exported
 
 
 def prune(module: Any, example_inputs: Any, criterion: str = "l1", tolerance: float = 1e-4, fallback: bool = True,
           **plan_options: Any) -> TorchPruneResult:
     """Prune `module` (left unchanged) and return a pruned deep copy of the same classes.
 
-    `example_inputs` is a tensor or a tuple of tensors (the batch axis is
-    dynamic); `criterion` and `plan_options` are those of `spa.Model.plan`
+    `example_inputs` is a tensor, a tuple of tensors, or a mapping passed by
+    name (the batch axis is dynamic, and so is the length of token ids); `criterion` and `plan_options` are those of `spa.Model.plan`
     (ratio, target_flops, global_ranking, round_to, protect, calibration,
     provider, ...). When a parameter cannot be matched to the ONNX model or
     the pruned copy differs from the pruned ONNX model by more than
@@ -87,13 +107,22 @@ def prune(module: Any, example_inputs: Any, criterion: str = "l1", tolerance: fl
     ONNX model converted by onnx2torch if `fallback` (with a SPAWarning),
     else SPAError.
     """
+    widths = None
+    if is_transformers_model(module):
+        plan_options.setdefault("heads", "whole")
+        if not plan_options.get("global_ranking"):
+            plan_options.setdefault("allocation", "uniform")
+        widths = ConfigWidths(module, plan_options["heads"])
     pruned = prune_exported(export(module, example_inputs), criterion, keep=_unpatchable_parameters(module),
-                            **plan_options)
+                            restrict=widths and (lambda model: _hold_for_config(model, widths)), **plan_options)
     try:
-        result = copy.deepcopy(module)
-        _replace_tensors(result, pruned.arrays)
-        _fix_layer_attributes(result)
-        _fix_attention_heads(result, plan_options.get("heads", "dims"))
+        if widths is not None:
+            result = rebuild(module, pruned.arrays, widths)
+        else:
+            result = copy.deepcopy(module)
+            _replace_tensors(result, pruned.arrays)
+            _fix_layer_attributes(result)
+            _fix_attention_heads(result, plan_options.get("heads", "dims"))
         difference = _check(result, pruned.onnx_model, example_inputs, tolerance)
         return TorchPruneResult(result, pruned.onnx_model, pruned.plan, difference)
     except SPAError as error:
@@ -105,6 +134,12 @@ def prune(module: Any, example_inputs: Any, criterion: str = "l1", tolerance: fl
     warnings.warn(f"{reason}; returned the pruned ONNX model converted by onnx2torch instead (a torch.fx module, "
                   "not your classes; result.patched is False)", SPAWarning, stacklevel=2)
     return TorchPruneResult(converted, pruned.onnx_model, pruned.plan, difference, patched=False)
+
+
+def _hold_for_config(model: Any, widths: ConfigWidths) -> None:
+    """Hold the groups a transformers config cannot express, and say which (once per call)."""
+    for note in hold_inexpressible(model, widths):
+        warnings.warn(f"kept {note}", SPAWarning, stacklevel=4)
 
 
 def _unpatchable_parameters(module: Any) -> list[str]:
@@ -142,9 +177,10 @@ def _replace_tensors(module: Any, arrays: Mapping[str, np.ndarray]) -> None:
     """Give every parameter and buffer found in `arrays` its pruned data (same dtype and device)."""
     import torch
 
+    recomputed = _non_persistent_buffers(module)
     for name, tensor in list(module.named_parameters()) + list(module.named_buffers()):
         if name not in arrays:
-            if tensor.dim() > 0 and tensor.is_floating_point() and name.split(".")[-1] != "num_batches_tracked":
+            if tensor.dim() > 0 and tensor.is_floating_point() and name not in recomputed:
                 raise SPAError(f"PyTorch adapter: {name} is not in the exported ONNX model under its own name; "
                                "the module cannot be patched")
             continue
@@ -155,6 +191,13 @@ def _replace_tensors(module: Any, arrays: Mapping[str, np.ndarray]) -> None:
             setattr(parent, leaf, torch.nn.Parameter(data, requires_grad=tensor.requires_grad))
         else:
             parent._buffers[leaf] = data
+
+
+def _non_persistent_buffers(module: Any) -> set[str]:
+    """Buffers a module recomputes from its configuration (rotary frequencies, say): they are not
+    saved, need not appear in the export, and the check against the pruned ONNX model covers them."""
+    return {f"{prefix}.{leaf}" if prefix else leaf for prefix, layer in module.named_modules()
+            for leaf in getattr(layer, "_non_persistent_buffers_set", ())}
 
 
 def _fix_layer_attributes(module: Any) -> None:
@@ -210,17 +253,15 @@ def _fix_attention_heads(module: Any, heads: str) -> None:
 def _check(module: Any, pruned: onnx.ModelProto, example_inputs: Any, tolerance: float) -> float:
     import torch
 
-    inputs = as_tuple(example_inputs)
+    call = Call.of(example_inputs)
     was_training = module.training
     module.eval()
     try:
-        with torch.no_grad():
-            expected = module(*inputs)
+        with torch.no_grad(), without_cache(module):
+            expected = flat_outputs(module(*call.args, **call.kwargs))
     except Exception as error:  # any failure of user code means the same thing here
         raise forward_failure("PyTorch adapter: the pruned module", error) from None
     finally:
         module.train(was_training)
-    expected = [expected] if isinstance(expected, torch.Tensor) else list(expected)
-    feeds = {f"input_{i}": x.detach().cpu().numpy() for i, x in enumerate(inputs)}
-    return compare_with_onnx("PyTorch adapter: the pruned module", [e.detach().cpu().numpy() for e in expected],
-                             pruned, feeds, tolerance)
+    feeds = call.feeds({i.name for i in pruned.graph.input})
+    return compare_with_onnx("PyTorch adapter: the pruned module", expected, pruned, feeds, tolerance)

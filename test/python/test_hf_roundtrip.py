@@ -1,0 +1,98 @@
+"""Hugging Face models in, pruned Hugging Face models out: `spa.torch.prune` on a PreTrainedModel returns
+the same class built from an updated config, which survives save_pretrained/from_pretrained and
+generates the same tokens as the pruned ONNX model decoding greedily in onnxruntime."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from spa.errors import SPAError, SPAWarning
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+import hf_models  # noqa: E402  (needs torch and transformers)
+import spa.torch  # noqa: E402
+
+DECODERS = ("llama", "qwen2", "mistral", "phi3")
+
+
+def _prune(family: str, **options):
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        return spa.torch.prune(hf_models.build(family), hf_models.example_inputs(family), criterion="l2",
+                               fallback=False, **options)
+
+
+def _onnx_greedy(model, ids: np.ndarray, steps: int) -> np.ndarray:
+    """Greedy decoding with the pruned ONNX model (logits for every position, no cache)."""
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    for _ in range(steps):
+        logits = session.run(None, {"input_ids": ids, "attention_mask": np.ones_like(ids)})[0]
+        ids = np.concatenate([ids, logits[:, -1:].argmax(-1)], axis=1)
+    return ids
+
+
+def _reloaded(module, directory):
+    module.save_pretrained(directory)
+    return type(module).from_pretrained(directory).eval()
+
+
+@pytest.mark.parametrize("family", DECODERS)
+def test_decoder_round_trip_generates_like_onnx(family, tmp_path):
+    result = _prune(family, ratio=0.5)
+    original = hf_models.build(family).config
+    config = result.module.config
+    assert result.patched and type(result.module) is type(hf_models.build(family))
+    assert config.hidden_size < original.hidden_size
+    assert config.intermediate_size < original.intermediate_size
+    # Whole heads by default: one of the two key/value heads goes with its two query heads.
+    assert (config.num_attention_heads, config.num_key_value_heads) == (2, 1)
+    reloaded = _reloaded(result.module, tmp_path)
+    widths = ("hidden_size", "intermediate_size", "num_attention_heads", "num_key_value_heads", "head_dim")
+    assert {f: getattr(reloaded.config, f) for f in widths} == {f: getattr(config, f) for f in widths}
+    ids = torch.tensor([[5, 17, 3, 99, 42]])
+    expected = _onnx_greedy(result.onnx_model, ids.numpy(), steps=4)
+    with torch.no_grad():
+        generated = reloaded.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=4, do_sample=False,
+                                      pad_token_id=0)
+        logits = reloaded(ids).logits.numpy()
+    np.testing.assert_array_equal(generated.numpy(), expected)
+    session = ort.InferenceSession(result.onnx_model.SerializeToString(), providers=["CPUExecutionProvider"])
+    onnx_logits = session.run(None, {"input_ids": ids.numpy(), "attention_mask": np.ones_like(ids.numpy())})[0]
+    np.testing.assert_allclose(logits, onnx_logits, atol=1e-4)
+
+
+def test_gpt2_keeps_widths_its_config_ties_and_says_so(tmp_path):
+    with pytest.warns(SPAWarning, match="GPT2Config has no field for that width alone"):
+        result = _prune("gpt2", ratio=0.5)
+    config = result.module.config
+    assert (config.n_embd, config.n_head) == (32, 4)  # n_embd also sets the attention width
+    assert config.n_inner == 64  # half the MLP width, written out from its default of 4 * n_embd
+    reloaded = _reloaded(result.module, tmp_path)
+    ids = torch.tensor([[1, 2, 3, 4, 5, 6]])
+    with torch.no_grad():
+        generated = reloaded.generate(ids, max_new_tokens=3, do_sample=False, pad_token_id=0)
+    np.testing.assert_array_equal(generated.numpy(), _onnx_greedy(result.onnx_model, ids.numpy(), steps=3))
+
+
+def test_encoder_round_trip_keeps_the_last_hidden_state(tmp_path):
+    result = _prune("bert", ratio=0.5)
+    assert result.module.config.intermediate_size == 32
+    reloaded = _reloaded(result.module, tmp_path)
+    inputs = hf_models.example_inputs("bert", batch=1, length=6)
+    with torch.no_grad():
+        hidden = reloaded(**inputs).last_hidden_state.numpy()
+    session = ort.InferenceSession(result.onnx_model.SerializeToString(), providers=["CPUExecutionProvider"])
+    feeds = {name: tensor.numpy() for name, tensor in inputs.items()}
+    np.testing.assert_allclose(hidden, session.run(None, feeds)[0], atol=1e-4)
+
+
+def test_layers_pruned_to_different_widths_are_refused_with_a_reason():
+    with pytest.raises(SPAError, match="LlamaConfig gives .* its pruned shape"):
+        _prune("llama", ratio=0.4, global_ranking=True)
