@@ -2,8 +2,9 @@
 //
 // Algorithm: one forward walk over the function's ops in order. Each op's
 // rule (Rules/*.cpp) turns its operands' atoms into its results' atoms and
-// records ties (union-find), constant members and blocks. Ops without a rule,
-// ops with regions and graph outputs block the atoms they touch. Then:
+// records ties (union-find), constant members and blocks; an If's branches are
+// walked the same way, in place. Ops without a rule, other ops with regions
+// (Loop, Scan) and graph outputs block the atoms they touch. Then:
 //   channel = union-find class of atoms;
 //   group   = channels linked by appearing in one value or one constant
 //             (a second union-find over channels);
@@ -58,14 +59,15 @@ bool isStructural(Operation *op) {
   return isa<onnx::InitializerOp, onnx::NoValueOp, onnx::ConstantOp, onnx::ConstantOfShapeOp>(op);
 }
 
-void analyseBlock(Block &block, CouplingBuilder &builder) {
+/// Every op of a graph body but its terminator: each op's rule, an If's branches
+/// (analysed like the graph, see rules::ifRule), and blocks for the rest.
+void analyseBody(Block &block, CouplingBuilder &builder) {
   const ChannelRuleTable &rules = getChannelRules();
   for (Operation &op : block) {
-    if (isStructural(&op))
+    if (isStructural(&op) || op.hasTrait<OpTrait::IsTerminator>())
       continue;
-    if (op.hasTrait<OpTrait::IsTerminator>()) {
-      for (Value operand : op.getOperands())
-        builder.blockValue(operand, "graph output");
+    if (auto branches = dyn_cast<onnx::IfOp>(op)) {
+      rules::ifRule(branches, builder, [&](Block &body) { analyseBody(body, builder); });
       continue;
     }
     if (op.getNumRegions() == 0) {
@@ -76,7 +78,7 @@ void analyseBlock(Block &block, CouplingBuilder &builder) {
       }
     }
     std::string reason = isa<onnx::CustomOp>(op) ? "opaque op " + describe(&op)
-                         : op.getNumRegions()  ? describe(&op) + " has sub-graphs"
+                         : op.getNumRegions()  ? describe(&op) + " has sub-graphs SPA does not analyse"
                                                : "no channel rule for " + describe(&op);
     for (Value operand : op.getOperands())
       builder.blockValue(operand, reason);
@@ -87,6 +89,14 @@ void analyseBlock(Block &block, CouplingBuilder &builder) {
           builder.blockValue(operand, reason);
     });
   }
+}
+
+/// The main graph: its body, then its outputs, whose shapes are the model's interface.
+void analyseGraph(Block &block, CouplingBuilder &builder) {
+  analyseBody(block, builder);
+  if (!block.empty() && block.back().hasTrait<OpTrait::IsTerminator>())
+    for (Value operand : block.back().getOperands())
+      builder.blockValue(operand, "graph output");
 }
 
 /// Union-find over channel indices (dense).
@@ -106,7 +116,7 @@ ChannelCoupling::ChannelCoupling(Operation *root, HeadPruning heads) {
   CouplingBuilder builder(heads);
   root->walk([&](func::FuncOp function) {
     if (!function.getBody().empty())
-      analyseBlock(function.getBody().front(), builder);
+      analyseGraph(function.getBody().front(), builder);
   });
   formGroups(builder);
 }

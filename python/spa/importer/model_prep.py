@@ -20,6 +20,7 @@ from onnx import shape_inference, version_converter
 from spa.errors import SPAError
 from spa.importer.symbolic_dims import prove_reshape_sizes
 from spa.importer.canonical_forms import explicit_split_sizes, unshare_constants
+from spa.importer.subgraph_constants import hoist_subgraph_initializers
 from spa.importer.group_norm import PER_CHANNEL_GROUP_NORM, fuse_group_norms
 from spa.importer.shape_folding import (
     fold_shape_arithmetic,
@@ -44,8 +45,9 @@ class ImportConfig:
     fold_shapes: fold static shape arithmetic (Shape -> Slice -> Concat ...) into
         constants, so computed Reshape/Expand targets can be read and rewritten
         (spa.load does; a plain import keeps the graph as it is).
-    canonicalise: give each use of a shared vector or small initializer its own copy and
-        Splits explicit sizes (spa.load does; see spa.importer.canonical_forms).
+    canonicalise: give each use of a shared vector or small initializer its own copy, Splits
+        explicit sizes and sub-graph initializers a place in the main graph (spa.load does; see
+        spa.importer.canonical_forms and spa.importer.subgraph_constants).
     """
 
     check: bool = True
@@ -116,6 +118,7 @@ def normalise(model: LoadedModel, config: ImportConfig) -> None:
     if default_opset(proto) >= PER_CHANNEL_GROUP_NORM:
         fuse_group_norms(proto)  # torch's GroupNorm primitives as one node, whose channels SPA follows
     if config.canonicalise:
+        hoist_subgraph_initializers(proto.graph)
         unshare_constants(proto.graph)
     if config.infer_shapes:
         proto = _infer_shapes(proto, label)

@@ -443,3 +443,52 @@ func.func @main_graph(%x: tensor<1x3x4x4xf32>) -> tensor<*xf32> {
   %z = "onnx.Conv"(%y, %w2, %none) : (tensor<*xf32>, tensor<2x4x1x1xf32>, none) -> tensor<*xf32>
   return %z : tensor<*xf32>
 }
+
+// -----
+
+// An If's branches are analysed in place: each branch reads the outer value %h,
+// and what they yield is the If's result, so conv1's outputs, both branch convs'
+// inputs and outputs (the then-branch adds %h back) and conv2's inputs are one group.
+// CHECK-LABEL: "groups"
+// CHECK-SAME: "channels":4,{{.*}}"id":0,"members":[
+// CHECK-SAME: "tensor":"w1"
+// CHECK-SAME: "tensor":"wb"
+// CHECK-SAME: "tensor":"wa"
+// CHECK-SAME: "tensor":"w2"
+// CHECK-SAME: "prunable":true
+func.func @main_graph(%x: tensor<1x3x4x4xf32>, %flag: tensor<i1>) -> tensor<1x2x4x4xf32> {
+  %w1 = onnx.Initializer "w1" = dense<1.0> : tensor<4x3x1x1xf32>
+  %wa = onnx.Initializer "wa" = dense<1.0> : tensor<4x4x1x1xf32>
+  %wb = onnx.Initializer "wb" = dense<1.0> : tensor<4x4x1x1xf32>
+  %w2 = onnx.Initializer "w2" = dense<1.0> : tensor<2x4x1x1xf32>
+  %none = onnx.NoValue
+  %h = "onnx.Conv"(%x, %w1, %none) : (tensor<1x3x4x4xf32>, tensor<4x3x1x1xf32>, none) -> tensor<1x4x4x4xf32>
+  %y = "onnx.If"(%flag) ({
+    %b = "onnx.Conv"(%h, %wb, %none) : (tensor<1x4x4x4xf32>, tensor<4x4x1x1xf32>, none) -> tensor<1x4x4x4xf32>
+    onnx.Yield %b : tensor<1x4x4x4xf32>
+  }, {
+    %a = "onnx.Conv"(%h, %wa, %none) : (tensor<1x4x4x4xf32>, tensor<4x4x1x1xf32>, none) -> tensor<1x4x4x4xf32>
+    %s = "onnx.Add"(%a, %h) : (tensor<1x4x4x4xf32>, tensor<1x4x4x4xf32>) -> tensor<1x4x4x4xf32>
+    onnx.Yield %s : tensor<1x4x4x4xf32>
+  }) : (tensor<i1>) -> tensor<1x4x4x4xf32>
+  %z = "onnx.Conv"(%y, %w2, %none) : (tensor<1x4x4x4xf32>, tensor<2x4x1x1xf32>, none) -> tensor<1x2x4x4xf32>
+  return %z : tensor<1x2x4x4xf32>
+}
+
+// -----
+
+// A Loop body runs many times with carried state: SPA does not look inside, and
+// the channels it touches say so.
+// CHECK-LABEL: "groups"
+// CHECK-SAME: "prunable":false,"reasons":["onnx.Loop{{.*}}has sub-graphs SPA does not analyse"
+func.func @main_graph(%x: tensor<1x3x4x4xf32>, %trips: tensor<i64>) -> tensor<1x4x4x4xf32> {
+  %w1 = onnx.Initializer "w1" = dense<1.0> : tensor<4x3x1x1xf32>
+  %none = onnx.NoValue
+  %h = "onnx.Conv"(%x, %w1, %none) : (tensor<1x3x4x4xf32>, tensor<4x3x1x1xf32>, none) -> tensor<1x4x4x4xf32>
+  %y = "onnx.Loop"(%trips, %none, %h) ({
+  ^bb0(%i: tensor<i64>, %c: tensor<i1>, %carried: tensor<1x4x4x4xf32>):
+    %r = "onnx.Relu"(%carried) : (tensor<1x4x4x4xf32>) -> tensor<1x4x4x4xf32>
+    onnx.Yield %c, %r : tensor<i1>, tensor<1x4x4x4xf32>
+  }) : (tensor<i64>, none, tensor<1x4x4x4xf32>) -> tensor<1x4x4x4xf32>
+  return %y : tensor<1x4x4x4xf32>
+}

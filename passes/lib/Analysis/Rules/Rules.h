@@ -23,6 +23,11 @@ void passThrough(mlir::Operation *op, CouplingBuilder &builder);
 /// become members; every result carries the channels.
 void broadcastElementwise(mlir::Operation *op, CouplingBuilder &builder);
 
+/// An If: `analyseBody` walks each branch's ops (values captured from outside
+/// keep their channels); result i then carries the channels both branches
+/// yield as their output i, which are united, like an elementwise select.
+void ifRule(mlir::Operation *op, CouplingBuilder &builder, llvm::function_ref<void(mlir::Block &)> analyseBody);
+
 using spa::constantInts;
 
 /// An integer attribute of `op`, or `fallback` when absent.

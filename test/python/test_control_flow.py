@@ -1,0 +1,146 @@
+"""Sub-graphs: the channels inside an If's branches are analysed and pruned with the graph around them
+(each branch's output i and the If's result i are the same channels); Loop and Scan bodies stay opaque
+and say so. A real model with a recurrent layer, Silero VAD, prunes validly."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from conftest import run
+from onnx import TensorProto, helper, numpy_helper
+from oracle import prune_and_mask
+
+import spa
+
+
+def _conv(name: str, source: str, out: str, cin: int, cout: int, rng) -> tuple[onnx.NodeProto, list]:
+    weight = numpy_helper.from_array(rng.standard_normal((cout, cin, 3, 3)).astype(np.float32), f"{name}.w")
+    bias = numpy_helper.from_array(rng.standard_normal(cout).astype(np.float32), f"{name}.b")
+    node = helper.make_node("Conv", [source, weight.name, bias.name], [out], pads=[1, 1, 1, 1], name=name)
+    return node, [weight, bias]
+
+
+def _branchy(else_yields_constant: bool = False, inner_weights: bool = False) -> onnx.ModelProto:
+    """conv1 -> If(flag: relu(conv_a) + conv1 output | sigmoid(conv_b)) -> conv2. The branches capture
+    outer initializers, or with `inner_weights` each branch declares its own under the same names (so
+    that moving them to the main graph must rename one pair)."""
+    rng = np.random.default_rng(0)
+    conv1, w1 = _conv("conv1", "x", "h", 3, 8, rng)
+    conv_a, wa = _conv("conv_a", "h", "a", 8, 8, rng)
+    conv_b, wb = _conv("conv_b", "h", "b", 8, 8, rng)
+    conv2, w2 = _conv("conv2", "y", "out", 8, 4, rng)
+    feature = [None, 8, 6, 6]
+    inner = {}
+    if inner_weights:  # each branch declares its conv's weights itself, both as "weight" and "bias"
+        for node, tensors in ((conv_a, wa), (conv_b, wb)):
+            node.input[1:] = ["weight", "bias"]
+            inner[node.name] = [numpy_helper.from_array(numpy_helper.to_array(t), n)
+                                for t, n in zip(tensors, node.input[1:])]
+        wa, wb = [], []
+    then_graph = helper.make_graph(
+        [conv_a, helper.make_node("Relu", ["a"], ["ra"]), helper.make_node("Add", ["ra", "h"], ["then_y"])],
+        "then", [], [helper.make_tensor_value_info("then_y", TensorProto.FLOAT, feature)],
+        inner.get("conv_a", []))
+    if else_yields_constant:
+        fixed = numpy_helper.from_array(np.ones((1, 8, 6, 6), np.float32))
+        else_nodes = [helper.make_node("Constant", [], ["else_y"], value=fixed)]
+    else:
+        else_nodes = [conv_b, helper.make_node("Sigmoid", ["b"], ["else_y"])]
+    else_graph = helper.make_graph(else_nodes, "else", [],
+                                   [helper.make_tensor_value_info("else_y", TensorProto.FLOAT, feature)],
+                                   inner.get("conv_b", []))
+    branch = helper.make_node("If", ["flag"], ["y"], then_branch=then_graph, else_branch=else_graph, name="choose")
+    graph = helper.make_graph(
+        [conv1, branch, conv2], "branchy",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 3, 6, 6]),
+         helper.make_tensor_value_info("flag", TensorProto.BOOL, [])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [None, 4, 6, 6])], w1 + wa + wb + w2)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return onnx.shape_inference.infer_shapes(model, strict_mode=True)
+
+
+def _group_of(groups, tensor: str, axis: int):
+    return next(g for g in groups if any(m.tensor == tensor and m.axis == axis for m in g.members))
+
+
+def test_if_branches_share_channels_with_the_graph_around_them():
+    groups = spa.load(_branchy()).coupling_groups()
+    # The residual in the then-branch ties conv1's outputs to conv_a's; the else-branch's conv_b outputs
+    # are the If's result too, so all of them and conv2's inputs are one group.
+    joined = _group_of(groups, "conv1.w", 0)
+    assert joined.prunable, joined.details()
+    assert {(m.tensor, m.axis) for m in joined.members} >= {("conv_a.w", 0), ("conv_a.w", 1), ("conv_b.w", 0),
+                                                            ("conv_b.w", 1), ("conv2.w", 1)}
+
+
+@pytest.mark.parametrize("flag", [True, False])
+@pytest.mark.parametrize("inner_weights", [False, True])
+def test_pruned_branches_equal_the_zero_mask_oracle(flag: bool, inner_weights: bool):
+    pruned, masked, plan, _ = prune_and_mask(_branchy(inner_weights=inner_weights), fraction=0.5)
+    assert plan["groups"], "nothing was pruned"
+    onnx.checker.check_model(pruned, full_check=True)
+    shapes = {t.name: tuple(t.dims) for t in pruned.graph.initializer}
+    names = ("weight", "weight_1") if inner_weights else ("conv_a.w", "conv_b.w")  # one moved out under a fresh name
+    assert shapes[names[0]][:2] == shapes[names[1]][:2] == (4, 4)  # both branches lost half their channels
+    feeds = {"x": np.random.default_rng(1).standard_normal((2, 3, 6, 6)).astype(np.float32),
+             "flag": np.array(flag)}
+    np.testing.assert_allclose(run(pruned, feeds)[0], run(masked, feeds)[0], rtol=1e-5, atol=1e-5)
+    assert spa.load(pruned).stats().params < spa.load(_branchy()).stats().params
+
+
+def test_a_branch_yielding_a_fixed_width_blocks_its_channels_with_a_reason():
+    groups = spa.load(_branchy(else_yields_constant=True)).coupling_groups()
+    result = _group_of(groups, "conv_a.w", 0)
+    assert not result.prunable
+    assert any("branch whose output 0 does not carry these channels" in r for r in result.reasons)
+
+
+def test_loop_bodies_stay_opaque_and_say_so():
+    rng = np.random.default_rng(0)
+    conv1, w1 = _conv("conv1", "x", "h", 3, 8, rng)
+    body = helper.make_graph(
+        [helper.make_node("Relu", ["carried"], ["next"]), helper.make_node("Identity", ["cond_in"], ["cond_out"])],
+        "body", [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+                 helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+                 helper.make_tensor_value_info("carried", TensorProto.FLOAT, [None, 8, 6, 6])],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("next", TensorProto.FLOAT, [None, 8, 6, 6])])
+    loop = helper.make_node("Loop", ["trips", "", "h"], ["y"], body=body)
+    conv2, w2 = _conv("conv2", "y", "out", 8, 4, rng)
+    trips = numpy_helper.from_array(np.array(2, np.int64), "trips")
+    graph = helper.make_graph([conv1, loop, conv2], "looped",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 3, 6, 6])],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, [None, 4, 6, 6])],
+                              w1 + w2 + [trips])
+    model = onnx.shape_inference.infer_shapes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+    blocked = _group_of(spa.load(model).coupling_groups(), "conv1.w", 0)
+    assert not blocked.prunable
+    assert any("has sub-graphs SPA does not analyse" in r for r in blocked.reasons)
+
+
+def _silero_vad() -> Path:
+    spec = importlib.util.find_spec("faster_whisper")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("faster-whisper (which ships Silero VAD) is not installed")
+    return Path(list(spec.submodule_search_locations)[0]) / "assets" / "silero_vad_v6.onnx"
+
+
+def test_silero_vad_prunes_its_convolutions_and_keeps_its_state_interface():
+    path = _silero_vad()
+    groups = spa.load(path).coupling_groups()
+    assert sum(g.prunable for g in groups) >= 5, "\n".join(g.details() for g in groups)
+    # The LSTM's hidden units are the h/c state the caller feeds back: a graph interface, kept.
+    state = _group_of(groups, "decoder.conv1d.weight", 1)
+    assert not state.prunable and "graph output" in state.reasons
+    pruned, masked, plan, _ = prune_and_mask(onnx.load(path), fraction=0.3)
+    onnx.checker.check_model(pruned, full_check=True)
+    rng = np.random.default_rng(2)
+    feeds = {"input": (0.1 * rng.standard_normal((3, 576))).astype(np.float32),
+             "h": np.zeros((1, 1, 128), np.float32), "c": np.zeros((1, 1, 128), np.float32)}
+    expected, got = run(masked, feeds), run(pruned, feeds)
+    for want, have in zip(expected, got):
+        np.testing.assert_allclose(have, want, rtol=1e-4, atol=1e-5)
