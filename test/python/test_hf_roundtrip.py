@@ -96,3 +96,18 @@ def test_encoder_round_trip_keeps_the_last_hidden_state(tmp_path):
 def test_layers_pruned_to_different_widths_are_refused_with_a_reason():
     with pytest.raises(SPAError, match="LlamaConfig gives .* its pruned shape"):
         _prune("llama", ratio=0.4, global_ranking=True)
+
+
+def test_widths_transformers_would_refuse_are_rounded_so_the_model_saves(tmp_path):
+    # 20 % of the parameters first plans a hidden size of 27, which LlamaConfig refuses with 4 heads.
+    with pytest.warns(SPAWarning, match="planned again with every width a multiple of 4"):
+        result = _prune("llama", target_params=0.2)
+    config = result.module.config
+    assert config.hidden_size < 32 and config.hidden_size % config.num_attention_heads == 0
+    before = sum(p.numel() for p in hf_models.build("llama").parameters())
+    assert sum(p.numel() for p in result.module.parameters()) <= 0.8 * before
+    reloaded = _reloaded(result.module, tmp_path)
+    ids = torch.tensor([[7, 8, 9]])
+    with torch.no_grad():
+        generated = reloaded.generate(ids, max_new_tokens=3, do_sample=False, pad_token_id=0)
+    np.testing.assert_array_equal(generated.numpy(), _onnx_greedy(result.onnx_model, ids.numpy(), steps=3))

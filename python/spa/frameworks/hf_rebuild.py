@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from spa.errors import SPAError
-from spa.frameworks.hf_widths import ConfigWidths
+from spa.frameworks.hf_widths import ConfigWidths, config_problem
 
 
 def pruned_state_sources(module: Any, arrays: Mapping[str, np.ndarray]) -> dict[str, str | None]:
@@ -49,6 +49,9 @@ def rebuild(module: Any, arrays: Mapping[str, np.ndarray], widths: ConfigWidths)
         raise SPAError(f"PyTorch adapter: no {type(config).__name__} gives {name} its pruned shape "
                        f"{list(shapes.get(name, ()))}: the layers were pruned to different widths (plan with "
                        "allocation='uniform') or the family ties this width to another")
+    problem = config_problem(config)
+    if problem:
+        raise SPAError(f"PyTorch adapter: transformers refuses the pruned widths' {type(config).__name__}: {problem}")
     original = module.state_dict()
     with no_init_weights():
         rebuilt = type(module)(config)

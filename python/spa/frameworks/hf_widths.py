@@ -18,12 +18,13 @@ from __future__ import annotations
 import copy
 import math
 import re
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from spa.errors import SPAError
+from spa.errors import SPAError, SPAWarning, first_line
 from spa.groups import Group
 
 # Width fields under their canonical names (configs map aliases such as GPT-2's n_embd to these).
@@ -216,3 +217,29 @@ def hold_inexpressible(model: Any, widths: ConfigWidths) -> list[str]:
     model.hold_groups(held, f"the {type(widths.config).__name__} of a rebuilt transformers model cannot express "
                             "this width")
     return notes
+
+
+def config_problem(config: Any) -> str | None:
+    """Why transformers would refuse `config` on save or load (its own validation), or None."""
+    validate = getattr(config, "validate", None)
+    if validate is None:
+        return None
+    try:
+        validate()
+    except Exception as error:  # transformers raises several kinds; each means the same here
+        return first_line(error)
+    return None
+
+
+def rounding_for_config(model: Any, plan: Any, widths: ConfigWidths) -> dict[str, Any] | None:
+    """Plan options under which the config of `plan`'s widths validates, when it does not: transformers
+    wants a Llama-style hidden size that divides by the head count, so every kept width is rounded to a
+    multiple of the original head count (None when the plan's config is already valid)."""
+    removed = {group_id: len(channels) for group_id, channels in plan.removed.items()}
+    config, mismatched = widths.solve(shapes_after(model.coupling_groups(), removed, widths.base))
+    problem = None if mismatched else config_problem(config)
+    heads = getattr(widths.config, "num_attention_heads", None)
+    if problem is None or not isinstance(heads, int):
+        return None
+    warnings.warn(f"{problem}: planned again with every width a multiple of {heads}", SPAWarning, stacklevel=4)
+    return {"round_to": heads}

@@ -29,6 +29,7 @@ def as_tuple(example_inputs: Any) -> tuple:
 
 def prune_exported(source: onnx.ModelProto, criterion: str, keep: Iterable[str] = (), heads: str = "dims",
                    verify: bool = True, restrict: Callable[[Any], Any] | None = None,
+                   replan: Callable[[Any, Plan], dict[str, Any] | None] | None = None,
                    **plan_options: Any) -> PrunedExport:
     """Load `source` into SPA, plan with `criterion` and `plan_options` (see spa.Model.plan), and prune.
 
@@ -36,7 +37,8 @@ def prune_exported(source: onnx.ModelProto, criterion: str, keep: Iterable[str] 
     `heads` is spa.Model.heads: attention heads lose head dims ("dims") or whole heads ("whole").
     `verify` checks the pruned model before it is used (spa.Model.prune); the returned plan then
     lists the groups verification blocked. `restrict(model)`, when given, is called before planning to
-    hold groups the framework cannot represent (spa.Model.hold_groups).
+    hold groups the framework cannot represent (spa.Model.hold_groups). `replan(model, plan)`, when
+    given, may return plan options to plan again with (the framework cannot take that plan's widths).
     """
     import spa
 
@@ -47,6 +49,9 @@ def prune_exported(source: onnx.ModelProto, criterion: str, keep: Iterable[str] 
     present = set(model.weights()) if keep else set()
     protected = [*plan_options.pop("protect", ()), *(name for name in keep if name in present)]
     plan = model.plan(criterion, protect=protected, **plan_options)
+    retry = replan(model, plan) if replan is not None else None
+    if retry:
+        plan = model.plan(criterion, protect=protected, **{**plan_options, **retry})
     applied = model.prune(plan, verify=verify)
     pruned = model.to_onnx()
     return PrunedExport(applied, pruned, named_constants(pruned))

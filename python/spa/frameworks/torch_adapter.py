@@ -47,7 +47,7 @@ from spa.errors import SPAError, SPAWarning, first_line
 from spa.exporter.opset import convert_opset
 from spa.frameworks.checking import compare_with_onnx, forward_failure
 from spa.frameworks.hf_rebuild import rebuild
-from spa.frameworks.hf_widths import ConfigWidths, hold_inexpressible, is_transformers_model
+from spa.frameworks.hf_widths import ConfigWidths, hold_inexpressible, is_transformers_model, rounding_for_config
 from spa.frameworks.pipeline import prune_exported
 from spa.frameworks.torch_calls import Call, by_position, flat_outputs, tidy_export, without_cache
 from spa.frameworks.widths import pruned_groups
@@ -114,7 +114,9 @@ def prune(module: Any, example_inputs: Any, criterion: str = "l1", tolerance: fl
             plan_options.setdefault("allocation", "uniform")
         widths = ConfigWidths(module, plan_options["heads"])
     pruned = prune_exported(export(module, example_inputs), criterion, keep=_unpatchable_parameters(module),
-                            restrict=widths and (lambda model: _hold_for_config(model, widths)), **plan_options)
+                            restrict=widths and (lambda model: _hold_for_config(model, widths)),
+                            replan=widths and (lambda model, plan: rounding_for_config(model, plan, widths)),
+                            **plan_options)
     try:
         if widths is not None:
             result = rebuild(module, pruned.arrays, widths)
