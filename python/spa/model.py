@@ -20,6 +20,7 @@ import onnx
 from spa.mlir_bindings import ir
 
 from spa import passes, sensitivity, stats, tensors
+from spa.context import new_context
 from spa.criteria import make_criterion, score_groups
 from spa.errors import SPAError
 from spa.exporter import EXTERNAL_DATA_THRESHOLD, export_module, save_module, write_bytes_atomically
@@ -237,9 +238,10 @@ class Model:
         return getattr(trial.stats(), measure)
 
     def _clone(self) -> ir.Module:
-        """A deep copy of the module (through bytecode: weights stay binary)."""
-        with self.module.context:
-            return ir.Module.parse(self._bytecode())
+        """A deep copy of the module (through bytecode: weights stay binary), in a context of its own:
+        a context keeps every weight blob parsed into it until it goes, so copies made for a trial
+        in this model's context would stay in memory as long as the model."""
+        return ir.Module.parse(self._bytecode(), context=new_context())
 
     def _graph_data(self, weights: Mapping[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
         """Data kinds the graph itself supplies: the scale tensor of every normalisation op."""
@@ -324,8 +326,7 @@ class Model:
         try:
             pruned, applied, self.verification = verified_prune(trial, plan)
         except SPAError:
-            with self.module.context:  # the first trial pruned the module itself
-                self.module = ir.Module.parse(original)
+            self.module = ir.Module.parse(original, context=new_context())  # the first trial pruned it
             self._changed()
             raise
         for caught in pruned.warnings:
@@ -361,8 +362,8 @@ class Model:
 
     def _pruned_copy(self, source: bytes | ir.Module, plan: Plan, groups: list[Group]) -> ir.Module:
         """`source` (a module, or one saved as bytecode) with `plan` applied."""
-        with self.module.context:
-            copy = Model(source if isinstance(source, ir.Module) else ir.Module.parse(source), self.label)
+        copy = Model(source if isinstance(source, ir.Module) else ir.Module.parse(source, context=new_context()),
+                     self.label)
         copy._heads, copy._groups = self._heads, groups
         if plan.weight_updates:
             copy.set_weights(plan.weight_updates)
