@@ -84,6 +84,8 @@ def test_gpt2_keeps_widths_its_config_ties_and_says_so(tmp_path):
 def test_encoder_round_trip_keeps_the_last_hidden_state(tmp_path):
     result = _prune("bert", ratio=0.5)
     assert result.module.config.intermediate_size == 32
+    # Fields BERT does not read are not written into its config (head_dim would be, for Qwen2 or Phi-3).
+    assert not hasattr(result.module.config, "head_dim") and not hasattr(result.module.config, "n_inner")
     reloaded = _reloaded(result.module, tmp_path)
     inputs = hf_models.example_inputs("bert", batch=1, length=6)
     with torch.no_grad():

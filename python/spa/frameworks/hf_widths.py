@@ -78,14 +78,18 @@ class ConfigWidths:
                 self.fields.append(field)
                 columns.append(column)
         for field in set(written) - set(self.fields):  # written out but not read by this family
-            setattr(self.config, field, getattr(module.config, field, None))
+            if hasattr(module.config, field):
+                setattr(self.config, field, getattr(module.config, field))
+            else:
+                delattr(self.config, field)
         self.dims = [(name, axis) for name, shape in self.base.items() for axis, size in enumerate(shape) if size]
         self.exponents = np.array([[column.get(dim, 0.0) for column in columns] for dim in self.dims])
         self.weights = np.array([DISFAVOURED if f in disfavoured else 1.0 for f in self.fields])
 
     def _dependence(self, field: str) -> dict[tuple[str, int], float] | None:
         """Exponent of `field` in each dimension (1 when the dimension doubles with it), or None when
-        the config has no such integer field or the model cannot be built with it doubled."""
+        the config has no such integer field, the model cannot be built with it doubled, or no
+        dimension changes with it."""
         value = getattr(self.config, field, None)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             return None
@@ -97,8 +101,9 @@ class ConfigWidths:
             return None
         if doubled.keys() != self.base.keys():
             return None
-        return {(name, axis): math.log2(new / old) for name, shape in self.base.items()
-                for axis, (old, new) in enumerate(zip(shape, doubled[name])) if old and new != old}
+        column = {(name, axis): math.log2(new / old) for name, shape in self.base.items()
+                  for axis, (old, new) in enumerate(zip(shape, doubled[name])) if old and new != old}
+        return column or None  # a field no shape follows is not a width of this family
 
     def solve(self, shapes: Mapping[str, tuple[int, ...]]) -> tuple[Any, list[str]]:
         """A config for `shapes` (pruned state shapes by name; names left out keep theirs), and the
