@@ -67,6 +67,8 @@ class Runner:
         options.log_severity_level = 4  # failures come back as exceptions; ORT need not print them
         # One run per model: basic graph rewrites only, so loading stays cheap.
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+        # Nor would packing weights for faster matrix products pay: it keeps a second copy of them.
+        options.add_session_config_entry("session.disable_prepacking", "1")
         self.failure: Failure | None = None
         self.session = None
         try:

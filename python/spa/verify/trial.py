@@ -17,7 +17,8 @@ When onnxruntime cannot load the original at all (a custom-domain operator,
 say), checks 3-5 are skipped and `skipped` says why. Each model is
 serialised once (the checker and onnxruntime read the same bytes, and they
 are what gets written); onnxruntime runs the pruned model in a second thread
-while the reference is made.
+while the reference is made, unless the model is big enough that holding both
+in memory matters more than the time.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from spa.verify.checks import Failure, Runner, check_equal, check_signature, che
 from spa.verify.masking import masked_model
 
 PruneCopy = Callable[[Plan], ir.Module]
+PARALLEL_RUN_BYTES = 64 << 20  # above this, the pruned model and the reference run one after the other
 Export = Callable[[ir.Module, bool], onnx.ModelProto]  # (module, as_written) -> model
 
 
@@ -106,10 +108,14 @@ class Trial:
     def _behaviour(self, plan: Plan, blob: bytes) -> Failure | None:
         preserving = [g for g in plan.removed if plan.removed[g] and self.groups[g].function_preserving]
         reference_plan = plan.restricted(preserving)
-        with ThreadPoolExecutor(1) as pool:  # onnxruntime works on the pruned model while the reference is made
-            pruned = pool.submit(lambda: Runner(blob).run(self.feeds))
+        if len(blob) > PARALLEL_RUN_BYTES:  # one model in onnxruntime at a time: memory, not time, is short
+            outputs = Runner(blob).run(self.feeds)
             reference = self._reference_outputs(reference_plan)
-            outputs = pruned.result()
+        else:
+            with ThreadPoolExecutor(1) as pool:  # onnxruntime runs the pruned model while the reference is made
+                pruned = pool.submit(lambda: Runner(blob).run(self.feeds))
+                reference = self._reference_outputs(reference_plan)
+                outputs = pruned.result()
         if reference is None:
             return None  # onnxruntime cannot run the original: nothing to compare with
         if isinstance(outputs, Failure):
@@ -133,8 +139,9 @@ class Trial:
         (and `runnable` False) when onnxruntime cannot load the original. Raises SPAError when the
         original rejects the feeds."""
         groups = [self.groups[g] for g in plan.removed]
-        reference = masked_model(self.base, plan_to_dict(plan, groups), plan.weight_updates)
-        outputs = Runner(reference.SerializeToString()).run(self.feeds)
+        reference = masked_model(self.base, plan_to_dict(plan, groups), plan.weight_updates).SerializeToString()
+        outputs = Runner(reference).run(self.feeds)
+        del reference
         if isinstance(outputs, list):
             self.reference_outputs = outputs
             return outputs
