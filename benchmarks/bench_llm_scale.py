@@ -3,7 +3,8 @@
 Run from the repository root after installing (`pip install ".[test]"`):
 
     python benchmarks/bench_llm_scale.py                  # ~1.1B parameters (TinyLlama's shape), 4.4 GB
-    python benchmarks/bench_llm_scale.py --scale small    # ~0.1B, a quick rehearsal
+    python benchmarks/bench_llm_scale.py --scale medium   # ~0.2B, 0.8 GB
+    python benchmarks/bench_llm_scale.py --scale small    # ~0.05B, a quick rehearsal
 
 1. A child process builds `LlamaForCausalLM` from a config with random weights
    (no download) and exports it with the TorchScript exporter to ONNX with
@@ -30,6 +31,7 @@ from pathlib import Path
 
 SHAPES = {  # hidden, intermediate, layers, heads, kv heads, vocab
     "1b": (2048, 5632, 22, 32, 4, 32000),
+    "medium": (1024, 2816, 12, 16, 4, 32000),
     "small": (768, 2048, 6, 12, 4, 8000),
 }
 
