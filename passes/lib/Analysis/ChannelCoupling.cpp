@@ -121,118 +121,158 @@ ChannelCoupling::ChannelCoupling(Operation *root, HeadPruning heads) {
   formGroups(builder);
 }
 
-void ChannelCoupling::formGroups(const CouplingBuilder &builder) {
-  // Channels: dense ids for atom classes, in order of first appearance.
-  llvm::DenseMap<Atom, int64_t> channelOfLeader;
-  auto channelOf = [&](Atom atom) -> int64_t {
+namespace {
+
+/// The second stage of the analysis: atom classes become channels, channels
+/// that share a constant or a value become a group, and each group collects
+/// its members, value spaces, gathered operands, blocks and keep-one sets.
+class GroupFormer {
+public:
+  GroupFormer(const CouplingBuilder &builder, std::vector<ChannelGroup> &groups) : builder(builder), groups(groups) {}
+
+  void run() {
+    linkChannels();
+    localIndex.assign(channelOfLeader.size(), -1);
+    placeMembers();
+    markGroups();
+    splitKeepOneSets();
+  }
+
+private:
+  const CouplingBuilder &builder;
+  std::vector<ChannelGroup> &groups;
+  llvm::DenseMap<Atom, int64_t> channelOfLeader; // dense channel ids, in order of first appearance
+  ChannelLinks links;
+  std::vector<SmallVector<int64_t>> memberChannels, spaceChannels;
+  SmallVector<std::pair<Value, const TrackedAxis *>> spaces;
+  llvm::MapVector<int64_t, unsigned> groupOfLeader; // groups in order of their first member
+  SmallVector<int64_t> localIndex;                  // channel numbering inside each group
+
+  int64_t channelOf(Atom atom) {
     if (atom == kNoAtom)
       return -1;
     auto [it, inserted] = channelOfLeader.try_emplace(builder.leader(atom), channelOfLeader.size());
     return it->second;
-  };
-  auto toChannels = [&](ArrayRef<Atom> atoms) {
+  }
+
+  SmallVector<int64_t> toChannels(ArrayRef<Atom> atoms) {
     SmallVector<int64_t> channels;
     for (Atom atom : atoms)
       channels.push_back(channelOf(atom));
     return channels;
-  };
-  // Link channels that share a constant or a value.
-  ChannelLinks links;
-  std::vector<SmallVector<int64_t>> memberChannels, spaceChannels;
-  for (const MemberSlice &member : builder.members()) {
-    memberChannels.push_back(toChannels(member.atoms));
-    SmallVector<int64_t> present(llvm::make_filter_range(memberChannels.back(), [](int64_t c) { return c >= 0; }));
-    links.link(present);
   }
-  SmallVector<std::pair<Value, const TrackedAxis *>> spaces;
-  for (auto &[value, tracked] : builder.trackedValues())
-    spaces.push_back({value, tracked.get()});
-  for (auto &[value, tracked] : spaces) {
-    spaceChannels.push_back(toChannels(tracked->atoms));
-    links.link(spaceChannels.back());
-  }
-  // Groups in order of their first member.
-  llvm::MapVector<int64_t, unsigned> groupOfLeader;
-  auto groupOf = [&](int64_t channel) {
+
+  unsigned groupOf(int64_t channel) {
     auto [it, inserted] = groupOfLeader.insert({links.classes.getLeaderValue(channel), groups.size()});
     if (inserted)
       groups.push_back(ChannelGroup{static_cast<unsigned>(groups.size()), 0, true, true, {}, {}, {}, {}, {}});
     return it->second;
-  };
-  // Channel numbering inside each group, in order of first appearance.
-  SmallVector<int64_t> localIndex(channelOfLeader.size(), -1);
-  auto localize = [&](ChannelGroup &group, ArrayRef<int64_t> channels) {
-    SmallVector<int64_t> local;
-    for (int64_t c : channels) {
-      if (c < 0) {
-        local.push_back(-1);
-        continue;
-      }
-      if (localIndex[c] < 0)
-        localIndex[c] = group.channels++;
-      local.push_back(localIndex[c]);
-    }
-    return local;
-  };
-  for (auto [member, channels] : llvm::zip_equal(builder.members(), memberChannels)) {
-    auto first = llvm::find_if(channels, [](int64_t c) { return c >= 0; });
-    if (first == channels.end())
-      continue;
-    ChannelGroup &group = groups[groupOf(*first)];
-    group.members.push_back(GroupMember{member.constant, constantName(member.constant), member.axis, member.role,
-                                        localize(group, channels)});
   }
-  for (auto [space, channels] : llvm::zip_equal(spaces, spaceChannels)) {
-    if (channels.empty())
-      continue;
-    ChannelGroup &group = groups[groupOf(channels.front())];
-    group.spaces.push_back(GroupSpace{space.first, space.second->axis, localize(group, channels)});
-  }
-  for (const GatheredOperand &gathered : builder.gatheredOperands()) {
-    SmallVector<int64_t> channels = toChannels(gathered.atoms);
-    if (!channels.empty() && channels.front() >= 0) {
-      ChannelGroup &group = groups[groupOf(channels.front())];
-      group.gathers.push_back(GroupGather{gathered.user, gathered.operandIndex, gathered.axis, localize(group, channels)});
-    }
-  }
-  // Blocks and non-preserving marks, per group.
-  std::vector<std::set<std::string>> reasons(groups.size()), notes(groups.size());
-  auto groupOfAtom = [&](Atom atom) -> std::optional<unsigned> {
+
+  std::optional<unsigned> groupOfAtom(Atom atom) {
     auto it = channelOfLeader.find(builder.leader(atom));
     if (it == channelOfLeader.end())
       return std::nullopt;
     return groupOf(it->second);
-  };
-  for (auto &[atom, atomReasons] : builder.blockedAtoms())
-    if (std::optional<unsigned> group = groupOfAtom(atom)) {
-      groups[*group].prunable = false;
-      reasons[*group].insert(atomReasons.begin(), atomReasons.end());
+  }
+
+  SmallVector<int64_t> localize(ChannelGroup &group, ArrayRef<int64_t> channels) {
+    SmallVector<int64_t> local;
+    for (int64_t c : channels) {
+      if (c >= 0 && localIndex[c] < 0)
+        localIndex[c] = group.channels++;
+      local.push_back(c < 0 ? -1 : localIndex[c]);
     }
-  for (auto &[atom, note] : builder.nonPreservingAtoms())
-    if (std::optional<unsigned> group = groupOfAtom(atom)) {
-      groups[*group].functionPreserving = false;
-      notes[*group].insert(note);
+    return local;
+  }
+
+  /// Channels that appear in one constant or one value belong to one group.
+  void linkChannels() {
+    for (const MemberSlice &member : builder.members()) {
+      memberChannels.push_back(toChannels(member.atoms));
+      SmallVector<int64_t> present(llvm::make_filter_range(memberChannels.back(), [](int64_t c) { return c >= 0; }));
+      links.link(present);
     }
-  // Keep-one sets, split by group (keeping one in each part is the safe reading).
-  for (ArrayRef<Atom> set : builder.keepOneOfSets()) {
-    std::map<unsigned, std::set<int64_t>> parts;
-    for (Atom atom : set) {
-      auto it = channelOfLeader.find(builder.leader(atom));
-      if (it != channelOfLeader.end() && localIndex[it->second] >= 0)
-        parts[groupOf(it->second)].insert(localIndex[it->second]);
-    }
-    for (auto &[group, channels] : parts) {
-      SmallVector<int64_t> sorted(channels.begin(), channels.end());
-      std::vector<SmallVector<int64_t>> &sets = groups[group].keepOneOf;
-      if (static_cast<int64_t>(sorted.size()) < groups[group].channels && !llvm::is_contained(sets, sorted))
-        sets.push_back(std::move(sorted)); // q and k slices of united channels give the same set once
+    for (auto &[value, tracked] : builder.trackedValues())
+      spaces.push_back({value, tracked.get()});
+    for (auto &[value, tracked] : spaces) {
+      spaceChannels.push_back(toChannels(tracked->atoms));
+      links.link(spaceChannels.back());
     }
   }
+
+  void placeMembers() {
+    for (auto [member, channels] : llvm::zip_equal(builder.members(), memberChannels)) {
+      auto first = llvm::find_if(channels, [](int64_t c) { return c >= 0; });
+      if (first == channels.end())
+        continue;
+      ChannelGroup &group = groups[groupOf(*first)];
+      group.members.push_back(GroupMember{member.constant, constantName(member.constant), member.axis, member.role,
+                                          localize(group, channels)});
+    }
+    for (auto [space, channels] : llvm::zip_equal(spaces, spaceChannels)) {
+      if (channels.empty())
+        continue;
+      ChannelGroup &group = groups[groupOf(channels.front())];
+      group.spaces.push_back(GroupSpace{space.first, space.second->axis, localize(group, channels)});
+    }
+    for (const GatheredOperand &gathered : builder.gatheredOperands()) {
+      SmallVector<int64_t> channels = toChannels(gathered.atoms);
+      if (!channels.empty() && channels.front() >= 0) {
+        ChannelGroup &group = groups[groupOf(channels.front())];
+        group.gathers.push_back(
+            GroupGather{gathered.user, gathered.operandIndex, gathered.axis, localize(group, channels)});
+      }
+    }
+  }
+
+  /// Blocks and non-preserving marks, per group; blocks first in each group's reasons.
+  void markGroups() {
+    std::vector<std::set<std::string>> reasons(groups.size()), notes(groups.size());
+    for (auto &[atom, atomReasons] : builder.blockedAtoms())
+      if (std::optional<unsigned> group = groupOfAtom(atom)) {
+        reasons.resize(groups.size());
+        groups[*group].prunable = false;
+        reasons[*group].insert(atomReasons.begin(), atomReasons.end());
+      }
+    for (auto &[atom, note] : builder.nonPreservingAtoms())
+      if (std::optional<unsigned> group = groupOfAtom(atom)) {
+        notes.resize(groups.size());
+        groups[*group].functionPreserving = false;
+        notes[*group].insert(note);
+      }
+    reasons.resize(groups.size());
+    notes.resize(groups.size());
+    for (ChannelGroup &group : groups) {
+      group.reasons.assign(reasons[group.id].begin(), reasons[group.id].end());
+      group.reasons.insert(group.reasons.end(), notes[group.id].begin(), notes[group.id].end());
+    }
+  }
+
+  /// Keep-one sets, split by group (keeping one in each part is the safe reading).
+  void splitKeepOneSets() {
+    for (ArrayRef<Atom> set : builder.keepOneOfSets()) {
+      std::map<unsigned, std::set<int64_t>> parts;
+      for (Atom atom : set) {
+        auto it = channelOfLeader.find(builder.leader(atom));
+        if (it != channelOfLeader.end() && localIndex[it->second] >= 0)
+          parts[groupOf(it->second)].insert(localIndex[it->second]);
+      }
+      for (auto &[group, channels] : parts) {
+        SmallVector<int64_t> sorted(channels.begin(), channels.end());
+        std::vector<SmallVector<int64_t>> &sets = groups[group].keepOneOf;
+        if (static_cast<int64_t>(sorted.size()) < groups[group].channels && !llvm::is_contained(sets, sorted))
+          sets.push_back(std::move(sorted)); // q and k slices of united channels give the same set once
+      }
+    }
+  }
+};
+
+} // namespace
+
+void ChannelCoupling::formGroups(const CouplingBuilder &builder) {
+  GroupFormer(builder, groups).run();
   keepEveryAxisNonEmpty();
-  for (ChannelGroup &group : groups) {
-    group.reasons.assign(reasons[group.id].begin(), reasons[group.id].end());
-    group.reasons.insert(group.reasons.end(), notes[group.id].begin(), notes[group.id].end());
-  }
 }
 
 void ChannelCoupling::keepEveryAxisNonEmpty() {

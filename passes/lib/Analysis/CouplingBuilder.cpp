@@ -159,6 +159,110 @@ std::optional<int64_t> spa::reshapedAxisSource(Value input, Value output, int64_
   return std::nullopt;
 }
 
+using ViewSource = std::optional<std::pair<Value, int64_t>>; // the viewed value and its axis, if a view
+
+static ViewSource transposeSource(onnx::TransposeOp transpose, int64_t axis) {
+  std::optional<int64_t> rank = rankOf(transpose.getData());
+  if (!rank || axis < 0 || axis >= *rank)
+    return std::nullopt;
+  if (std::optional<ArrayAttr> perm = transpose.getPerm())
+    return std::make_pair(transpose.getData(), cast<IntegerAttr>((*perm)[axis]).getInt());
+  return std::make_pair(transpose.getData(), *rank - 1 - axis);
+}
+
+/// A per-channel vector reshaped to (1, .., C, .., 1) for broadcasting, or a weight regrouped around
+/// its channel axis, with a target spa-prune can rewrite.
+static ViewSource reshapeSource(onnx::ReshapeOp reshape, int64_t axis) {
+  std::optional<int64_t> source = singleNonUnitAxis(reshape.getData());
+  std::optional<int64_t> target = singleNonUnitAxis(reshape.getReshaped());
+  std::optional<SmallVector<ShapePiece>> pieces = shapePieces(reshape.getShape());
+  if (!pieces || llvm::any_of(*pieces, [](const ShapePiece &piece) { return !piece.constant; }))
+    return std::nullopt;
+  if (!source || !target || *target != axis)
+    source = reshapedAxisSource(reshape.getData(), reshape.getReshaped(), axis);
+  if (!source)
+    return std::nullopt;
+  return std::make_pair(reshape.getData(), *source);
+}
+
+/// Per-channel arithmetic with a scalar (BatchNorm's var + eps): a view of the per-channel side.
+static ViewSource scalarArithmeticSource(Operation *op, Value value, int64_t axis) {
+  Value lhs = op->getOperand(0), rhs = op->getOperand(1);
+  auto isScalar = [](Value v) {
+    auto type = dyn_cast<RankedTensorType>(v.getType());
+    return type && type.hasStaticShape() && type.getNumElements() == 1 && isSliceableConstant(v);
+  };
+  if (isScalar(rhs) && rankOf(lhs) == rankOf(value))
+    return std::make_pair(lhs, axis);
+  if (isScalar(lhs) && rankOf(rhs) == rankOf(value))
+    return std::make_pair(rhs, axis);
+  return std::nullopt;
+}
+
+/// A constant broadcast along other axes (a class token expanded to the batch, which may be read
+/// from Shape): a view of the source when the target leaves the channel axis alone (a constant
+/// entry of 1, or none).
+static ViewSource expandSource(onnx::ExpandOp expand, int64_t axis) {
+  std::optional<SmallVector<ShapePiece>> pieces = shapePieces(expand.getShape());
+  std::optional<int64_t> inRank = rankOf(expand.getInput()), outRank = rankOf(expand->getResult(0));
+  if (!pieces || !inRank || !outRank)
+    return std::nullopt;
+  int64_t targetSize = 0;
+  for (const ShapePiece &piece : *pieces)
+    targetSize += piece.size;
+  auto entryAt = [&](int64_t position) -> std::optional<int64_t> {
+    for (const ShapePiece &piece : *pieces) {
+      if (position < piece.size)
+        return piece.constant ? std::optional<int64_t>((*piece.constant)[position]) : std::nullopt;
+      position -= piece.size;
+    }
+    return std::nullopt;
+  };
+  int64_t sourceAxis = axis - (*outRank - *inRank);
+  int64_t targetAxis = axis - (*outRank - targetSize);
+  if (sourceAxis < 0 || staticDim(expand.getInput(), sourceAxis) == std::optional<int64_t>(1) ||
+      (targetAxis >= 0 && entryAt(targetAxis) != std::optional<int64_t>(1)))
+    return std::nullopt;
+  return std::make_pair(expand.getInput(), sourceAxis);
+}
+
+/// Per-channel parameters unsqueezed to (C, 1, 1) for broadcasting (not a view when `axis` is an
+/// inserted one).
+static ViewSource unsqueezeSource(Operation *op, int64_t axis) {
+  std::optional<SmallVector<int64_t>> axes = constantInts(op->getOperand(1));
+  std::optional<int64_t> outRank = rankOf(op->getResult(0));
+  if (!axes || !outRank)
+    return std::nullopt;
+  int64_t before = 0;
+  for (int64_t inserted : *axes) {
+    int64_t normalised = inserted < 0 ? inserted + *outRank : inserted;
+    if (normalised == axis)
+      return std::nullopt;
+    before += normalised < axis;
+  }
+  return std::make_pair(op->getOperand(0), axis - before);
+}
+
+/// One step of throughLayoutViews: what `value` (along `axis`) is a view of.
+static ViewSource viewSource(Value value, int64_t axis) {
+  Operation *op = value.getDefiningOp();
+  if (!op)
+    return std::nullopt;
+  if (auto transpose = dyn_cast<onnx::TransposeOp>(op))
+    return transposeSource(transpose, axis);
+  if (isShapePreservingView(op))
+    return std::make_pair(op->getOperand(0), axis);
+  if (auto reshape = dyn_cast<onnx::ReshapeOp>(op))
+    return reshapeSource(reshape, axis);
+  if (op->getNumOperands() == 2 && isa<onnx::AddOp, onnx::SubOp, onnx::MulOp, onnx::DivOp>(op))
+    return scalarArithmeticSource(op, value, axis);
+  if (auto expand = dyn_cast<onnx::ExpandOp>(op))
+    return expandSource(expand, axis);
+  if (isa<onnx::UnsqueezeOp>(op))
+    return unsqueezeSource(op, axis);
+  return std::nullopt;
+}
+
 /// The constant a weight is a layout view of: exporters for channels-last
 /// frameworks (and unfolded exports) feed Transpose, Cast, Unsqueeze, Expand
 /// or a broadcasting Reshape of an initializer, or per-channel arithmetic with
@@ -166,89 +270,10 @@ std::optional<int64_t> spa::reshapedAxisSource(Value input, Value output, int64_
 /// lands on `axis`. spa-prune re-derives the views' types and targets.
 static std::pair<Value, int64_t> throughLayoutViews(Value value, int64_t axis) {
   while (!isSliceableConstant(value)) {
-    Operation *op = value.getDefiningOp();
-    if (auto transpose = dyn_cast_or_null<onnx::TransposeOp>(op)) {
-      std::optional<int64_t> rank = rankOf(transpose.getData());
-      if (!rank || axis < 0 || axis >= *rank)
-        break;
-      if (std::optional<ArrayAttr> perm = transpose.getPerm())
-        axis = cast<IntegerAttr>((*perm)[axis]).getInt();
-      else
-        axis = *rank - 1 - axis;
-      value = transpose.getData();
-    } else if (op && isShapePreservingView(op)) {
-      value = op->getOperand(0);
-    } else if (auto reshape = dyn_cast_or_null<onnx::ReshapeOp>(op)) {
-      // A per-channel vector reshaped to (1, .., C, .., 1) for broadcasting,
-      // with a target spa-prune can rewrite.
-      std::optional<int64_t> source = singleNonUnitAxis(reshape.getData());
-      std::optional<int64_t> target = singleNonUnitAxis(reshape.getReshaped());
-      std::optional<SmallVector<ShapePiece>> pieces = shapePieces(reshape.getShape());
-      if (!pieces || llvm::any_of(*pieces, [](const ShapePiece &piece) { return !piece.constant; }))
-        break;
-      if (!source || !target || *target != axis)
-        source = reshapedAxisSource(reshape.getData(), reshape.getReshaped(), axis);
-      if (!source)
-        break;
-      axis = *source;
-      value = reshape.getData();
-    } else if (op && op->getNumOperands() == 2 && isa<onnx::AddOp, onnx::SubOp, onnx::MulOp, onnx::DivOp>(op)) {
-      // Per-channel arithmetic with a scalar (BatchNorm's var + eps): a view of the per-channel side.
-      Value lhs = op->getOperand(0), rhs = op->getOperand(1);
-      auto isScalar = [](Value v) {
-        auto type = dyn_cast<RankedTensorType>(v.getType());
-        return type && type.hasStaticShape() && type.getNumElements() == 1 && isSliceableConstant(v);
-      };
-      if (isScalar(rhs) && rankOf(lhs) == rankOf(value))
-        value = lhs;
-      else if (isScalar(lhs) && rankOf(rhs) == rankOf(value))
-        value = rhs;
-      else
-        break;
-    } else if (auto expand = dyn_cast_or_null<onnx::ExpandOp>(op)) {
-      // A constant broadcast along other axes (a class token expanded to the
-      // batch, which may be read from Shape): a view of the source when the
-      // target leaves the channel axis alone (a constant entry of 1, or none).
-      std::optional<SmallVector<ShapePiece>> pieces = shapePieces(expand.getShape());
-      std::optional<int64_t> inRank = rankOf(expand.getInput()), outRank = rankOf(expand->getResult(0));
-      if (!pieces || !inRank || !outRank)
-        break;
-      int64_t targetSize = 0;
-      for (const ShapePiece &piece : *pieces)
-        targetSize += piece.size;
-      auto entryAt = [&](int64_t position) -> std::optional<int64_t> {
-        for (const ShapePiece &piece : *pieces) {
-          if (position < piece.size)
-            return piece.constant ? std::optional<int64_t>((*piece.constant)[position]) : std::nullopt;
-          position -= piece.size;
-        }
-        return std::nullopt;
-      };
-      int64_t sourceAxis = axis - (*outRank - *inRank);
-      int64_t targetAxis = axis - (*outRank - targetSize);
-      if (sourceAxis < 0 || staticDim(expand.getInput(), sourceAxis) == std::optional<int64_t>(1) ||
-          (targetAxis >= 0 && entryAt(targetAxis) != std::optional<int64_t>(1)))
-        break;
-      axis = sourceAxis;
-      value = expand.getInput();
-    } else if (isa_and_nonnull<onnx::UnsqueezeOp>(op)) {
-      // Per-channel parameters unsqueezed to (C, 1, 1) for broadcasting.
-      std::optional<SmallVector<int64_t>> axes = constantInts(op->getOperand(1));
-      std::optional<int64_t> outRank = rankOf(op->getResult(0));
-      if (!axes || !outRank)
-        break;
-      int64_t before = 0;
-      for (int64_t inserted : *axes) {
-        int64_t normalised = inserted < 0 ? inserted + *outRank : inserted;
-        if (normalised == axis)
-          return {value, axis}; // the axis is one of the inserted ones: not a view of the source
-        before += normalised < axis;
-      }
-      axis -= before;
-      value = op->getOperand(0);
-    } else {
+    ViewSource source = viewSource(value, axis);
+    if (!source)
       break;
-    }
+    std::tie(value, axis) = *source;
   }
   return {value, axis};
 }

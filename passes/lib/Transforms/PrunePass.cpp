@@ -179,31 +179,38 @@ struct PrunePass : public spa::impl::SPAPruneBase<PrunePass> {
     return failure(result.wasInterrupted());
   }
 
-  void runOnOperation() override {
-    ModuleOp module = getOperation();
-    // The plan comes from a file, or attached to the module (how the Python API hands it over).
-    std::string source = plan, text;
+  /// The plan's (source, JSON text): from the plan file, or attached to the module (how the Python
+  /// API hands it over; the attribute is taken off). None, with an error emitted, when neither or both.
+  std::optional<std::pair<std::string, std::string>> planText(ModuleOp module) {
     if (auto attached = module->getAttrOfType<StringAttr>(kPlanAttribute)) {
       if (!plan.empty()) {
         module.emitError() << "spa-prune: both a plan file (" << plan << ") and a " << kPlanAttribute
                            << " attribute; give one";
-        return signalPassFailure();
+        return std::nullopt;
       }
-      source = kPlanAttribute;
-      text = attached.getValue().str();
+      std::string text = attached.getValue().str();
       module->removeAttr(kPlanAttribute);
-    } else if (!plan.empty()) {
-      auto buffer = llvm::MemoryBuffer::getFile(plan);
-      if (!buffer) {
-        module.emitError() << "spa-prune: plan " << plan << ": cannot be read: " << buffer.getError().message();
-        return signalPassFailure();
-      }
-      text = (*buffer)->getBuffer().str();
-    } else {
+      return std::make_pair(std::string(kPlanAttribute), text);
+    }
+    if (plan.empty()) {
       module.emitError() << "spa-prune needs a plan: --spa-prune=plan=PLAN.json or a " << kPlanAttribute
                          << " module attribute";
-      return signalPassFailure();
+      return std::nullopt;
     }
+    auto buffer = llvm::MemoryBuffer::getFile(plan);
+    if (!buffer) {
+      module.emitError() << "spa-prune: plan " << plan << ": cannot be read: " << buffer.getError().message();
+      return std::nullopt;
+    }
+    return std::make_pair(std::string(plan), (*buffer)->getBuffer().str());
+  }
+
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    std::optional<std::pair<std::string, std::string>> planSource = planText(module);
+    if (!planSource)
+      return signalPassFailure();
+    auto &[source, text] = *planSource;
     std::optional<HeadPruning> headPruning = parseHeadPruning(heads);
     if (!headPruning) {
       module.emitError() << "spa-prune: heads must be 'dims' or 'whole', not '" << heads << "'";
@@ -277,79 +284,95 @@ struct PrunePass : public spa::impl::SPAPruneBase<PrunePass> {
       if (op->getNumResults() != 1 || op->getNumOperands() < 1)
         return;
       bool binary = op->getNumOperands() == 2 && isa<onnx::AddOp, onnx::SubOp, onnx::MulOp, onnx::DivOp>(op);
-      Value input = op->getOperand(0);
-      auto inputType = dyn_cast<RankedTensorType>(input.getType());
+      auto inputType = dyn_cast<RankedTensorType>(op->getOperand(0).getType());
       auto resultType = dyn_cast<RankedTensorType>(op->getResult(0).getType());
-      if (!isConstant(input) || (binary && !isConstant(op->getOperand(1))) || !inputType || !resultType)
+      if (!isConstant(op->getOperand(0)) || (binary && !isConstant(op->getOperand(1))) || !inputType ||
+          !resultType)
         return;
-      SmallVector<int64_t> shape(inputType.getShape());
-      if (auto transpose = dyn_cast<onnx::TransposeOp>(op)) {
-        SmallVector<int64_t> permuted;
-        for (int64_t i = 0, rank = shape.size(); i < rank; ++i) {
-          std::optional<ArrayAttr> perm = transpose.getPerm();
-          permuted.push_back(shape[perm ? cast<IntegerAttr>((*perm)[i]).getInt() : rank - 1 - i]);
-        }
-        shape = permuted;
-      } else if (isa<onnx::UnsqueezeOp>(op)) {
-        std::optional<SmallVector<int64_t>> axes = constantInts(op->getOperand(1));
-        int64_t outRank = resultType.getRank();
-        if (!axes)
-          return;
-        SmallVector<bool> inserted(outRank, false);
-        for (int64_t axis : *axes)
-          inserted[axis < 0 ? axis + outRank : axis] = true;
-        SmallVector<int64_t> expanded;
-        for (int64_t i = 0, next = 0; i < outRank; ++i)
-          expanded.push_back(inserted[i] ? 1 : shape[next++]);
-        shape = expanded;
-      } else if (isa<onnx::ReshapeOp>(op)) {
-        // (C) -> (1, .., C, .., 1): the one long axis takes the new length.
-        auto isUnit = [](int64_t size) { return size == 1; };
-        if (llvm::count_if(resultType.getShape(), [&](int64_t s) { return !isUnit(s); }) == 1 &&
-            llvm::count_if(shape, [&](int64_t s) { return !isUnit(s); }) <= 1) {
-          int64_t length = 1;
-          for (int64_t size : shape)
-            length *= size;
-          shape.assign(resultType.getShape().begin(), resultType.getShape().end());
-          for (int64_t &size : shape)
-            if (size != 1)
-              size = length;
-        } else if (std::optional<SmallVector<int64_t>> regrouped = regroupedShape(shape, resultType.getShape())) {
-          shape = *regrouped; // a weight regrouped around its channel axis (reshapedAxisSource)
-        } else {
-          return;
-        }
-      } else if (auto expand = dyn_cast<onnx::ExpandOp>(op)) {
-        // The target may read the batch from Shape (a class token): those entries
-        // keep the result's old sizes, the constant ones are the target's.
-        std::optional<SmallVector<ShapePiece>> pieces = shapePieces(expand.getShape());
-        if (!pieces)
-          return;
-        SmallVector<int64_t> target;
-        for (const ShapePiece &piece : *pieces)
-          for (int64_t i = 0; i < piece.size; ++i)
-            target.push_back(piece.constant ? (*piece.constant)[i] : ShapedType::kDynamic);
-        int64_t offset = resultType.getRank() - static_cast<int64_t>(target.size());
-        for (auto [i, entry] : llvm::enumerate(target))
-          if (ShapedType::isDynamic(entry) && offset + static_cast<int64_t>(i) >= 0)
-            entry = resultType.getDimSize(offset + i);
-        shape = broadcastShapes(shape, target);
-      } else if (binary) {
-        auto other = dyn_cast<RankedTensorType>(op->getOperand(1).getType());
-        if (!other)
-          return;
-        shape = broadcastShapes(shape, other.getShape());
-      } else if (!isShapePreservingView(op)) {
+      std::optional<SmallVector<int64_t>> shape = viewShape(op, inputType.getShape(), resultType, binary);
+      if (!shape)
         return;
-      }
       constantDerived.insert(op->getResult(0));
-      if (resultType.getShape() != ArrayRef<int64_t>(shape)) {
+      if (resultType.getShape() != ArrayRef<int64_t>(*shape)) {
         SmallVector<Type> oldTypes(op->getResultTypes());
-        op->getResult(0).setType(resultType.clone(shape));
+        op->getResult(0).setType(resultType.clone(*shape));
         if (isa<onnx::ReshapeOp>(op))
           fixChannelCounts(op, oldTypes); // rewrites the target's constant pieces
       }
     });
+  }
+
+  /// The shape of view `op` of a constant now shaped `shape` (None: not a view SPA refreshes).
+  static std::optional<SmallVector<int64_t>> viewShape(Operation *op, ArrayRef<int64_t> shape,
+                                                       RankedTensorType resultType, bool binary) {
+    if (auto transpose = dyn_cast<onnx::TransposeOp>(op)) {
+      SmallVector<int64_t> permuted;
+      for (int64_t i = 0, rank = shape.size(); i < rank; ++i) {
+        std::optional<ArrayAttr> perm = transpose.getPerm();
+        permuted.push_back(shape[perm ? cast<IntegerAttr>((*perm)[i]).getInt() : rank - 1 - i]);
+      }
+      return permuted;
+    }
+    if (isa<onnx::UnsqueezeOp>(op)) {
+      std::optional<SmallVector<int64_t>> axes = constantInts(op->getOperand(1));
+      int64_t outRank = resultType.getRank();
+      if (!axes)
+        return std::nullopt;
+      SmallVector<bool> inserted(outRank, false);
+      for (int64_t axis : *axes)
+        inserted[axis < 0 ? axis + outRank : axis] = true;
+      SmallVector<int64_t> expanded;
+      for (int64_t i = 0, next = 0; i < outRank; ++i)
+        expanded.push_back(inserted[i] ? 1 : shape[next++]);
+      return expanded;
+    }
+    if (isa<onnx::ReshapeOp>(op))
+      return reshapedViewShape(shape, resultType.getShape());
+    if (auto expand = dyn_cast<onnx::ExpandOp>(op))
+      return expandedViewShape(expand, shape, resultType);
+    if (binary) {
+      auto other = dyn_cast<RankedTensorType>(op->getOperand(1).getType());
+      if (!other)
+        return std::nullopt;
+      return broadcastShapes(shape, other.getShape());
+    }
+    if (!isShapePreservingView(op))
+      return std::nullopt;
+    return SmallVector<int64_t>(shape);
+  }
+
+  static std::optional<SmallVector<int64_t>> reshapedViewShape(ArrayRef<int64_t> shape, ArrayRef<int64_t> oldResult) {
+    // (C) -> (1, .., C, .., 1): the one long axis takes the new length.
+    auto notUnit = [](int64_t size) { return size != 1; };
+    if (llvm::count_if(oldResult, notUnit) == 1 && llvm::count_if(shape, notUnit) <= 1) {
+      int64_t length = 1;
+      for (int64_t size : shape)
+        length *= size;
+      SmallVector<int64_t> result(oldResult);
+      for (int64_t &size : result)
+        if (size != 1)
+          size = length;
+      return result;
+    }
+    return regroupedShape(shape, oldResult); // a weight regrouped around its channel axis (reshapedAxisSource)
+  }
+
+  static std::optional<SmallVector<int64_t>> expandedViewShape(onnx::ExpandOp expand, ArrayRef<int64_t> shape,
+                                                               RankedTensorType resultType) {
+    // The target may read the batch from Shape (a class token): those entries
+    // keep the result's old sizes, the constant ones are the target's.
+    std::optional<SmallVector<ShapePiece>> pieces = shapePieces(expand.getShape());
+    if (!pieces)
+      return std::nullopt;
+    SmallVector<int64_t> target;
+    for (const ShapePiece &piece : *pieces)
+      for (int64_t i = 0; i < piece.size; ++i)
+        target.push_back(piece.constant ? (*piece.constant)[i] : ShapedType::kDynamic);
+    int64_t offset = resultType.getRank() - static_cast<int64_t>(target.size());
+    for (auto [i, entry] : llvm::enumerate(target))
+      if (ShapedType::isDynamic(entry) && offset + static_cast<int64_t>(i) >= 0)
+        entry = resultType.getDimSize(offset + i);
+    return broadcastShapes(shape, target);
   }
 
   /// The new result shape of a Reshape view whose input became `input`: the one
