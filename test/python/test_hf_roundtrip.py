@@ -113,3 +113,48 @@ def test_widths_transformers_would_refuse_are_rounded_so_the_model_saves(tmp_pat
     with torch.no_grad():
         generated = reloaded.generate(ids, max_new_tokens=3, do_sample=False, pad_token_id=0)
     np.testing.assert_array_equal(generated.numpy(), _onnx_greedy(result.onnx_model, ids.numpy(), steps=3))
+
+
+def test_a_width_the_model_computes_from_is_kept_and_tied_embeddings_follow(tmp_path):
+    # Gemma multiplies its embeddings by sqrt(hidden_size) read from the config, so a rebuilt Gemma with a
+    # smaller hidden size computes something else: SPA finds that, keeps the hidden size and prunes again.
+    import transformers
+
+    torch.manual_seed(0)
+    config = transformers.GemmaConfig(vocab_size=120, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                      num_attention_heads=4, num_key_value_heads=2, head_dim=8, use_cache=False)
+    model = transformers.GemmaForCausalLM(config).eval()
+    assert model.lm_head.weight is model.model.embed_tokens.weight  # tied
+    with pytest.warns(SPAWarning, match="keeping hidden_size and pruning again"):
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=DeprecationWarning)
+            result = spa.torch.prune(model, hf_models.example_inputs("llama"), criterion="l2", ratio=0.5)
+    pruned = result.module.config
+    assert pruned.hidden_size == 32 and pruned.intermediate_size == 32 and pruned.num_key_value_heads == 1
+    reloaded = _reloaded(result.module, tmp_path)
+    assert reloaded.lm_head.weight is reloaded.model.embed_tokens.weight
+    ids = torch.tensor([[3, 1, 4, 1, 5]])
+    with torch.no_grad():
+        generated = reloaded.generate(ids, max_new_tokens=3, do_sample=False, pad_token_id=0)
+    np.testing.assert_array_equal(generated.numpy(), _onnx_greedy(result.onnx_model, ids.numpy(), steps=3))
+
+
+def test_tied_embeddings_lose_the_same_hidden_channels(tmp_path):
+    import transformers
+
+    torch.manual_seed(0)
+    config = transformers.LlamaConfig(vocab_size=120, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                      num_attention_heads=4, num_key_value_heads=2, use_cache=False,
+                                      tie_word_embeddings=True)
+    model = transformers.LlamaForCausalLM(config).eval()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        result = spa.torch.prune(model, hf_models.example_inputs("llama"), criterion="l2", ratio=0.5, fallback=False)
+    assert result.module.config.hidden_size == 16
+    reloaded = _reloaded(result.module, tmp_path)
+    assert reloaded.lm_head.weight is reloaded.model.embed_tokens.weight
+    assert tuple(reloaded.lm_head.weight.shape) == (120, 16)
+    ids = torch.tensor([[9, 8, 7]])
+    with torch.no_grad():
+        generated = reloaded.generate(ids, max_new_tokens=3, do_sample=False, pad_token_id=0)
+    np.testing.assert_array_equal(generated.numpy(), _onnx_greedy(result.onnx_model, ids.numpy(), steps=3))

@@ -67,6 +67,8 @@ class ConfigWidths:
         self.config, written = _explicit_config(module)
         self.base = shapes_of(self.model_class, self.config)
         actual = {name: tuple(tensor.shape) for name, tensor in module.state_dict().items()}
+        self.tied = _tied_names(module)
+        self.held_fields: set[str] = set()  # widths the model's code derives values from (Gemma's sqrt(hidden))
         if actual != self.base:
             raise SPAError(f"{self.model_class.__name__}: its parameters do not have the shapes its config "
                            "gives, so a pruned copy cannot be rebuilt from a config")
@@ -105,10 +107,18 @@ class ConfigWidths:
                   for axis, (old, new) in enumerate(zip(shape, doubled[name])) if old and new != old}
         return column or None  # a field no shape follows is not a width of this family
 
+    def changed_fields(self, config: Any) -> set[str]:
+        """The width fields whose value in `config` differs from the model's."""
+        return {field for field in self.fields if getattr(config, field) != getattr(self.config, field)}
+
     def solve(self, shapes: Mapping[str, tuple[int, ...]]) -> tuple[Any, list[str]]:
         """A config for `shapes` (pruned state shapes by name; names left out keep theirs), and the
         names whose shapes it does not give (empty when it describes them all)."""
         target = {**self.base, **shapes}
+        for names in self.tied:  # an exporter names a tied weight once (lm_head.weight after the embedding)
+            changed = [target[name] for name in names if target[name] != self.base[name]]
+            for name in names:
+                target[name] = changed[0] if changed else target[name]
         values = self._least_squares(target)
         mismatched = self._mismatches(values, target)
         for _ in range(len(self.fields)):  # sums such as a fused qkv's (heads + 2 kv heads) x head size
@@ -160,6 +170,14 @@ class ConfigWidths:
         return sorted(name for name in target if built.get(name) != target[name])
 
 
+def _tied_names(module: Any) -> list[list[str]]:
+    """State names that share one tensor (tied input and output embeddings), in sets of two or more."""
+    by_storage: dict[tuple[int, tuple[int, ...]], list[str]] = {}
+    for name, tensor in module.state_dict(keep_vars=True).items():
+        by_storage.setdefault((tensor.data_ptr(), tuple(tensor.shape)), []).append(name)
+    return [names for names in by_storage.values() if len(names) > 1]
+
+
 def _explicit_config(module: Any) -> tuple[Any, list[str]]:
     """A copy of the module's config with derived widths written out (GPT-2's `n_inner=None`; a
     `head_dim` that Qwen2 or Phi-3 read with getattr and would otherwise derive from the hidden size),
@@ -194,9 +212,11 @@ def shapes_after(groups: list[Group], removed: Mapping[int, int], base: Shapes) 
     shapes = {name: list(shape) for name, shape in base.items()}
     for group in groups:
         if removed.get(group.id):
+            sliced = set()  # a constant and SPA's per-use copies of it are one state tensor
             for member in group.members:
                 name = torch_name(member.tensor)
-                if name in shapes:
+                if name in shapes and (name, member.axis) not in sliced:
+                    sliced.add((name, member.axis))
                     shapes[name][member.axis] -= len(group.positions(member, range(removed[group.id])))
     return {name: tuple(shape) for name, shape in shapes.items()}
 
@@ -211,7 +231,14 @@ def hold_inexpressible(model: Any, widths: ConfigWidths) -> list[str]:
     accepted: dict[int, int] = {}
     held, notes = [], []
     for kind, members in sorted(kinds.items(), key=lambda item: min(g.id for g in item[1])):
-        trial = {**accepted, **{g.id: g.divisor for g in members}}
+        alone = {g.id: g.divisor for g in members}
+        changes = widths.changed_fields(widths.solve(shapes_after(model.coupling_groups(), alone, widths.base))[0])
+        if changes & widths.held_fields:
+            held += [g.id for g in members]
+            notes.append(f"{len(members)} group(s) through {sorted(kind)[0]}: the model computes something from "
+                         f"{', '.join(sorted(changes & widths.held_fields))} (rebuilt, it would differ)")
+            continue
+        trial = {**accepted, **alone}
         _, mismatched = widths.solve(shapes_after(model.coupling_groups(), trial, widths.base))
         if mismatched:
             held += [g.id for g in members]

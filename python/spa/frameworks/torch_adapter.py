@@ -105,26 +105,18 @@ def prune(module: Any, example_inputs: Any, criterion: str = "l1", tolerance: fl
     the pruned copy differs from the pruned ONNX model by more than
     `tolerance` (relative to the output scale), the result is the pruned
     ONNX model converted by onnx2torch if `fallback` (with a SPAWarning),
-    else SPAError.
+    else SPAError. A transformers model is rebuilt from a config instead (no
+    onnx2torch fallback: a torch.fx module would not be a transformers model).
     """
-    widths = None
     if is_transformers_model(module):
-        plan_options.setdefault("heads", "whole")
-        if not plan_options.get("global_ranking"):
-            plan_options.setdefault("allocation", "uniform")
-        widths = ConfigWidths(module, plan_options["heads"])
+        return _prune_transformers(module, example_inputs, criterion, tolerance, plan_options)
     pruned = prune_exported(export(module, example_inputs), criterion, keep=_unpatchable_parameters(module),
-                            restrict=widths and (lambda model: _hold_for_config(model, widths)),
-                            replan=widths and (lambda model, plan: rounding_for_config(model, plan, widths)),
                             **plan_options)
     try:
-        if widths is not None:
-            result = rebuild(module, pruned.arrays, widths)
-        else:
-            result = copy.deepcopy(module)
-            _replace_tensors(result, pruned.arrays)
-            _fix_layer_attributes(result)
-            _fix_attention_heads(result, plan_options.get("heads", "dims"))
+        result = copy.deepcopy(module)
+        _replace_tensors(result, pruned.arrays)
+        _fix_layer_attributes(result)
+        _fix_attention_heads(result, plan_options.get("heads", "dims"))
         difference = _check(result, pruned.onnx_model, example_inputs, tolerance)
         return TorchPruneResult(result, pruned.onnx_model, pruned.plan, difference)
     except SPAError as error:
@@ -136,6 +128,37 @@ def prune(module: Any, example_inputs: Any, criterion: str = "l1", tolerance: fl
     warnings.warn(f"{reason}; returned the pruned ONNX model converted by onnx2torch instead (a torch.fx module, "
                   "not your classes; result.patched is False)", SPAWarning, stacklevel=2)
     return TorchPruneResult(converted, pruned.onnx_model, pruned.plan, difference, patched=False)
+
+
+def _prune_transformers(module: Any, example_inputs: Any, criterion: str, tolerance: float,
+                        plan_options: dict[str, Any]) -> TorchPruneResult:
+    """A transformers model rebuilt from the config of its pruned widths (see the module doc). When the
+    rebuilt model computes something else than the pruned ONNX model (Gemma scales its embeddings by
+    sqrt(hidden_size), read from the config), the width whose change explains it is kept and the model
+    pruned again; a torch.fx module would not be a transformers model, so there is no onnx2torch fallback."""
+    plan_options.setdefault("heads", "whole")
+    if not plan_options.get("global_ranking"):
+        plan_options.setdefault("allocation", "uniform")
+    widths = ConfigWidths(module, plan_options["heads"])
+    exported = export(module, example_inputs)
+    while True:
+        pruned = prune_exported(exported, criterion, keep=_unpatchable_parameters(module),
+                                restrict=lambda model: _hold_for_config(model, widths),
+                                replan=lambda model, plan: rounding_for_config(model, plan, widths), **plan_options)
+        result = rebuild(module, pruned.arrays, widths)
+        try:
+            difference = _check(result, pruned.onnx_model, example_inputs, tolerance)
+            return TorchPruneResult(result, pruned.onnx_model, pruned.plan, difference)
+        except SPAError as error:
+            changed = sorted(widths.changed_fields(result.config) - widths.held_fields, key=widths.fields.index)
+            if not changed:
+                raise SPAError(f"{error}; {type(module).__name__} rebuilt from its pruned config computes something "
+                               "else than the pruned ONNX model (keep the widths it derives values from with "
+                               "protect=[...])") from None
+            widths.held_fields.add(changed[0])
+            warnings.warn(f"{type(module).__name__} rebuilt with a smaller {changed[0]} differs from the pruned ONNX "
+                          f"model ({first_line(error)}); keeping {changed[0]} and pruning again", SPAWarning,
+                          stacklevel=3)
 
 
 def _hold_for_config(model: Any, widths: ConfigWidths) -> None:
