@@ -38,6 +38,13 @@ def _onnx_greedy(model, ids: np.ndarray, steps: int) -> np.ndarray:
     return ids
 
 
+def _assert_generates_like_onnx(model, onnx_model, ids, steps: int = 3) -> None:
+    """Greedy generate() of the reloaded model equals greedy decoding of the pruned ONNX model."""
+    with torch.no_grad():
+        generated = model.generate(ids, max_new_tokens=steps, do_sample=False, pad_token_id=0)
+    np.testing.assert_array_equal(generated.numpy(), _onnx_greedy(onnx_model, ids.numpy(), steps=steps))
+
+
 def _reloaded(module, directory):
     module.save_pretrained(directory)
     return type(module).from_pretrained(directory).eval()
@@ -76,9 +83,7 @@ def test_gpt2_keeps_widths_its_config_ties_and_says_so(tmp_path):
     assert config.n_inner == 64  # half the MLP width, written out from its default of 4 * n_embd
     reloaded = _reloaded(result.module, tmp_path)
     ids = torch.tensor([[1, 2, 3, 4, 5, 6]])
-    with torch.no_grad():
-        generated = reloaded.generate(ids, max_new_tokens=3, do_sample=False, pad_token_id=0)
-    np.testing.assert_array_equal(generated.numpy(), _onnx_greedy(result.onnx_model, ids.numpy(), steps=3))
+    _assert_generates_like_onnx(reloaded, result.onnx_model, ids)
 
 
 def test_encoder_round_trip_keeps_the_last_hidden_state(tmp_path):
@@ -110,9 +115,7 @@ def test_widths_transformers_would_refuse_are_rounded_so_the_model_saves(tmp_pat
     assert sum(p.numel() for p in result.module.parameters()) <= 0.8 * before
     reloaded = _reloaded(result.module, tmp_path)
     ids = torch.tensor([[7, 8, 9]])
-    with torch.no_grad():
-        generated = reloaded.generate(ids, max_new_tokens=3, do_sample=False, pad_token_id=0)
-    np.testing.assert_array_equal(generated.numpy(), _onnx_greedy(result.onnx_model, ids.numpy(), steps=3))
+    _assert_generates_like_onnx(reloaded, result.onnx_model, ids)
 
 
 def test_a_width_the_model_computes_from_is_kept_and_tied_embeddings_follow(tmp_path):
@@ -134,9 +137,7 @@ def test_a_width_the_model_computes_from_is_kept_and_tied_embeddings_follow(tmp_
     reloaded = _reloaded(result.module, tmp_path)
     assert reloaded.lm_head.weight is reloaded.model.embed_tokens.weight
     ids = torch.tensor([[3, 1, 4, 1, 5]])
-    with torch.no_grad():
-        generated = reloaded.generate(ids, max_new_tokens=3, do_sample=False, pad_token_id=0)
-    np.testing.assert_array_equal(generated.numpy(), _onnx_greedy(result.onnx_model, ids.numpy(), steps=3))
+    _assert_generates_like_onnx(reloaded, result.onnx_model, ids)
 
 
 def test_tied_embeddings_lose_the_same_hidden_channels(tmp_path):
@@ -155,6 +156,4 @@ def test_tied_embeddings_lose_the_same_hidden_channels(tmp_path):
     assert reloaded.lm_head.weight is reloaded.model.embed_tokens.weight
     assert tuple(reloaded.lm_head.weight.shape) == (120, 16)
     ids = torch.tensor([[9, 8, 7]])
-    with torch.no_grad():
-        generated = reloaded.generate(ids, max_new_tokens=3, do_sample=False, pad_token_id=0)
-    np.testing.assert_array_equal(generated.numpy(), _onnx_greedy(result.onnx_model, ids.numpy(), steps=3))
+    _assert_generates_like_onnx(reloaded, result.onnx_model, ids)
