@@ -144,3 +144,31 @@ def test_silero_vad_prunes_its_convolutions_and_keeps_its_state_interface():
     expected, got = run(masked, feeds), run(pruned, feeds)
     for want, have in zip(expected, got):
         np.testing.assert_allclose(have, want, rtol=1e-4, atol=1e-5)
+
+
+def test_a_branch_reading_a_shared_constant_gets_its_own_copy():
+    """A bias vector read by the main graph and by a branch is two uses: the branch reads a copy made in
+    the main graph (each copy is a constant of its own to the analysis), and the model computes the same."""
+    from spa.importer.canonical_forms import COPY_SUFFIX, unshare_constants
+
+    def vector(name):
+        return helper.make_tensor_value_info(name, TensorProto.FLOAT, [4])
+
+    shared = numpy_helper.from_array(np.arange(4, dtype=np.float32), "shift")
+    then_graph = helper.make_graph([helper.make_node("Add", ["a", "shift"], ["then_y"])], "then", [],
+                                   [vector("then_y")])
+    else_graph = helper.make_graph([helper.make_node("Neg", ["a"], ["else_y"])], "else", [], [vector("else_y")])
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["x", "shift"], ["a"]),
+         helper.make_node("If", ["flag"], ["y"], then_branch=then_graph, else_branch=else_graph)],
+        "shared", [vector("x"), helper.make_tensor_value_info("flag", TensorProto.BOOL, [])], [vector("y")],
+        [shared])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    feeds = {"x": np.ones(4, np.float32), "flag": np.array(True)}
+    before = run(model, feeds)[0]
+    assert unshare_constants(model.graph) == 1
+    then_branch = next(a.g for a in model.graph.node[-1].attribute if a.name == "then_branch")
+    branch_reads = then_branch.node[0].input
+    assert branch_reads[1].startswith(f"shift{COPY_SUFFIX}")
+    onnx.checker.check_model(model, full_check=True)
+    np.testing.assert_array_equal(run(model, feeds)[0], before)

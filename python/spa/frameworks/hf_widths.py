@@ -26,6 +26,7 @@ import numpy as np
 
 from spa.errors import SPAError, SPAWarning, first_line
 from spa.groups import Group
+from spa.importer.canonical_forms import COPY_SUFFIX
 
 # Width fields under their canonical names (configs map aliases such as GPT-2's n_embd to these).
 WIDTH_FIELDS = ("hidden_size", "intermediate_size", "num_attention_heads", "num_key_value_heads", "head_dim",
@@ -64,8 +65,13 @@ class ConfigWidths:
 
     def __init__(self, module: Any, heads: str = "whole") -> None:
         self.model_class = type(module)
-        self.config, written = _explicit_config(module)
-        self.base = shapes_of(self.model_class, self.config)
+        try:
+            self.config, written = _explicit_config(module)
+            self.base = shapes_of(self.model_class, self.config)
+        except Exception as error:  # noqa: BLE001 - a class that cannot be built from its own config
+            raise SPAError(f"{self.model_class.__name__} cannot be built again from its config on the meta "
+                           f"device, so a pruned copy cannot be rebuilt: {first_line(error)}") from error
+        self._built: dict[tuple[tuple[str, int], ...], Shapes | None] = {}  # shapes per tried field values
         actual = {name: tuple(tensor.shape) for name, tensor in module.state_dict().items()}
         self.tied = _tied_names(module)
         self.held_fields: set[str] = set()  # widths the model's code derives values from (Gemma's sqrt(hidden))
@@ -163,10 +169,17 @@ class ConfigWidths:
         return config
 
     def _mismatches(self, values: Mapping[str, int], target: Shapes) -> list[str]:
-        try:
-            built = shapes_of(self.model_class, self._config(values))
-        except Exception:  # the config rejects these values
-            return sorted(target)
+        """Names whose shapes a config of `values` does not give (when the config is refused: every
+        name the target changes)."""
+        key = tuple(sorted(values.items()))
+        if key not in self._built:  # the solver and hold_inexpressible try the same values again and again
+            try:
+                self._built[key] = shapes_of(self.model_class, self._config(values))
+            except Exception:  # noqa: BLE001 - the config rejects these values
+                self._built[key] = None
+        built = self._built[key]
+        if built is None:
+            return sorted(name for name in target if target[name] != self.base.get(name))
         return sorted(name for name in target if built.get(name) != target[name])
 
 
@@ -204,7 +217,7 @@ def kind_of(group: Group) -> frozenset[str]:
 
 def torch_name(tensor: str) -> str:
     """The state-dict name of an ONNX constant: SPA's per-use copies of a shared one are `<name>__use[_k]`."""
-    return re.sub(r"__use(_\d+)?$", "", tensor)
+    return re.sub(rf"{COPY_SUFFIX}(_\d+)?$", "", tensor)
 
 
 def shapes_after(groups: list[Group], removed: Mapping[int, int], base: Shapes) -> Shapes:

@@ -19,6 +19,7 @@ import onnx
 from onnx import numpy_helper
 
 from spa.importer.graph_names import fresh_name, known_dims
+from spa.importer.subgraph_constants import sub_graphs
 
 COPY_SUFFIX = "__use"
 MAX_COPIED_BYTES = 64 * 1024
@@ -29,10 +30,12 @@ def unshare_constants(graph: onnx.GraphProto) -> int:
     returns the number of copies."""
     listed = {i.name for i in graph.input}
     vectors = {t.name for t in graph.initializer if t.name not in listed and _copyable(t)}
-    taken = {name for node in graph.node for name in node.output} | {t.name for t in graph.initializer}
+    scopes = [graph, *sub_graphs(graph)]  # a branch reads the main graph's constants too
+    taken = {name for scope in scopes for node in scope.node for name in node.output} | {
+        t.name for t in graph.initializer}
     seen: set[str] = set()
     copies = []
-    for node in graph.node:
+    for node in (node for scope in scopes for node in scope.node):
         if node.op_type == "Identity":  # already a copy of its own (the way TorchScript shares weights)
             continue
         for slot, name in enumerate(node.input):

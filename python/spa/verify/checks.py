@@ -56,6 +56,9 @@ def check_validity(model: onnx.ModelProto | bytes, full: bool = True) -> Failure
     return None
 
 
+LARGE_MODEL_BYTES = 64 << 20  # above this, memory rather than time is what verification runs short of
+
+
 class Runner:
     """An onnxruntime session for one model (or its serialised bytes); `failure` is set instead
     when it cannot load."""
@@ -67,12 +70,12 @@ class Runner:
         options.log_severity_level = 4  # failures come back as exceptions; ORT need not print them
         # One run per model: basic graph rewrites only, so loading stays cheap.
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-        # Nor would packing weights for faster matrix products pay: it keeps a second copy of them.
-        options.add_session_config_entry("session.disable_prepacking", "1")
         self.failure: Failure | None = None
         self.session = None
         try:
             blob = model if isinstance(model, bytes) else model.SerializeToString()
+            if len(blob) > LARGE_MODEL_BYTES:  # packed weights (faster products) would be a second copy
+                options.add_session_config_entry("session.disable_prepacking", "1")
             self.session = ort.InferenceSession(blob, options,
                                                 providers=["CPUExecutionProvider"])
         except Exception as error:  # noqa: BLE001 - onnxruntime raises its own exception types

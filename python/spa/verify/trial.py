@@ -34,11 +34,11 @@ import onnx
 from spa.errors import SPAError, first_line
 from spa.groups import Group, Plan, plan_to_dict
 from spa.mlir_bindings import ir
-from spa.verify.checks import Failure, Runner, check_equal, check_signature, check_validity
+from spa.verify.checks import LARGE_MODEL_BYTES, Failure, Runner, check_equal, check_signature, check_validity
 from spa.verify.masking import masked_model
 
 PruneCopy = Callable[[Plan], ir.Module]
-PARALLEL_RUN_BYTES = 64 << 20  # above this, the pruned model and the reference run one after the other
+PARALLEL_RUN_BYTES = LARGE_MODEL_BYTES  # above this, the pruned model and the reference run one after the other
 Export = Callable[[ir.Module, bool], onnx.ModelProto]  # (module, as_written) -> model
 
 
