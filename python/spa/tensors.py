@@ -50,6 +50,8 @@ def to_attribute(tensor: onnx.TensorProto, blob_name: str, where: str,
         array = numpy_helper.to_array(tensor)
     if array.dtype == np.bool_:
         array = array.view(np.uint8)  # one byte per i1 element, as MLIR resource blobs expect
+    elif array.dtype.char not in np.typecodes["All"]:  # ml_dtypes' bfloat16 and float8s have no buffer format
+        array = array.view(np.dtype(f"u{array.dtype.itemsize}"))
     array = np.require(array, requirements="C")  # (ascontiguousarray would make 0-d arrays 1-d)
     mlir_type = tensor_type(tensor.data_type, list(shape), where)
     return ir.DenseResourceElementsAttr.get_from_buffer(memoryview(array.reshape(-1)), blob_name, mlir_type)

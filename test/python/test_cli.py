@@ -41,6 +41,15 @@ def _tiny_model(opset: int, op: str = "Relu") -> onnx.ModelProto:
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=10)
 
 
+def _complex_factor_model() -> onnx.ModelProto:
+    """What TorchScript's exporter writes for a bfloat16 scale: a Cast to complex128 feeding a Mul."""
+    nodes = [helper.make_node("Cast", ["x"], ["factor"], to=onnx.TensorProto.COMPLEX128, name="widen"),
+             helper.make_node("Mul", ["x", "factor"], ["y"], name="scale")]
+    graph = helper.make_graph(nodes, "typed", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2])],
+                              [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [2])])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=10)
+
+
 def _write(path: Path, model: onnx.ModelProto) -> Path:
     path.write_bytes(model.SerializeToString())
     return path
@@ -51,6 +60,7 @@ def _write(path: Path, model: onnx.ModelProto) -> Path:
     ("not_onnx", "not a readable ONNX model"),
     ("invalid", "invalid ONNX model"),
     ("opset_too_new", "opset 30 is newer than the opset SPA supports"),
+    ("badly_typed", "not a valid ONNX model: node widen: 'onnx.Cast' op result #0"),
 ])
 def test_import_errors_are_one_clear_line(case: str, expected: str, tmp_path: Path) -> None:
     paths = {
@@ -58,10 +68,12 @@ def test_import_errors_are_one_clear_line(case: str, expected: str, tmp_path: Pa
         "not_onnx": tmp_path / "text.onnx",
         "invalid": tmp_path / "invalid.onnx",
         "opset_too_new": tmp_path / "new.onnx",
+        "badly_typed": tmp_path / "typed.onnx",
     }
     (tmp_path / "text.onnx").write_text("this is not a model")
     _write(paths["invalid"], _tiny_model(17, op="NoSuchOp"))
     _write(paths["opset_too_new"], _tiny_model(30))
+    _write(paths["badly_typed"], _complex_factor_model())
     output = tmp_path / "out.mlir"
     result = spa("import", str(paths[case]), "-o", str(output))
     assert result.returncode == 1

@@ -157,3 +157,24 @@ def test_tied_embeddings_lose_the_same_hidden_channels(tmp_path):
     assert tuple(reloaded.lm_head.weight.shape) == (120, 16)
     ids = torch.tensor([[9, 8, 7]])
     _assert_generates_like_onnx(reloaded, result.onnx_model, ids)
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_half_precision_models_prune_in_float32_and_come_back_in_their_dtype(dtype, tmp_path):
+    """from_pretrained gives many checkpoints in bfloat16, which the TorchScript exporter cannot write
+    (it casts to complex128): SPA exports and checks a float32 view of the same tensors, leaves the
+    user's model as it was, and rebuilds in the original dtype (rotary frequencies stay float32)."""
+    module = hf_models.build("llama").to(getattr(torch, dtype))
+    before = {name: tensor.clone() for name, tensor in module.state_dict().items()}
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        result = spa.torch.prune(module, hf_models.example_inputs("llama"), criterion="obspa", fallback=False,
+                                 ratio=0.5)
+    for name, tensor in module.state_dict().items():
+        assert tensor.dtype == before[name].dtype and torch.equal(tensor, before[name]), name
+    assert {p.dtype for p in result.module.parameters()} == {getattr(torch, dtype)}
+    assert result.module.model.rotary_emb.inv_freq.dtype == torch.float32
+    assert result.module.config.hidden_size < module.config.hidden_size
+    assert result.max_difference < 1e-2  # the float32 view matches the pruned ONNX model
+    reloaded = _reloaded(result.module, tmp_path)
+    assert next(reloaded.parameters()).dtype == getattr(torch, dtype)

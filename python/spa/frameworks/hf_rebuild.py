@@ -11,12 +11,13 @@ model computes from its config (rotary frequencies) come from the new config.
 from __future__ import annotations
 
 import copy
+from contextlib import contextmanager
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from spa.errors import SPAError
+from spa.errors import SPAError, first_line
 from spa.frameworks.hf_widths import ConfigWidths, config_problem
 
 
@@ -53,16 +54,33 @@ def rebuild(module: Any, arrays: Mapping[str, np.ndarray], widths: ConfigWidths)
     if problem:
         raise SPAError(f"PyTorch adapter: transformers refuses the pruned widths' {type(config).__name__}: {problem}")
     original = module.state_dict()
-    with no_init_weights():
-        rebuilt = type(module)(config)
-    reference = next(iter(module.parameters()))
-    rebuilt.to(device=reference.device)
-    if reference.dtype != torch.float32:
-        rebuilt.to(dtype=reference.dtype)
-    state = {name: original[name] if source is None else
-             torch.from_numpy(np.array(arrays[source])).to(dtype=original[name].dtype, device=reference.device)
-             for name, source in sources.items()}
-    rebuilt.load_state_dict(state, strict=True)
+    reference = next(iter(module.parameters()), None)
+    device = reference.device if reference is not None else torch.device("cpu")
+    dtype = reference.dtype if reference is not None else torch.float32
+    try:
+        with no_init_weights(), _default_dtype(dtype), device:
+            rebuilt = type(module)(config)
+        state = {name: original[name] if source is None else
+                 torch.as_tensor(np.asarray(arrays[source])).to(dtype=original[name].dtype, device=device)
+                 for name, source in sources.items()}
+        rebuilt.load_state_dict(state, strict=True)
+    except Exception as error:  # noqa: BLE001 - a model class SPA does not know refusing its config or state
+        raise SPAError(f"PyTorch adapter: {type(module).__name__} could not be rebuilt from its pruned "
+                       f"{type(config).__name__}: {first_line(error)}") from error
     if getattr(module, "generation_config", None) is not None:
         rebuilt.generation_config = copy.deepcopy(module.generation_config)
     return rebuilt.train(module.training)
+
+
+@contextmanager
+def _default_dtype(dtype: Any):
+    """Build in the model's own dtype, as `from_pretrained(torch_dtype=...)` does: no float32 copy to cast,
+    and buffers the model computes in float32 on purpose (rotary frequencies) stay float32."""
+    import torch
+
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype if dtype.is_floating_point else previous)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(previous)

@@ -49,12 +49,15 @@ from spa.frameworks.checking import compare_with_onnx, forward_failure
 from spa.frameworks.hf_rebuild import rebuild
 from spa.frameworks.hf_widths import ConfigWidths, hold_inexpressible, is_transformers_model, rounding_for_config
 from spa.frameworks.pipeline import prune_exported
-from spa.frameworks.torch_calls import Call, by_position, flat_outputs, tidy_export, without_cache
+from spa.frameworks.torch_calls import Call, by_position, flat_outputs, in_float32, tidy_export, without_cache
 from spa.frameworks.widths import pruned_groups
 from spa.groups import Plan
 from spa.importer.model_prep import default_opset
 
 ONNX2TORCH_OPSET = 17  # the newest opset whose operators onnx2torch 1.5 converts
+# A half-precision model is pruned as float32 and its refitted weights rounded back: the check against the
+# pruned ONNX model allows this many units of the dtype's rounding (a wrong width is off by far more).
+HALF_PRECISION_SLACK = 4.0
 
 
 @dataclass
@@ -81,7 +84,7 @@ def export(module: Any, example_inputs: Any) -> onnx.ModelProto:
     was_training = module.training
     module.eval()
     try:
-        with without_cache(module), warnings.catch_warnings():
+        with without_cache(module), in_float32(module, call) as (call, _), warnings.catch_warnings():
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
             torch.onnx.export(by_position(module, call), call.tensors(), buffer, dynamo=False,
                               do_constant_folding=False, keep_initializers_as_inputs=True,
@@ -152,8 +155,8 @@ def _prune_transformers(module: Any, example_inputs: Any, criterion: str, tolera
         except SPAError as error:
             changed = sorted(widths.changed_fields(result.config) - widths.held_fields, key=widths.fields.index)
             if not changed:
-                raise SPAError(f"{error}; {type(module).__name__} rebuilt from its pruned config computes something "
-                               "else than the pruned ONNX model (keep the widths it derives values from with "
+                raise SPAError(f"{first_line(error)}; {type(module).__name__} rebuilt from its pruned config computes "
+                               "something else than the pruned ONNX model (keep the widths it derives values from with "
                                "protect=[...])") from None
             widths.held_fields.add(changed[0])
             warnings.warn(f"{type(module).__name__} rebuilt with a smaller {changed[0]} differs from the pruned ONNX "
@@ -282,11 +285,12 @@ def _check(module: Any, pruned: onnx.ModelProto, example_inputs: Any, tolerance:
     was_training = module.training
     module.eval()
     try:
-        with torch.no_grad(), without_cache(module):
+        with torch.no_grad(), without_cache(module), in_float32(module, call) as (call, rounding):
             expected = flat_outputs(module(*call.args, **call.kwargs))
     except Exception as error:  # any failure of user code means the same thing here
         raise forward_failure("PyTorch adapter: the pruned module", error) from None
     finally:
         module.train(was_training)
     feeds = call.feeds({i.name for i in pruned.graph.input})
+    tolerance = max(tolerance, HALF_PRECISION_SLACK * rounding)  # refitted weights were rounded to the dtype
     return compare_with_onnx("PyTorch adapter: the pruned module", expected, pruned, feeds, tolerance)

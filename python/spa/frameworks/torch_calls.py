@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from spa.frameworks.pipeline import as_tuple
+from spa.importer.subgraph_constants import sub_graphs
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,16 @@ class Call:
             if tensor.dim() == 2 and not tensor.is_floating_point():
                 axes[name][1] = "length"
         return axes
+
+    def in_float32(self) -> Call:
+        """The same call with half-precision floating inputs in float32."""
+        import torch
+
+        def widened(tensor):
+            return tensor.float() if tensor.dtype in (torch.bfloat16, torch.float16) else tensor
+
+        return Call(tuple(widened(t) for t in self.args), {k: widened(t) for k, t in self.kwargs.items()},
+                    self.names)
 
     def feeds(self, input_names: set[str]) -> dict[str, np.ndarray]:
         """The inputs as onnxruntime feeds, for those the exported graph kept (`input_names`)."""
@@ -85,12 +96,9 @@ def tidy_export(model: Any) -> None:
         if tensor.name.startswith(WRAPPER_PREFIX):
             renamed[tensor.name] = tensor.name[len(WRAPPER_PREFIX):]
             tensor.name = renamed[tensor.name]
-    nodes = list(model.graph.node)
-    while nodes:
-        node = nodes.pop()
-        node.input[:] = [renamed.get(name, name) for name in node.input]
-        nodes += [n for attribute in node.attribute for graph in (*attribute.graphs, attribute.g)
-                  for n in graph.node]
+    for graph in (model.graph, *sub_graphs(model.graph)):
+        for node in graph.node:
+            node.input[:] = [renamed.get(name, name) for name in node.input]
 
 
 def flat_outputs(outputs: Any) -> list[np.ndarray]:
@@ -122,3 +130,25 @@ def without_cache(module: Any) -> Iterator[None]:
     finally:
         if saved:
             config.use_cache = saved
+
+
+@contextlib.contextmanager
+def in_float32(module: Any, call: Call) -> Iterator[tuple[Call, float]]:
+    """`module` with its bfloat16/float16 parameters and buffers in float32 for the duration (in place, each
+    restored to its own dtype after: exact, and no second copy of the model), with `call`'s floating inputs
+    cast alike. The TorchScript exporter writes invalid casts for bfloat16 (to complex128), and onnxruntime
+    runs few half-precision kernels on a CPU. Also yields the rounding of the narrowest dtype met (0 when
+    everything is float32 already), which a comparison with the pruned model must allow."""
+    import torch
+
+    narrow = [tensor for tensor in (*module.parameters(), *module.buffers())
+              if tensor.is_floating_point() and tensor.dtype in (torch.bfloat16, torch.float16)]
+    rounding = max((torch.finfo(tensor.dtype).eps for tensor in narrow), default=0.0)
+    dtypes = [tensor.dtype for tensor in narrow]
+    for tensor in narrow:
+        tensor.data = tensor.data.float()
+    try:
+        yield (call.in_float32() if narrow else call), rounding
+    finally:
+        for tensor, dtype in zip(narrow, dtypes):
+            tensor.data = tensor.data.to(dtype)

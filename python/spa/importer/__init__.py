@@ -9,6 +9,7 @@ dims are argument/result attributes), plus the model's metadata as
 from __future__ import annotations
 
 import base64
+import re
 from pathlib import Path
 
 import onnx
@@ -23,6 +24,7 @@ from spa.importer.model_prep import (
     load,
     normalise,
 )
+from spa.importer.subgraph_constants import sub_graphs
 from spa.mlir_bindings import func, ir
 from spa.onnx_types import from_type_proto
 
@@ -51,20 +53,29 @@ def import_model(source: str | Path | onnx.ModelProto, config: ImportConfig = Im
         _set_model_attributes(module, loaded.proto)
         _record_source_version(module, loaded)
         _import_main_graph(module, loaded)
-    if not module.operation.verify():
-        raise SPAError(f"{loaded.label}: the imported module does not verify")
+    try:
+        module.operation.verify()
+    except ir.MLIRError as error:  # an op whose operand types its ONNX schema forbids (an exporter's bug)
+        raise SPAError(f"{loaded.label}: not a valid ONNX model: {_first_diagnostic(error)}") from None
     return module
 
 
+def _first_diagnostic(error: ir.MLIRError) -> str:
+    """The first of MLIR's diagnostics in one line: where (the node's name) and what."""
+    diagnostics = getattr(error, "error_diagnostics", None)
+    text = str(diagnostics[0].message) if diagnostics else str(error)
+    node = re.fullmatch(r'loc\("(.*)"\)', str(diagnostics[0].location)) if diagnostics else None
+    line = " ".join(text.split())
+    return f"node {node.group(1)}: {line}" if node else line
+
+
 def _collect_types(graph: onnx.GraphProto, types: dict[str, onnx.TypeProto]) -> None:
-    for info in [*graph.input, *graph.output, *graph.value_info]:
-        types.setdefault(info.name, info.type)
-    for tensor in graph.initializer:
-        types.setdefault(tensor.name, onnx.helper.make_tensor_type_proto(tensor.data_type, list(tensor.dims)))
-    for node in graph.node:
-        for attr in node.attribute:
-            for sub in [attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs):
-                _collect_types(sub, types)
+    """The declared type of every value of `graph` and its sub-graphs (the first declaration wins)."""
+    for scope in (graph, *sub_graphs(graph)):
+        for info in [*scope.input, *scope.output, *scope.value_info]:
+            types.setdefault(info.name, info.type)
+        for tensor in scope.initializer:
+            types.setdefault(tensor.name, onnx.helper.make_tensor_type_proto(tensor.data_type, list(tensor.dims)))
 
 
 def _import_main_graph(module: ir.Module, loaded: LoadedModel) -> None:
