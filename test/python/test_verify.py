@@ -242,3 +242,19 @@ def test_cli_prints_blocked_groups_and_records_them_in_the_plan(tmp_path: Path, 
     assert "blocked group 2:" in out and "removed 6 channels from 2 of 3" in out
     entries = json.loads(plan.read_text())
     assert [b["id"] for b in entries["blocked"]] == [2] and [g["id"] for g in entries["groups"]] == [0, 1]
+
+
+def test_bfloat16_models_import_and_get_generated_inputs() -> None:
+    """bfloat16 (an ml_dtypes type NumPy sees as opaque) weights import and export unchanged, and a bfloat16
+    input gets Gaussian feeds like any float."""
+    bfloat16 = helper.tensor_dtype_to_np_dtype(onnx.TensorProto.BFLOAT16)
+    weight = numpy_helper.from_array(np.arange(6, dtype=np.float32).reshape(2, 3).astype(bfloat16), "w")
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "bf16",
+                              [helper.make_tensor_value_info("x", onnx.TensorProto.BFLOAT16, [None, 2])],
+                              [helper.make_tensor_value_info("y", onnx.TensorProto.BFLOAT16, [None, 3])], [weight])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+    feeds = generated_inputs(model, {"x": (4, 2)})
+    assert feeds["x"].shape == (4, 2) and feeds["x"].dtype.name == "bfloat16" and np.any(feeds["x"] != 0)
+    written = spa.load(model).to_onnx()
+    np.testing.assert_array_equal(numpy_helper.to_array(written.graph.initializer[0]).astype(np.float32),
+                                  np.arange(6, dtype=np.float32).reshape(2, 3))

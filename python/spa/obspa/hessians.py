@@ -27,7 +27,7 @@ from onnx import helper, numpy_helper
 
 from spa.errors import SPAError
 from spa.obspa.layers import LinearLayer
-from spa.verify.inputs import graph_inputs, index_bounds, resolve_shapes
+from spa.verify.inputs import graph_inputs, index_bounds, is_floating, resolve_shapes
 
 
 def layer_features(layer: LinearLayer, activation: np.ndarray) -> np.ndarray:
@@ -172,12 +172,12 @@ def synthetic_batches(model: onnx.ModelProto, samples: int, batch_size: int, see
     given = dict(input_shapes or {})
     for graph_input in inputs:
         dynamic = [d for d in graph_input.dims[1:] if not (isinstance(d, int) and d > 0)]
-        if dynamic and graph_input.dtype.kind == "f" and graph_input.name not in given:
+        if dynamic and is_floating(graph_input.dtype) and graph_input.name not in given:
             raise SPAError(f"data-free OBSPA: input {graph_input.name!r} has dynamic dimensions besides the "
                            f"batch ({list(graph_input.dims)}); say its size with --input-shape "
                            f"{graph_input.name}:1x... (input_shapes in the API) or give calibration data")
     shapes = {name: shape[1:] for name, shape in resolve_shapes(inputs, given).items()}
-    scales = {i.name: input_normalisation(model, i.name) for i in inputs if i.dtype.kind == "f"}
+    scales = {i.name: input_normalisation(model, i.name) for i in inputs if is_floating(i.dtype)}
     bounds = index_bounds(model)
     rng = np.random.default_rng(seed)
     for start in range(0, samples, batch_size):

@@ -83,7 +83,7 @@ def resolve_shapes(inputs: Sequence[GraphInput], given: Mapping[str, Sequence[in
         if graph_input.name in given:
             shapes[graph_input.name] = tuple(given[graph_input.name])
             continue
-        image_like = graph_input.dtype.kind == "f" and len(graph_input.dims) >= 4
+        image_like = is_floating(graph_input.dtype) and len(graph_input.dims) >= 4
         shape = []
         for axis, dim in enumerate(graph_input.dims):
             if isinstance(dim, int) and dim > 0:
@@ -131,6 +131,11 @@ def index_bounds(model: onnx.ModelProto) -> dict[str, int]:
     return bounds
 
 
+def is_floating(dtype: np.dtype) -> bool:
+    """True for NumPy's floats and for ml_dtypes' (bfloat16, the float8s), which NumPy sees as opaque."""
+    return dtype.kind == "f" or (dtype.kind == "V" and dtype.name.startswith(("bfloat", "float")))
+
+
 def generated_inputs(model: onnx.ModelProto, shapes: Mapping[str, Sequence[int]] | None = None,
                      seed: int = 0) -> dict[str, np.ndarray]:
     """Feeds for every graph input (see the module doc); `shapes` fixes the sizes of named inputs."""
@@ -141,7 +146,7 @@ def generated_inputs(model: onnx.ModelProto, shapes: Mapping[str, Sequence[int]]
     feeds = {}
     for graph_input in inputs:
         shape, dtype = concrete[graph_input.name], graph_input.dtype
-        if dtype.kind == "f":
+        if is_floating(dtype):
             feeds[graph_input.name] = rng.standard_normal(shape).astype(dtype)
         elif dtype.kind in "iu" and graph_input.name in bounds:
             feeds[graph_input.name] = rng.integers(0, max(1, bounds[graph_input.name]), shape).astype(dtype)
