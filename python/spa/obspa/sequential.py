@@ -6,7 +6,8 @@ the layers are taken in levels (a layer's level is the number of refitted
 layers on its longest path from the inputs; one level's inputs depend only
 on earlier levels). For each level, the dense model and the pruned model so
 far (removed slices zeroed, earlier levels refitted) are run on the same
-samples, and each layer W of the level gets the least-squares refit of its
+samples, up to that level's inputs and from where the previous level left off
+(spa.providers.segmented), and each layer W of the level gets the least-squares refit of its
 dense outputs on its pruned inputs, over its kept columns K:
 
     W'_K = (W C_:K + lambda W_:K) (P_KK + lambda I)^-1,   C = E[x_dense x_pruned^T],  P = E[x_pruned x_pruned^T]
@@ -33,7 +34,7 @@ from spa.obspa.hessians import layer_features
 from spa.obspa.layers import LinearLayer
 from spa.obspa.solver import reconstruct
 from spa.progress import progress_bar
-from spa.providers.overridable import OverridableModel
+from spa.providers.segmented import SegmentedModel
 
 
 def layer_levels(model: onnx.ModelProto, layers: Sequence[LinearLayer]) -> list[list[LinearLayer]]:
@@ -77,14 +78,13 @@ class SequentialRefit:
         layers = [layer for layers in self.pruner.layers.values() for layer in layers]
         names = {n for n in masks} | {n for layer in layers for n in (layer.weight, layer.bias, layer.bn_mean) if n}
         levels = layer_levels(self.model, layers)
-        session = OverridableModel(self.model, sorted(names), sorted({layer.input for layer in layers}))
+        session = SegmentedModel(self.model, sorted(names), self.batches)
         updates: dict[str, np.ndarray] = {}
         overrides = {name: masked(session.values[name], masks.get(name, ())) for name in names}
         bar = progress_bar(total=len(levels), description="sequential reconstruction", quiet=quiet)
         for level in levels:
             inputs = sorted({layer.input for layer in level})
-            dense = session.run(self.batches, None, inputs)
-            pruned = session.run(self.batches, overrides, inputs)
+            dense, pruned = session.advance(inputs, overrides)
             for layer in level:
                 self._refit(layer, dense[inputs.index(layer.input)], pruned[inputs.index(layer.input)],
                             masks, updates)

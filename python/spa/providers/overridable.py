@@ -27,7 +27,7 @@ class OverridableModel:
 
     def __init__(self, model: onnx.ModelProto, names: Sequence[str], exposed: Sequence[str] = ()) -> None:
         self.names = sorted(set(names))
-        prepared = _with_overridable(model, self.names)
+        prepared = with_overridable(model, self.names)
         existing = {o.name for o in prepared.graph.output}
         self.graph_inputs = {i.name for i in model.graph.input}  # exposed inputs are read from the feeds
         prepared.graph.output.extend(helper.ValueInfoProto(name=n) for n in exposed
@@ -56,7 +56,7 @@ class OverridableModel:
         return [np.concatenate([np.atleast_1d(p[i]) for p in parts]) for i in range(len(parts[0]))]
 
 
-def _with_overridable(base: onnx.ModelProto, names: Sequence[str]) -> onnx.ModelProto:
+def with_overridable(base: onnx.ModelProto, names: Sequence[str]) -> onnx.ModelProto:
     """A copy in which every constant of `names` is an initializer listed as a graph input."""
     model = onnx.ModelProto()
     model.CopyFrom(base)

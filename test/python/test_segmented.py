@@ -1,0 +1,60 @@
+"""Running a model piece by piece (for level-by-level refits) computes what whole runs compute."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import onnx
+import pytest
+from spa.providers.overridable import OverridableModel
+from spa.providers.segmented import SegmentedModel
+
+torch = pytest.importorskip("torch")
+
+
+class _Residual(torch.nn.Module):
+    """Convolutions with a residual join, a branch read twice, and a head after the last target."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.norm = torch.nn.BatchNorm2d(8)
+        self.body = torch.nn.Conv2d(8, 8, 3, padding=1)
+        self.side = torch.nn.Conv2d(8, 8, 1)
+        self.tail = torch.nn.Conv2d(8, 4, 3, padding=1)
+        self.head = torch.nn.Linear(4, 3)
+
+    def forward(self, x):
+        h = torch.relu(self.norm(self.stem(x)))
+        joined = torch.relu(self.body(h)) + self.side(h)
+        return self.head(self.tail(joined).mean((2, 3)))
+
+
+def _model() -> onnx.ModelProto:
+    torch.manual_seed(0)
+    buffer = io.BytesIO()
+    torch.onnx.export(_Residual().eval(), (torch.zeros(1, 3, 6, 6),), buffer, dynamo=False, input_names=["x"],
+                      dynamic_axes={"x": {0: "n"}}, do_constant_folding=False)
+    return onnx.load_from_string(buffer.getvalue())
+
+
+def test_pieces_give_what_whole_runs_give_as_weights_change_between_levels() -> None:
+    model = _model()
+    convs = [node for node in model.graph.node if node.op_type == "Conv"]
+    levels = [[convs[0].input[0]], [convs[1].input[0], convs[2].input[0]], [convs[3].input[0]]]
+    names = [node.input[1] for node in convs] + ["norm.running_mean"]
+    rng = np.random.default_rng(0)
+    batches = [{"x": rng.standard_normal((4, 3, 6, 6)).astype(np.float32)} for _ in range(3)]
+    whole = OverridableModel(model, names, [t for level in levels for t in level])
+    pieces = SegmentedModel(model, names, batches)
+    overrides = {name: value * 0.5 for name, value in whole.values.items() if name == "norm.running_mean"}
+    for number, level in enumerate(levels):
+        dense, pruned = pieces.advance(level, overrides)
+        for got, want in ((dense, whole.run(batches, None, level)), (pruned, whole.run(batches, overrides, level))):
+            for a, b in zip(got, want):
+                np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+        # a refit of this level's layers changes weights that only later pieces read
+        for conv in convs[sum(map(len, levels[:number + 1])) - len(level):][:len(level)]:
+            overrides[conv.input[1]] = whole.values[conv.input[1]] * rng.uniform(0.5, 1.5)
+    assert pieces.done and len(pieces.done) < len(model.graph.node)  # the head after the last target never ran
