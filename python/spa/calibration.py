@@ -9,6 +9,8 @@ import numpy as np
 
 from spa.errors import SPAError
 
+MEASURED_SAMPLES = 32  # samples a sensitivity table or a plan's judge runs on: enough to rank groups
+
 
 def load_calibration(path: str | Path, input_names: list[str], limit: int | None = None) -> dict[str, np.ndarray]:
     """Graph input name -> (N, ...) array read from `path`, first `limit` samples if given.
@@ -43,3 +45,16 @@ def load_calibration(path: str | Path, input_names: list[str], limit: int | None
         if array.dtype.kind == "f" and array.dtype != np.float32:
             result[name] = array.astype(np.float32)
     return {name: array[:limit] for name, array in result.items()} if limit else result
+
+
+def held_out_split(samples: dict[str, np.ndarray], limit: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """(samples to fit on, samples to measure on): every fourth sample, at most `limit`, is held out when
+    there are 32 samples or more (spread out, as files are often sorted by class or source), so that a
+    refit is not judged on the samples it was fitted to; with fewer, both use them all."""
+    count = len(next(iter(samples.values())))
+    held = np.arange(3, count, 4)[:limit] if count >= 32 else np.zeros(0, np.int64)
+    if not len(held):
+        return dict(samples), dict(samples)
+    fit = np.setdiff1d(np.arange(count), held)
+    return ({name: np.asarray(a)[fit] for name, a in samples.items()},
+            {name: np.asarray(a)[held] for name, a in samples.items()})

@@ -238,9 +238,10 @@ def _add_prune_groups(prune: argparse.ArgumentParser) -> None:
     obspa.add_argument("--reestimate-bn", action="store_true",
                        help="with --calibration, re-estimate BatchNorm statistics on the pruned model (helps when "
                             "the samples represent the data well)")
-    obspa.add_argument("--synthesis", choices=["auto", "batchnorm", "gaussian"], default="auto",
-                       help="data-free inputs: optimised to match the model's BatchNorm statistics (batchnorm; "
-                            "needs spa[torch]), Gaussian, or the first where possible (auto)")
+    obspa.add_argument("--synthesis", choices=["auto", "batchnorm", "inversion", "gaussian"], default="auto",
+                       help="data-free inputs, optimised (needs spa[torch]) to match the model's BatchNorm "
+                            "statistics (batchnorm), also to be classified as each class in turn (inversion), or "
+                            "Gaussian; auto: inversion for a classifier, else batchnorm, where possible")
     checks = prune.add_argument_group("verification", "every written model is checked first (onnx checker, "
                                       "onnxruntime run, output shapes, zero-mask oracle); groups that break a "
                                       "check are left unpruned and reported")

@@ -20,6 +20,7 @@ import onnx
 from spa.mlir_bindings import ir
 
 from spa import passes, sensitivity, stats, tensors
+from spa.calibration import held_out_split
 from spa.context import new_context
 from spa.criteria import make_criterion, score_groups
 from spa.errors import SPAError
@@ -164,7 +165,7 @@ class Model:
             options = dataclasses.replace(options, input_shapes=dict(input_shapes))
         fit, held_out = calibration, calibration
         if allocation == "sensitivity" and criterion == "obspa" and calibration is not None:
-            fit, held_out = _held_out(calibration)  # OBSPA's refit would look perfect on its own samples
+            fit, held_out = held_out_split(calibration, sensitivity.SAMPLES)  # OBSPA's refit would look perfect on its own samples
         pruner, scores, data_used = self._score(criterion, groups, weights, provider, fit, options,
                                                 criterion_options, seed, quiet)
         planner = Planner(self, groups, {n: a.shape for n, a in weights.items()}, scores, round_to, tuple(protect))
@@ -192,7 +193,7 @@ class Model:
                ) -> tuple[OBSPA | None, dict[int, np.ndarray], str]:
         """(the OBSPA pruner or None, group id -> per-channel scores, what data was read)."""
         if criterion == "obspa":
-            pruner = OBSPA(self._state_onnx(), groups, weights, calibration, options, quiet)
+            pruner = OBSPA(self._state_onnx(), groups, weights, calibration, options, quiet, self.stats().macs)
             return pruner, pruner.scores(), pruner.description
         settings = dict(criterion_options or {})
         if criterion == "random":
@@ -207,9 +208,9 @@ class Model:
         """The plan of a sensitivity allocation, a note on how the table was measured, and a judge: the
         end-to-end Judgement of any plan (with its weight updates) on the same samples."""
         eligible = planner.eligible()
-        synthesized = calibration is None and pruner is not None and pruner.synthetic_inputs is not None
+        synthesized = calibration is None and pruner is not None and pruner.held_out_inputs is not None
         if synthesized:  # the model's own synthesised inputs say more about its damage than Gaussian ones
-            calibration = pruner.synthetic_inputs
+            calibration = pruner.held_out_inputs
         how, run_model, batches = measurement_data(self._state_onnx(), calibration, sensitivity.SAMPLES,
                                                    options.input_shapes, options.seed + 1)  # not OBSPA's samples
         original = self._bytecode()
@@ -435,19 +436,6 @@ _NORM_OPS = ("onnx.BatchNormalization", "onnx.InstanceNormalization", "onnx.Laye
 
 def _sample_kind(calibration: Mapping[str, np.ndarray] | None, synthesized: bool) -> str:
     return "synthesised" if synthesized else "calibration" if calibration is not None else "synthetic"
-
-
-def _held_out(calibration: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """(samples to fit on, samples to measure on): every fourth sample, at most SAMPLES, is held out when
-    there are 32 samples or more (spread out, as files are often sorted by class or source); with fewer,
-    both use them all."""
-    count = len(next(iter(calibration.values())))
-    held = np.arange(3, count, 4)[:sensitivity.SAMPLES] if count >= 32 else np.zeros(0, np.int64)
-    if not len(held):
-        return dict(calibration), dict(calibration)
-    fit = np.setdiff1d(np.arange(count), held)
-    return ({name: np.asarray(a)[fit] for name, a in calibration.items()},
-            {name: np.asarray(a)[held] for name, a in calibration.items()})
 
 
 def _data_used(criterion, provider: Provider | None, scored: int, prunable: int) -> str:

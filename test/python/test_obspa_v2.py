@@ -152,7 +152,7 @@ def test_synthesised_inputs_move_batchnorm_statistics_toward_the_running_ones() 
     dense, _ = _trained((8, 8), epochs=2)
     model = spa.load(dense).to_onnx(opset=26)
     gaussian = np.random.default_rng(0).standard_normal((32, 1, 8, 8)).astype(np.float32)
-    synthesised = synthesized_inputs(model, 32, 60, seed=0, quiet=True)["x"]
+    synthesised = synthesized_inputs(model, 32, 60, seed=0, quiet=True, objective="batchnorm").inputs["x"]
     torch_net = _CNN((8, 8))
     # the same network, to read its BatchNorm inputs: onnx2torch's conversion is what SPA optimised through
     from onnx2torch import convert
@@ -172,6 +172,39 @@ def test_synthesised_inputs_move_batchnorm_statistics_toward_the_running_ones() 
                    for m, x in seen)
 
     assert gap(synthesised) < 0.6 * gap(gaussian)
+
+
+def test_inverted_inputs_are_classified_as_the_classes_they_were_made_for() -> None:
+    """A model without BatchNorm has no statistics to match; inversion asks it for each class instead."""
+    dense, _ = _trained(batchnorm=False)
+    made = synthesized_inputs(dense, 40, 60, seed=0, quiet=True, objective="auto")
+    assert made is not None and made.objective == "inversion" and made.steps == 60
+    predicted = run(dense, made.inputs)[0].argmax(1)
+    assert np.bincount(predicted, minlength=10).min() >= 3  # every class, about evenly (40 samples)
+
+
+def test_synthesis_size_follows_the_model_s_cost(monkeypatch) -> None:
+    import spa.obspa.synthesis as synthesis
+
+    dense, _ = _trained((8, 8), batchnorm=False, epochs=1)
+    macs = spa.load(dense).stats().macs
+    assert synthesized_inputs(dense, None, 2, seed=0, quiet=True, macs=macs).inputs["x"].shape[0] == \
+        synthesis.SIZES[0][0]
+    monkeypatch.setattr(synthesis, "WORK_BUDGET", 3 * macs * 64 * 200)  # exactly the third size
+    made = synthesized_inputs(dense, None, None, seed=1, quiet=True, macs=macs)
+    assert (made.inputs["x"].shape[0], made.steps) == (64, 200)
+    made = synthesized_inputs(dense, 16, 2, seed=1, quiet=True)  # asked for: as asked
+    assert (made.inputs["x"].shape[0], made.steps) == (16, 2)
+
+
+def test_data_free_inversion_beats_gaussian_inputs_without_batchnorm() -> None:
+    dense, (_, _, x_test, y_test) = _trained(batchnorm=False, epochs=30)
+    gaussian = _pruned(dense, ratio=0.7, obspa=OBSPAOptions(synthesis="gaussian"))
+    inverted = _pruned(dense, ratio=0.7, obspa=OBSPAOptions(synthesis="inversion", synthesis_samples=128,
+                                                            synthesis_steps=100))
+    assert _accuracy(dense, x_test, y_test) > 0.8
+    # measured: 0.80 against 0.44 (dense 0.86)
+    assert _accuracy(inverted, x_test, y_test) > _accuracy(gaussian, x_test, y_test) + 0.15
 
 
 # -- end to end and caching ----------------------------------------------------------------------
@@ -211,13 +244,14 @@ def test_synthesised_inputs_are_cached_and_measure_the_sensitivity(tmp_path, mon
     import spa.obspa.synthesis as synthesis
 
     runs = []
-    real = synthesis._optimised
-    monkeypatch.setattr(synthesis, "_optimised", lambda *a, **k: runs.append(1) or real(*a, **k))
-    options = OBSPAOptions(synthesis="batchnorm", synthesis_steps=5, sequential=False)
+    real = synthesis._Optimisation.run
+    monkeypatch.setattr(synthesis._Optimisation, "run", lambda *a, **k: runs.append(1) or real(*a, **k))
+    options = OBSPAOptions(synthesis="batchnorm", synthesis_samples=32, synthesis_steps=5, sequential=False)
     first = spa.load(dense).plan("obspa", target_flops=0.3, obspa=options, quiet=True)
     spa.load(dense).plan("obspa", target_flops=0.5, obspa=options, quiet=True)
     assert len(runs) == 1 and list(tmp_path.glob("synthesis/*.npz"))
     assert "synthesised samples" in first.data_used, first.data_used
+    assert "24 inputs synthesised" in first.data_used  # of 32, every fourth is kept to judge plans on
 
 
 def test_the_proposed_allocation_is_kept_only_when_it_damages_less_end_to_end() -> None:
@@ -261,11 +295,11 @@ def test_logit_damage_ignores_a_softmax_shift_and_grows_with_the_change() -> Non
 def test_held_out_samples_are_spread_over_the_calibration_file() -> None:
     """Calibration files are often sorted (by class, by source image): the samples that judge the
     allocation are every fourth one, never a tail, and never also fitted on."""
-    from spa.model import _held_out
+    from spa.calibration import held_out_split
 
     labels = np.repeat(np.arange(8), 16)  # 128 samples sorted by class
-    fit, held = _held_out({"x": labels})
+    fit, held = held_out_split({"x": labels}, 32)
     assert len(held["x"]) == 32 and set(held["x"]) == set(range(8))
     assert len(fit["x"]) == 96 and sorted(np.concatenate([fit["x"], held["x"]])) == sorted(labels)
     few = {"x": np.arange(16)}
-    assert all(np.array_equal(part["x"], few["x"]) for part in _held_out(few))
+    assert all(np.array_equal(part["x"], few["x"]) for part in held_out_split(few, 32))

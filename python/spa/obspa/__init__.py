@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import onnx
 
+from spa.calibration import MEASURED_SAMPLES, held_out_split
 from spa.criteria import L2Criterion
 from spa.errors import SPAError
 from spa.groups import Group, Member, Plan
@@ -41,7 +42,7 @@ from spa.obspa.solver import (
     reconstruct,
     reconstruct_with_inverse,
 )
-from spa.obspa.batchnorm import reestimated_statistics
+from spa.obspa.batchnorm import batchnorm_parameters, reestimated_statistics
 from spa.obspa.sequential import SequentialRefit, masked, removed_slices
 from spa.obspa.synthesis import synthesized_inputs
 from spa.progress import progress
@@ -50,7 +51,7 @@ from spa.providers.batching import feeding
 from spa.providers.onnxruntime_provider import ActivationProvider
 
 HESSIAN_SOURCES = ("auto", "calibration", "data-free", "identity")
-SYNTHESIS = ("auto", "batchnorm", "gaussian")
+SYNTHESIS = ("auto", "batchnorm", "inversion", "gaussian")
 
 
 @dataclass(frozen=True)
@@ -68,10 +69,12 @@ class OBSPAOptions:
     one-shot on the dense model's; `reestimate_batchnorm`: with calibration
     data, then re-estimate every BatchNorm's running statistics on the pruned
     model (spa.obspa.batchnorm); `synthesis`: data-free inputs made by
-    matching the model's BatchNorm statistics ("batchnorm", `synthesis_samples`
-    inputs optimised for `synthesis_steps` steps; see spa.obspa.synthesis),
-    Gaussian ones ("gaussian"), or the first when the model has BatchNorms and
-    PyTorch with onnx2torch is installed ("auto").
+    matching the model's BatchNorm statistics ("batchnorm"), by that and by
+    inverting a classifier's classes ("inversion"; `synthesis_samples`
+    inputs optimised for `synthesis_steps` steps, by default as many as a
+    minute allows, see spa.obspa.synthesis),
+    Gaussian ones ("gaussian"), or with "auto" inversion for a classifier,
+    else BatchNorm matching, when PyTorch with onnx2torch is installed.
     """
 
     hessian: str = "auto"
@@ -85,8 +88,8 @@ class OBSPAOptions:
     sequential_samples: int = 128
     reestimate_batchnorm: bool = False
     synthesis: str = "auto"
-    synthesis_samples: int = 32
-    synthesis_steps: int = 100
+    synthesis_samples: int | None = None
+    synthesis_steps: int | None = None
 
 
 class OBSPA:
@@ -101,7 +104,7 @@ class OBSPA:
 
     def __init__(self, model: onnx.ModelProto, groups: list[Group], weights: Mapping[str, np.ndarray],
                  calibration: Mapping[str, np.ndarray] | None = None, options: OBSPAOptions | None = None,
-                 quiet: bool = False) -> None:
+                 quiet: bool = False, macs: int | None = None) -> None:
         options = options or OBSPAOptions()
         if options.hessian not in HESSIAN_SOURCES:
             raise SPAError(f"obspa: unknown Hessian source {options.hessian!r}; "
@@ -125,8 +128,11 @@ class OBSPA:
         self._run_model = None  # the model the Hessians' samples ran through, for sequential refits
         self._model = model
         self.quiet = quiet
+        self.macs = macs  # per sample; sizes the data-free synthesis
         self.synthesized = False
-        self.synthetic_inputs: dict[str, np.ndarray] | None = None  # when synthesised: the inputs made
+        self.synthesis = None  # when synthesised: what was made (spa.obspa.synthesis.Synthesis)
+        # when synthesised: inputs kept out of the Hessians and refits, to judge plans on
+        self.held_out_inputs: dict[str, np.ndarray] | None = None
         self.sequential_used = False
         self.batchnorm_reestimated = 0
         self._hessians = self._layer_hessians(model, calibration)
@@ -170,16 +176,21 @@ class OBSPA:
                 for layer in layers} if layers and accumulator.count else {}
 
     def _synthesized(self, model: onnx.ModelProto) -> dict[str, np.ndarray] | None:
-        """Inputs matched to the model's BatchNorm statistics (spa.obspa.synthesis), or None."""
+        """Inputs the model recognises (spa.obspa.synthesis), or None."""
         options = self.options
-        inputs = synthesized_inputs(model, options.synthesis_samples, options.synthesis_steps, options.seed,
-                                    options.input_shapes, self.quiet)
-        if inputs is None and options.synthesis == "batchnorm":
-            raise SPAError("obspa: synthesis='batchnorm' needs PyTorch and onnx2torch (pip install \"spa[torch]\") "
-                           "and a single-input model with BatchNorm layers")
-        self.synthesized = inputs is not None
-        self.synthetic_inputs = inputs
-        return inputs
+        made = synthesized_inputs(model, options.synthesis_samples, options.synthesis_steps, options.seed,
+                                  options.input_shapes, self.quiet, options.synthesis, self.macs)
+        if made is None and options.synthesis in ("batchnorm", "inversion"):
+            needs = ("BatchNorm layers" if options.synthesis == "batchnorm" else
+                     "a single output of [N, classes]")
+            raise SPAError(f"obspa: synthesis={options.synthesis!r} needs PyTorch and onnx2torch (pip install "
+                           f"\"spa[torch]\") and a single-input model with {needs}")
+        self.synthesis = made
+        self.synthesized = made is not None
+        if made is None:
+            return None
+        self.fit_inputs, self.held_out_inputs = held_out_split(made.inputs, MEASURED_SAMPLES)
+        return self.fit_inputs
 
     def _inverse(self, layer: LinearLayer) -> np.ndarray:
         if layer.key not in self._inverses:
@@ -299,8 +310,11 @@ class OBSPA:
             samples = len(next(iter(calibration.values()))) if calibration else 0
             data = f"Hessians from {samples} calibration samples"
         elif self.source == "data-free" and self.synthesized:
-            data = (f"data-free Hessians ({self.options.synthesis_samples} inputs synthesised to match the "
-                    f"model's BatchNorm statistics, {self.options.synthesis_steps} steps)")
+            aim = ("to be classified as each class in turn" + (" and to match the model's BatchNorm statistics"
+                                                               if batchnorm_parameters(self._model) else "")
+                   if self.synthesis.objective == "inversion" else "to match the model's BatchNorm statistics")
+            samples = len(next(iter(self.fit_inputs.values())))
+            data = f"data-free Hessians ({samples} inputs synthesised {aim}, {self.synthesis.steps} steps)"
         elif self.source == "data-free":
             data = (f"data-free Hessians ({self.options.samples} synthetic inputs: Gaussian in the normalised "
                     "input space, tokens uniform over the vocabulary; BatchNorm layers re-normalised to batch "

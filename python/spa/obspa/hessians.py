@@ -27,7 +27,7 @@ from onnx import helper, numpy_helper
 
 from spa.errors import SPAError
 from spa.obspa.layers import LinearLayer
-from spa.verify.inputs import graph_inputs, index_bounds, is_floating, resolve_shapes
+from spa.verify.inputs import GraphInput, graph_inputs, index_bounds, is_floating, resolve_shapes
 
 
 def layer_features(layer: LinearLayer, activation: np.ndarray) -> np.ndarray:
@@ -156,6 +156,17 @@ def input_normalisation(model: onnx.ModelProto, name: str) -> tuple[np.ndarray, 
     return mean, std
 
 
+def require_sized_floats(inputs: Sequence[GraphInput], given: Mapping[str, Sequence[int]]) -> None:
+    """Raise SPAError naming the first float input with a dynamic dimension besides the batch and no
+    size in `given`: data-free inputs of a guessed size would not be the model's."""
+    for graph_input in inputs:
+        dynamic = [d for d in graph_input.dims[1:] if not (isinstance(d, int) and d > 0)]
+        if dynamic and is_floating(graph_input.dtype) and graph_input.name not in given:
+            raise SPAError(f"data-free OBSPA: input {graph_input.name!r} has dynamic dimensions besides the "
+                           f"batch ({list(graph_input.dims)}); say its size with --input-shape "
+                           f"{graph_input.name}:1x... (input_shapes in the API) or give calibration data")
+
+
 def synthetic_batches(model: onnx.ModelProto, samples: int, batch_size: int, seed: int,
                       input_shapes: Mapping[str, Sequence[int]] | None = None) -> Iterator[dict[str, np.ndarray]]:
     """Synthetic inputs, `batch_size` samples at a time; the first dim of every input is the batch.
@@ -170,12 +181,7 @@ def synthetic_batches(model: onnx.ModelProto, samples: int, batch_size: int, see
     """
     inputs = graph_inputs(model)
     given = dict(input_shapes or {})
-    for graph_input in inputs:
-        dynamic = [d for d in graph_input.dims[1:] if not (isinstance(d, int) and d > 0)]
-        if dynamic and is_floating(graph_input.dtype) and graph_input.name not in given:
-            raise SPAError(f"data-free OBSPA: input {graph_input.name!r} has dynamic dimensions besides the "
-                           f"batch ({list(graph_input.dims)}); say its size with --input-shape "
-                           f"{graph_input.name}:1x... (input_shapes in the API) or give calibration data")
+    require_sized_floats(inputs, given)
     shapes = {name: shape[1:] for name, shape in resolve_shapes(inputs, given).items()}
     scales = {i.name: input_normalisation(model, i.name) for i in inputs if is_floating(i.dtype)}
     bounds = index_bounds(model)

@@ -18,6 +18,7 @@ from collections.abc import Iterator, Mapping, Sequence
 import numpy as np
 import onnx
 
+from spa.calibration import MEASURED_SAMPLES
 from spa.groups import Group
 from spa.obspa.hessians import calibration_batches, synthetic_batches
 from spa.providers.batching import Feeding, feeding
@@ -30,7 +31,7 @@ from spa.sensitivity.validation import PlanDamage, least_damage
 __all__ = ["SAMPLES", "Options", "PlanDamage", "SensitivityTable", "allocate", "allocation_options",
            "least_damage", "measurement_data", "sensitivity_table"]
 
-SAMPLES = 32  # enough to rank groups; each measurement runs the model once on them
+SAMPLES = MEASURED_SAMPLES  # enough to rank groups; each measurement runs the model once on them
 
 
 def measurement_data(base: onnx.ModelProto, calibration: Mapping[str, np.ndarray] | None, samples: int,
