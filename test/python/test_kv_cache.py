@@ -58,10 +58,15 @@ def _export() -> onnx.ModelProto:
 
 def test_cache_head_dims_are_blocked_and_the_rest_prunes():
     groups = spa.load(_export()).coupling_groups()
-    widths = {g.channels: g for g in groups}
-    assert widths[HIDDEN].prunable and widths[64].prunable  # the hidden size and the MLP width
+
+    def holding(bias: str):
+        return next(g for g in groups if any(m.tensor == bias for m in g.members))
+
+    assert holding("o.bias").prunable and holding("up.bias").prunable  # the hidden size and the MLP width
+    assert (holding("o.bias").channels, holding("up.bias").channels) == (HIDDEN, 64)
     cache = [g for g in groups if g.channels == HIDDEN // HEADS]
-    assert len(cache) == 2 and all(not g.prunable and "graph output" in g.reasons for g in cache)
+    assert len(cache) == 2 and all(not g.prunable for g in cache)
+    assert {g.reasons for g in cache} == {("graph output 'present_key'",), ("graph output 'present_value'",)}
 
 
 def test_pruned_model_takes_and_returns_the_same_cache():

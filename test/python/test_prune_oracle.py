@@ -60,9 +60,10 @@ def test_torch_attention_groups_are_all_prunable() -> None:
     import spa
     import torch_zoo
 
-    groups = spa.load(torch_zoo.export("torch_mha", dynamo=False)).coupling_groups()
+    source = torch_zoo.export("torch_mha", dynamo=False)
+    groups = spa.load(source).coupling_groups()
     blocked = [g.reasons for g in groups if not g.prunable]
-    assert blocked == [("graph output",)], blocked
+    assert blocked == [(f"graph output '{source.graph.output[0].name}'",)], blocked  # the reason names it
     head_dims = [g for g in groups if g.prunable and g.channels == 4]  # q/k head dims shared by the 4 heads
     assert head_dims and all(g.function_preserving for g in head_dims)
 
@@ -96,7 +97,7 @@ def test_attention_with_dynamic_batch_and_sequence_prunes_like_the_oracle(name: 
     source = torch_zoo.export_dynamic(name)
     model = spa.load(source)
     model.heads = heads
-    assert [g.reasons for g in model.coupling_groups() if not g.prunable] == [("graph output",)]
+    assert [g.reasons for g in model.coupling_groups() if not g.prunable] == [("graph output 'output'",)]
     check_against_oracle(source, heads=heads)
 
 

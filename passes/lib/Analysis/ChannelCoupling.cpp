@@ -91,12 +91,17 @@ void analyseBody(Block &block, CouplingBuilder &builder) {
   }
 }
 
-/// The main graph: its body, then its outputs, whose shapes are the model's interface.
+/// The main graph: its body, then its outputs, whose shapes are the model's interface. The reason
+/// names the output (the importer keeps its ONNX name as a result attribute of the function).
 void analyseGraph(Block &block, CouplingBuilder &builder) {
   analyseBody(block, builder);
-  if (!block.empty() && block.back().hasTrait<OpTrait::IsTerminator>())
-    for (Value operand : block.back().getOperands())
-      builder.blockValue(operand, "graph output");
+  if (block.empty() || !block.back().hasTrait<OpTrait::IsTerminator>())
+    return;
+  auto function = dyn_cast<func::FuncOp>(block.getParentOp());
+  for (auto [index, operand] : llvm::enumerate(block.back().getOperands())) {
+    StringAttr name = function ? function.getResultAttrOfType<StringAttr>(index, "onnx.name") : StringAttr();
+    builder.blockValue(operand, name ? ("graph output '" + name.getValue() + "'").str() : "graph output");
+  }
 }
 
 /// Union-find over channel indices (dense).
@@ -143,7 +148,7 @@ private:
   std::vector<ChannelGroup> &groups;
   llvm::DenseMap<Atom, int64_t> channelOfLeader; // dense channel ids, in order of first appearance
   ChannelLinks links;
-  std::vector<SmallVector<int64_t>> memberChannels, spaceChannels;
+  std::vector<SmallVector<int64_t>> memberChannels, spaceChannels, gatherChannels;
   SmallVector<std::pair<Value, const TrackedAxis *>> spaces;
   llvm::MapVector<int64_t, unsigned> groupOfLeader; // groups in order of their first member
   SmallVector<int64_t> localIndex;                  // channel numbering inside each group
@@ -199,6 +204,12 @@ private:
       spaceChannels.push_back(toChannels(tracked->atoms));
       links.link(spaceChannels.back());
     }
+    // Numbered here with the rest, so that localIndex (sized after this) covers every channel.
+    for (const GatheredOperand &gathered : builder.gatheredOperands()) {
+      gatherChannels.push_back(toChannels(gathered.atoms));
+      SmallVector<int64_t> present(llvm::make_filter_range(gatherChannels.back(), [](int64_t c) { return c >= 0; }));
+      links.link(present);
+    }
   }
 
   void placeMembers() {
@@ -216,8 +227,7 @@ private:
       ChannelGroup &group = groups[groupOf(channels.front())];
       group.spaces.push_back(GroupSpace{space.first, space.second->axis, localize(group, channels)});
     }
-    for (const GatheredOperand &gathered : builder.gatheredOperands()) {
-      SmallVector<int64_t> channels = toChannels(gathered.atoms);
+    for (auto [gathered, channels] : llvm::zip_equal(builder.gatheredOperands(), gatherChannels)) {
       if (!channels.empty() && channels.front() >= 0) {
         ChannelGroup &group = groups[groupOf(channels.front())];
         group.gathers.push_back(

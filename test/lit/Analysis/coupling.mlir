@@ -492,3 +492,25 @@ func.func @main_graph(%x: tensor<1x3x4x4xf32>, %trips: tensor<i64>) -> tensor<1x
   }) : (tensor<i64>, none, tensor<1x4x4x4xf32>) -> tensor<1x4x4x4xf32>
   return %y : tensor<1x4x4x4xf32>
 }
+
+// -----
+
+// An If whose result has no known rank: the branches' channels stop there, and
+// the reason says so. A graph output is named in the reason that blocks it.
+// CHECK-LABEL: "groups"
+// CHECK-SAME: "prunable":false,"reasons":["onnx.If{{.*}}result 0 has no known rank"
+// CHECK-SAME: "prunable":false,"reasons":["graph output 'logits'"]
+func.func @main_graph(%x: tensor<1x3x4x4xf32>, %flag: tensor<i1>) -> (tensor<*xf32>, tensor<1x2x4x4xf32> {onnx.name = "logits"}) {
+  %w1 = onnx.Initializer "w1" = dense<1.0> : tensor<4x3x1x1xf32>
+  %w2 = onnx.Initializer "w2" = dense<1.0> : tensor<2x3x1x1xf32>
+  %none = onnx.NoValue
+  %h = "onnx.Conv"(%x, %w1, %none) : (tensor<1x3x4x4xf32>, tensor<4x3x1x1xf32>, none) -> tensor<1x4x4x4xf32>
+  %y = "onnx.If"(%flag) ({
+    onnx.Yield %h : tensor<1x4x4x4xf32>
+  }, {
+    %r = "onnx.Relu"(%h) : (tensor<1x4x4x4xf32>) -> tensor<1x4x4x4xf32>
+    onnx.Yield %r : tensor<1x4x4x4xf32>
+  }) : (tensor<i1>) -> tensor<*xf32>
+  %z = "onnx.Conv"(%x, %w2, %none) : (tensor<1x3x4x4xf32>, tensor<2x3x1x1xf32>, none) -> tensor<1x2x4x4xf32>
+  return %y, %z : tensor<*xf32>, tensor<1x2x4x4xf32>
+}

@@ -37,8 +37,12 @@ void ifRule(Operation *op, CouplingBuilder &builder, llvm::function_ref<void(Blo
         untracked = true;
         continue;
       }
-      if (!rank || rankOf(yielded) != rank || (first && (first->axis != tracked->axis ||
-                                                         first->atoms.size() != tracked->atoms.size()))) {
+      if (!rank) { // the If's result has no known rank: its channels cannot be followed past it
+        builder.blockValue(yielded, where + " result " + std::to_string(index) + " has no known rank");
+        continue;
+      }
+      if (rankOf(yielded) != rank || (first && (first->axis != tracked->axis ||
+                                                first->atoms.size() != tracked->atoms.size()))) {
         conflict = true;
         continue;
       }
