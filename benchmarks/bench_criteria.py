@@ -12,7 +12,7 @@ first 128 MNIST training images. Data-free methods (and random) run for 3
 seeds of their synthetic inputs (`--seeds`) and report the minimum accuracy.
 OBSPA v1 is the first release (uniform allocation, one-shot refit, Gaussian
 data-free inputs); v2 is today's default (sensitivity allocation for MACs
-targets, sequential refit, BatchNorm-matched inputs). Params and MACs kept
+targets, sequential refit, inputs inverted from the classifier). Params and MACs kept
 are measured the same way for both tools (SPA's counter on the exported ONNX). Torch-Pruning's
 FLOPs targets are reached by bisecting its pruning ratio. Its
 GroupHessianImportance is run as shipped (its accumulation keeps only the
@@ -78,7 +78,7 @@ class Evaluator:
 def spa_methods(calibration: np.ndarray, targets: np.ndarray) -> dict[str, Callable[[int], dict]]:
     """name -> options for Model.plan given a seed of the synthetic inputs. v1 is OBSPA as first released
     (uniform allocation, one-shot refit, Gaussian data-free inputs); v2 uses the defaults (sensitivity
-    allocation for MACs targets, sequential refit, BatchNorm-matched synthetic inputs)."""
+    allocation for MACs targets, sequential refit, synthetic inputs inverted from the classifier)."""
     def batches():
         return [(torch.from_numpy(calibration), torch.from_numpy(targets))]
 

@@ -13,7 +13,8 @@ images, labelled by the dense model's predictions. Same table layout as
 bench_criteria.py. OBSPA v1 is the first release (uniform allocation,
 one-shot refit, Gaussian data-free inputs); v2 is today's default
 (sensitivity allocation for MACs targets, sequential refit, inputs
-synthesised to match the BatchNorm statistics when data-free).
+synthesised to be classified as each class and to match the BatchNorm
+statistics when data-free).
 """
 
 from __future__ import annotations

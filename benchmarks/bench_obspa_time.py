@@ -5,7 +5,7 @@
 Times `Model.plan` + `Model.prune` (verified, as `spa prune` does) at
 30 % of MACs removed: L1; OBSPA v1 (uniform allocation, one-shot refit,
 Gaussian data-free inputs) and v2 (the defaults: sensitivity allocation,
-sequential refit, BatchNorm-matched synthesis when data-free), each
+sequential refit, class inversion + BatchNorm-matched synthesis when data-free), each
 data-free and with calibration inputs (random images: the time does not
 depend on what the pixels show); and Torch-Pruning 1.6.1 (L2, Taylor and
 the corrected Hessian on the same samples, at the uniform ratio that removes

@@ -1,4 +1,5 @@
-"""The zero-mask oracle (DESIGN §5) and the round-trip base it compares against.
+"""The zero-mask oracle (a pruned model equals the original with the removed channels zeroed) and the
+round-trip base it compares against.
 
 Pruning channels S of a function-preserving group must give the same outputs
 as the unpruned model in which every constant slice of the group at S is set

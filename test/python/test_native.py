@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 
 from mlir import ir
 from mlir.passmanager import PassManager
 
+import numpy as np
+import onnx
 from conftest import LIGHT_MODELS
+from onnx import helper, numpy_helper
 from spa.importer import import_model
 from spa.tools import tool_path
 
@@ -30,13 +34,25 @@ def test_spa_opt_reads_what_the_importer_writes(tmp_path) -> None:
     assert '"onnx.Conv"' in result.stdout
 
 
-def test_in_process_pass_manager_runs_on_imported_module() -> None:
-    module = import_model(LIGHT_MODELS[0])
+def test_in_process_pass_manager_runs_spa_passes_on_an_imported_module(tmp_path) -> None:
+    """SPA's passes are registered in the bindings: the coupling analysis runs in-process on an imported
+    model and reports the conv's output channels as a group."""
+    vector = helper.make_tensor_value_info
+    weight = numpy_helper.from_array(np.ones((4, 3, 1, 1), np.float32), "w")
+    head = numpy_helper.from_array(np.ones((2, 4, 1, 1), np.float32), "v")
+    graph = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["h"]), helper.make_node("Relu", ["h"], ["r"]),
+                               helper.make_node("Conv", ["r", "v"], ["y"])], "convs",
+                              [vector("x", onnx.TensorProto.FLOAT, [1, 3, 4, 4])],
+                              [vector("y", onnx.TensorProto.FLOAT, [1, 2, 4, 4])], [weight, head])
+    module = import_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+    report = tmp_path / "groups.json"
     with module.context:
-        count_before = len(module.body.operations[0].regions[0].blocks[0].operations)
-        PassManager.parse("builtin.module(func.func(cse))").run(module.operation)
+        PassManager.parse(f"builtin.module(spa-channel-coupling{{output={report}}})").run(module.operation)
         assert module.operation.verify()
-        assert len(module.body.operations[0].regions[0].blocks[0].operations) <= count_before
+    groups = json.loads(report.read_text())["groups"]
+    hidden = next(g for g in groups if any(m["tensor"] == "w" and m["axis"] == 0 for m in g["members"]))
+    assert hidden["channels"] == 4 and hidden["prunable"]
+    assert {(m["tensor"], m["axis"]) for m in hidden["members"]} == {("w", 0), ("v", 1)}
 
 
 def test_onnx_ops_are_registered_in_the_bindings() -> None:

@@ -5,4 +5,5 @@ Each adapter imports its framework only when used; SPA's core needs none.
 - Keras 3 on the torch backend: `spa.keras.prune(model, example_inputs, **options)` (keras_adapter.py).
 - Flax NNX through jax2onnx: `spa.flax.prune(module, example_inputs, **options)` (flax_adapter.py).
 - PaddlePaddle through paddle2onnx: `spa.paddle.prune(layer, example_inputs, **options)` (paddle_adapter.py).
+- MXNet 1.9 Gluon: `spa.mxnet.prune(block, example_inputs, **options)` (mxnet_adapter.py).
 """

@@ -1,4 +1,4 @@
-"""The zero-mask oracle's reference model (DESIGN §5).
+"""The zero-mask oracle's reference model.
 
 Pruning channels S of a function-preserving group must give the same outputs
 as the unpruned model in which every constant slice of the group at S is set

@@ -3,7 +3,7 @@
 // Channel coupling works on *atoms*: one atom per channel that some op
 // creates (a Conv's output channel, a Gemm's output feature, ...). Every
 // value whose channels SPA tracks carries one tracked axis and, per position
-// along it, the atom it holds. Op rules (ChannelRules.h) read the atoms of
+// along it, the atom it holds. Op rules (lib/Analysis/Rules/) read the atoms of
 // their operands and record what ties them:
 //   - the atoms of their results (the same ones, reordered, or fresh ones);
 //   - `unite`: two atoms must be removed together (residual Add, depthwise);
@@ -82,7 +82,7 @@ public:
   const TrackedAxis *lookup(mlir::Value value) const;
   void track(mlir::Value value, int64_t axis, llvm::ArrayRef<Atom> atoms);
 
-  /// `count` new atoms, created by `creator` (an op with a static channel count).
+  /// `count` new atoms, for the channels an op creates (a static channel count).
   llvm::SmallVector<Atom> fresh(int64_t count);
   void unite(Atom a, Atom b);
   void uniteAll(llvm::ArrayRef<Atom> a, llvm::ArrayRef<Atom> b);
