@@ -190,7 +190,7 @@ def test_synthesis_size_follows_the_model_s_cost(monkeypatch) -> None:
     macs = spa.load(dense).stats().macs
     assert synthesized_inputs(dense, None, 2, seed=0, quiet=True, macs=macs).inputs["x"].shape[0] == \
         synthesis.SIZES[0][0]
-    monkeypatch.setattr(synthesis, "WORK_BUDGET", 3 * macs * 64 * 200)  # exactly the third size
+    monkeypatch.setattr(synthesis, "WORK_BUDGET", 200 * (3 * macs * 64 + synthesis.CALL_COST))  # the third size
     made = synthesized_inputs(dense, None, None, seed=1, quiet=True, macs=macs)
     assert (made.inputs["x"].shape[0], made.steps) == (64, 200)
     made = synthesized_inputs(dense, 16, 2, seed=1, quiet=True)  # asked for: as asked

@@ -29,9 +29,11 @@ import numpy as np
 import onnx
 
 from spa.cache import digest, load_arrays, store_arrays
+from spa.errors import SPAError, first_line
 from spa.obspa.batchnorm import batchnorm_parameters
 from spa.obspa.hessians import input_normalisation, require_sized_floats
 from spa.progress import progress_bar
+from spa.providers.batching import relaxed_batch
 from spa.verify.inputs import graph_inputs, resolve_shapes
 
 ONNX2TORCH_OPSET = 17  # the newest opset whose operators onnx2torch 1.5 converts
@@ -44,6 +46,7 @@ CONFIDENT_LOSS = 0.1  # cross-entropy at which an input counts as its class (pro
 # accumulates (about a minute on two cores; MobileNetV2 at 224 x 224 gets 32 x 100).
 SIZES = ((256, 300), (128, 300), (64, 200), (32, 100))
 WORK_BUDGET = 3e12
+CALL_COST = 3e8  # a run's own cost in multiply-accumulates (about 10 ms): counts when a fixed batch is small
 STEPS_KEY = "__steps__"  # stored beside the inputs in the cache
 
 
@@ -96,11 +99,18 @@ def synthesized_inputs(model: onnx.ModelProto, samples: int | None, steps: int |
     cached = load_arrays("synthesis", key)
     if cached is not None and set(cached) == {inputs[0].name, STEPS_KEY}:
         return Synthesis({inputs[0].name: cached[inputs[0].name]}, chosen, int(cached[STEPS_KEY]))
-    module = _torch_module(model)
+    shape = resolve_shapes(inputs, input_shapes)[inputs[0].name][1:]
+    module, fixed_batch = _module_and_batch(model, inputs[0], shape)
     if module is None:
         return None
-    result = _Optimisation(module, model, inputs[0], resolve_shapes(inputs, input_shapes)[inputs[0].name][1:],
-                           chosen).run(samples, steps, seed, quiet, macs)
+    try:
+        result = _Optimisation(module, model, inputs[0], shape, chosen, fixed_batch).run(samples, steps, seed,
+                                                                                           quiet, macs)
+    except Exception as error:  # noqa: BLE001 - the converted module fails to run: onnx2torch's limits
+        if objective == "auto":
+            return None  # Gaussian inputs then, as for a model onnx2torch cannot convert
+        raise SPAError(f"obspa: synthesis={objective!r}: the model converted to PyTorch does not run "
+                       f"({first_line(error)}); use --synthesis gaussian") from None
     if result is not None:
         store_arrays("synthesis", key, {**result.inputs, STEPS_KEY: np.array(result.steps)})
     return result
@@ -109,7 +119,8 @@ def synthesized_inputs(model: onnx.ModelProto, samples: int | None, steps: int |
 class _Optimisation:
     """The inputs of one model as optimisation variables, in its normalised input space."""
 
-    def __init__(self, module, model: onnx.ModelProto, graph_input, shape: Sequence[int], objective: str) -> None:
+    def __init__(self, module, model: onnx.ModelProto, graph_input, shape: Sequence[int], objective: str,
+                 batch: int | None = None) -> None:
         import torch
 
         self.module, self.name, self.shape, self.objective = module, graph_input.name, tuple(shape), objective
@@ -117,6 +128,7 @@ class _Optimisation:
         self.mean, self.std = (torch.from_numpy(np.asarray(a, np.float32))
                                for a in input_normalisation(model, graph_input.name))
         self.classes = class_count(model) if objective == "inversion" else None
+        self.batch = batch  # an export's fixed batch, when it cannot be relaxed
 
     def run(self, samples: int | None, steps: int | None, seed: int, quiet: bool, macs: int | None = None
             ) -> Synthesis | None:
@@ -125,14 +137,18 @@ class _Optimisation:
         if self.objective == "batchnorm" and not self.norms:
             return None
         generator = torch.Generator().manual_seed(seed)
-        samples, steps = self._sized(samples, steps, macs)
+        samples, steps = self._sized(samples, steps, macs, self.batch)
+        batch = self.batch or samples
+        samples = -(-samples // batch) * batch  # whole batches of a fixed-batch export
         z = torch.randn((samples, *self.shape), generator=generator, requires_grad=True)
         labels = torch.randperm(samples, generator=generator) % self.classes if self.classes else None
         optimizer = torch.optim.Adam([z], lr=0.1)
         bar = progress_bar(total=steps, description="synthesising inputs", quiet=quiet)
         for _ in range(steps):
             optimizer.zero_grad()
-            self._loss(z, labels).backward()
+            for start in range(0, samples, batch):  # one step's gradient, a fixed batch at a time
+                part = slice(start, start + batch)
+                (self._loss(z[part], None if labels is None else labels[part]) * (batch / samples)).backward()
             optimizer.step()
             bar.update(1)
         bar.close()
@@ -156,14 +172,40 @@ class _Optimisation:
             loss = loss + confident.clamp(min=CONFIDENT_LOSS).mean()
         return loss + TOTAL_VARIATION * _total_variation(z) + INPUT_L2 * z.square().mean()
 
-    def _sized(self, samples: int | None, steps: int | None, macs: int | None) -> tuple[int, int]:
+    def _sized(self, samples: int | None, steps: int | None, macs: int | None, batch: int | None
+               ) -> tuple[int, int]:
         """The requested size, or the most thorough of SIZES within WORK_BUDGET for a model of `macs`
-        multiply-accumulates per sample (a step costs about three forwards); the least when unknown."""
+        multiply-accumulates per sample (a step costs about three forwards, and each run of a fixed
+        batch CALL_COST more); the least when unknown."""
         for size in SIZES:
             chosen = (samples or size[0], steps or size[1])
-            if macs and 3 * macs * chosen[0] * chosen[1] <= WORK_BUDGET:
+            runs = -(-chosen[0] // batch) if batch else 1
+            if macs and chosen[1] * (3 * macs * chosen[0] + CALL_COST * runs) <= WORK_BUDGET:
                 return chosen
         return samples or SIZES[-1][0], steps or SIZES[-1][1]
+
+
+def _module_and_batch(model: onnx.ModelProto, graph_input, shape: Sequence[int]):
+    """The model as a torch module and the batch it must be run with: None when any batch runs (a
+    fixed batch is relaxed when the relaxed model runs on twice as many samples), else the fixed one."""
+    fixed = graph_input.dims[0] if graph_input.dims else None
+    if not (isinstance(fixed, int) and fixed > 0):
+        return _torch_module(model), None
+    relaxed = _torch_module(relaxed_batch(model))
+    if relaxed is not None and _runs(relaxed, (2 * fixed, *shape)):
+        return relaxed, None
+    return _torch_module(model), fixed
+
+
+def _runs(module, shape: Sequence[int]) -> bool:
+    import torch
+
+    try:
+        with torch.no_grad():
+            module(torch.zeros(tuple(shape)))
+    except Exception:  # noqa: BLE001 - a fixed batch size baked into the graph (a Reshape's constant)
+        return False
+    return True
 
 
 def _statistics_gap(norm, x):
