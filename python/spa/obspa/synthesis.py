@@ -22,6 +22,7 @@ synthesise again.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -100,12 +101,14 @@ def synthesized_inputs(model: onnx.ModelProto, samples: int | None, steps: int |
     if cached is not None and set(cached) == {inputs[0].name, STEPS_KEY}:
         return Synthesis({inputs[0].name: cached[inputs[0].name]}, chosen, int(cached[STEPS_KEY]))
     shape = resolve_shapes(inputs, input_shapes)[inputs[0].name][1:]
-    module, fixed_batch = _module_and_batch(model, inputs[0], shape)
-    if module is None:
-        return None
     try:
-        result = _Optimisation(module, model, inputs[0], shape, chosen, fixed_batch).run(samples, steps, seed,
-                                                                                           quiet, macs)
+        with warnings.catch_warnings():  # onnx2torch and torch warn about their own deprecations: not the user's
+            warnings.simplefilter("ignore")
+            module, fixed_batch = _module_and_batch(model, inputs[0], shape)
+            if module is None:
+                return None
+            result = _Optimisation(module, model, inputs[0], shape, chosen, fixed_batch).run(samples, steps, seed,
+                                                                                               quiet, macs)
     except Exception as error:  # noqa: BLE001 - the converted module fails to run: onnx2torch's limits
         if objective == "auto":
             return None  # Gaussian inputs then, as for a model onnx2torch cannot convert
