@@ -32,9 +32,9 @@ import onnx
 from spa.cache import digest, load_arrays, store_arrays
 from spa.errors import SPAError, first_line
 from spa.obspa.batchnorm import batchnorm_parameters
-from spa.obspa.hessians import input_normalisation, require_sized_floats
+from spa.obspa.hessians import input_normalisation, require_sized_floats, synthetic_batches
 from spa.progress import progress_bar
-from spa.providers.batching import relaxed_batch
+from spa.providers.batching import feeding, relaxed_batch
 from spa.verify.inputs import graph_inputs, resolve_shapes
 
 ONNX2TORCH_OPSET = 17  # the newest opset whose operators onnx2torch 1.5 converts
@@ -104,7 +104,7 @@ def synthesized_inputs(model: onnx.ModelProto, samples: int | None, steps: int |
     try:
         with warnings.catch_warnings():  # onnx2torch and torch warn about their own deprecations: not the user's
             warnings.simplefilter("ignore")
-            module, fixed_batch = _module_and_batch(model, inputs[0], shape)
+            module, fixed_batch = _module_and_batch(model, input_shapes, seed)
             if module is None:
                 return None
             result = _Optimisation(module, model, inputs[0], shape, chosen, fixed_batch).run(samples, steps, seed,
@@ -188,27 +188,14 @@ class _Optimisation:
         return samples or SIZES[-1][0], steps or SIZES[-1][1]
 
 
-def _module_and_batch(model: onnx.ModelProto, graph_input, shape: Sequence[int]):
-    """The model as a torch module and the batch it must be run with: None when any batch runs (a
-    fixed batch is relaxed when the relaxed model runs on twice as many samples), else the fixed one."""
-    fixed = graph_input.dims[0] if graph_input.dims else None
-    if not (isinstance(fixed, int) and fixed > 0):
-        return _torch_module(model), None
-    relaxed = _torch_module(relaxed_batch(model))
-    if relaxed is not None and _runs(relaxed, (2 * fixed, *shape)):
-        return relaxed, None
-    return _torch_module(model), fixed
-
-
-def _runs(module, shape: Sequence[int]) -> bool:
-    import torch
-
-    try:
-        with torch.no_grad():
-            module(torch.zeros(tuple(shape)))
-    except Exception:  # noqa: BLE001 - a fixed batch size baked into the graph (a Reshape's constant)
-        return False
-    return True
+def _module_and_batch(model: onnx.ModelProto, input_shapes: Mapping[str, Sequence[int]] | None, seed: int):
+    """The model as a torch module and the batch it must be run with: None when any batch runs, else the
+    export's fixed batch. A fixed batch is relaxed when onnxruntime agrees the relaxed copy computes the
+    same (spa.providers.batching decides, as it does for the Hessians)."""
+    how = feeding(model, lambda size: synthetic_batches(model, size, size, seed, input_shapes), 1)
+    if how.relax:
+        return _torch_module(relaxed_batch(model)), None
+    return _torch_module(model), how.batch if how.exact else None
 
 
 def _statistics_gap(norm, x):
