@@ -89,7 +89,29 @@ def _prune(args: argparse.Namespace) -> None:
     model.save(args.output, opset=args.opset)
     if args.plan_out:
         _write_plan(args.plan_out, applied, groups, model.to_onnx(opset=args.opset))
+    if args.report:
+        _write_report(args, model, applied, groups)
     _print_result(args, model, applied, groups, before, after)
+
+
+def _write_report(args: argparse.Namespace, pruned, plan, groups) -> None:
+    from spa.groups import plan_to_dict
+    from spa.html_report import write_report
+    from spa.model import load
+
+    Stage.name = "report"
+    original = load(args.model)
+    original.heads = args.heads
+    write_report(args.report, original, pruned, plan_to_dict(plan, groups), input_shapes=args.input_shape)
+
+
+def _report(args: argparse.Namespace) -> None:
+    from spa.html_report.files import report_from_files
+
+    Stage.model, Stage.name = args.model, "report"
+    report_from_files(args.model, args.output, args.plan, args.pruned, args.heads, not args.no_latency,
+                      args.input_shape)
+    print(f"wrote {args.output}")
 
 
 def _verification_inputs(args: argparse.Namespace, model):
@@ -127,7 +149,8 @@ def _print_result(args: argparse.Namespace, model, plan, groups, before, after) 
     print(stats_line("before", before))
     print(stats_line("after", after))
     print(change_line(before, after))
-    print(f"wrote {args.output}" + (f" and {args.plan_out}" if args.plan_out else ""))
+    written = [args.output] + [path for path in (args.plan_out, args.report) if path]
+    print(f"wrote {', '.join(written)}")
 
 
 def _verify(args: argparse.Namespace) -> None:
@@ -212,6 +235,8 @@ def _add_prune_command(commands) -> None:
     prune.add_argument("--protect", nargs="+", default=[], metavar="NAME",
                        help="initializers whose groups must not be pruned")
     prune.add_argument("--plan-out", help="write the plan (removed indices per tensor) as JSON")
+    prune.add_argument("--report", metavar="REPORT.html",
+                       help="also write an HTML report of the pruning (see spa report)")
     prune.add_argument("--seed", type=int, default=0, help="seed of the random criterion and synthetic inputs")
     _add_opset_option(prune)
     _add_heads_option(prune)
@@ -249,6 +274,21 @@ def _add_prune_groups(prune: argparse.ArgumentParser) -> None:
                         help="write the pruned model without checking it")
     _add_input_options(checks)
     prune.set_defaults(run=_prune)
+
+
+def _add_report_command(commands) -> None:
+    report = commands.add_parser("report", help="write a self-contained HTML report: layer graph, coupling "
+                                 "groups, widths, params, MACs and latency before and after pruning")
+    report.add_argument("model", help="the original ONNX model")
+    after = report.add_mutually_exclusive_group()
+    after.add_argument("--plan", metavar="PLAN.json", help="a plan spa prune wrote (--plan-out): report it applied")
+    after.add_argument("--pruned", metavar="PRUNED.onnx", help="the pruned model to compare with")
+    report.add_argument("-o", "--output", required=True, metavar="REPORT.html", help="the HTML file to write")
+    report.add_argument("--no-latency", action="store_true", help="do not time the models with onnxruntime")
+    report.add_argument("--input-shape", type=_input_shape, action="append", metavar="NAME:DIMS",
+                        help="the size of an input with dynamic dims, for timing (repeatable)")
+    _add_heads_option(report)
+    report.set_defaults(run=_report)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -294,6 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "the plan makes of the original and that it passes the zero-mask oracle")
     _add_input_options(verify)
     verify.set_defaults(run=_verify)
+
+    _add_report_command(commands)
 
     demo = commands.add_parser("demo", help="prune a bundled trained MNIST model (no arguments)")
     demo.set_defaults(run=_demo)

@@ -191,7 +191,9 @@ class Plan:
     criterion read, for reports. `heads` is the head granularity of the
     groups the plan was made for (see spa.model.Model.heads; None: not recorded).
     `blocked` (group id -> reason) lists the groups verification took out of
-    the plan because pruning them broke a check. `refit`, when set, computes
+    the plan because pruning them broke a check. `sensitivity` (group id ->
+    (removal counts, damage of each)) is the table a sensitivity allocation
+    measured, for reports. `refit`, when set, computes
     the weight updates for another choice of removed channels (OBSPA's
     reconstruction), so that a plan with blocked groups gets consistent ones.
     """
@@ -201,6 +203,7 @@ class Plan:
     data_used: str = ""
     heads: str | None = None
     blocked: dict[int, str] = field(default_factory=dict)
+    sensitivity: dict[int, tuple[tuple[int, ...], tuple[float, ...]]] = field(default_factory=dict, compare=False)
     refit: Callable[[dict[int, tuple[int, ...]]], dict[str, np.ndarray]] | None = \
         field(default=None, repr=False, compare=False)
 
@@ -216,12 +219,13 @@ class Plan:
 
 def plan_to_dict(plan: Plan, groups: Sequence[Group]) -> dict[str, Any]:
     """The plan as `{"groups": [{"id", "channels", "removed", "function_preserving", "members"}],
-    "heads", "corrected", "blocked": [{"id", "reason"}]}`.
+    "heads", "corrected", "blocked": [{"id", "reason"}], "data_used", "sensitivity"}`.
 
     Each member entry is `{"tensor", "axis", "indices"}` with the positions to
     delete along that constant's own axis. Groups with nothing removed are left
     out. `corrected` names the constants whose kept values the plan changes
-    (its weight updates). Raises SPAError if the plan names an unknown or
+    (its weight updates); `sensitivity` maps group ids (as text) to
+    `{"counts", "damages"}`. Raises SPAError if the plan names an unknown or
     unprunable group, a channel out of range, empties a group or breaks its divisor.
     """
     by_id = {group.id: group for group in groups}
@@ -239,7 +243,15 @@ def plan_to_dict(plan: Plan, groups: Sequence[Group]) -> dict[str, Any]:
         entries.append({"id": group.id, "channels": group.channels, "removed": removed,
                         "function_preserving": group.function_preserving, "members": members})
     return {"groups": entries, "heads": plan.heads, "corrected": sorted(plan.weight_updates),
-            "blocked": [{"id": group_id, "reason": reason} for group_id, reason in sorted(plan.blocked.items())]}
+            "blocked": [{"id": group_id, "reason": reason} for group_id, reason in sorted(plan.blocked.items())],
+            "data_used": plan.data_used,
+            "sensitivity": {str(group_id): {"counts": list(counts), "damages": [_finite(d) for d in damages]}
+                            for group_id, (counts, damages) in sorted(plan.sensitivity.items())}}
+
+
+def _finite(value: float) -> float | None:
+    """JSON has no infinity: an unmeasurable damage is written as null."""
+    return float(value) if np.isfinite(value) else None
 
 
 def plan_to_json(plan: Plan, groups: Sequence[Group], indent: int | None = None) -> str:

@@ -34,6 +34,7 @@ from spa.planning import Planner, Target, choose_allocation
 from spa.providers import Provider
 from spa.sensitivity import (
     PlanDamage,
+    SensitivityTable,
     allocate,
     allocation_options,
     least_damage,
@@ -170,21 +171,25 @@ class Model:
                                                 criterion_options, seed, quiet)
         planner = Planner(self, groups, {n: a.shape for n, a in weights.items()}, scores, round_to, tuple(protect))
         refit = pruner.reconstruction if pruner is not None else (lambda plan, quiet: {})
+        table = {}
         if allocation == "sensitivity":
-            proposed, note, judge = self._by_sensitivity(planner, target, criterion, pruner, held_out, options, quiet)
+            proposed, note, judge, measured = self._by_sensitivity(planner, target, criterion, pruner, held_out,
+                                                                   options, quiet)
             plan, updates, verdict = least_damage({"sensitivity": proposed, "uniform": planner.uniform(target)},
                                                   lambda plan: refit(plan, quiet), judge)
             data_used += f"; {note}; {verdict}"
+            table = {g: (tuple(int(c) for c in measured.counts[g]), tuple(float(d) for d in measured.damages[g]))
+                     for g in measured.counts}
         else:
             plan = planner.uniform(target) if allocation == "uniform" else planner.global_ranking(target)
             updates = refit(plan, quiet)
         if pruner is None:
-            return Plan(plan.removed, {}, data_used, self._heads)
+            return Plan(plan.removed, {}, data_used, self._heads, sensitivity=table)
         if pruner.sequential_used:
             data_used += "; layers refitted sequentially on the pruned model's own inputs"
         if pruner.batchnorm_reestimated:
             data_used += f"; {pruner.batchnorm_reestimated} BatchNorms re-estimated"
-        return Plan(plan.removed, updates, data_used, self._heads,
+        return Plan(plan.removed, updates, data_used, self._heads, sensitivity=table,
                     refit=lambda removed: pruner.reconstruction(Plan(removed), quiet))
 
     def _score(self, criterion: str, groups: list[Group], weights: Mapping[str, np.ndarray],
@@ -204,9 +209,9 @@ class Model:
 
     def _by_sensitivity(self, planner: Planner, target: Target, criterion: str, pruner: OBSPA | None,
                         calibration: Mapping[str, np.ndarray] | None, options: OBSPAOptions, quiet: bool
-                        ) -> tuple[Plan, str, Callable[[Plan], object]]:
-        """The plan of a sensitivity allocation, a note on how the table was measured, and a judge: the
-        end-to-end Judgement of any plan (with its weight updates) on the same samples."""
+                        ) -> tuple[Plan, str, Callable[[Plan], object], SensitivityTable]:
+        """The plan of a sensitivity allocation, a note on how the table was measured, a judge (the
+        end-to-end Judgement of any plan, with its weight updates, on the same samples) and the table."""
         eligible = planner.eligible()
         synthesized = calibration is None and pruner is not None and pruner.held_out_inputs is not None
         if synthesized:  # the model's own synthesised inputs say more about its damage than Gaussian ones
@@ -229,7 +234,7 @@ class Model:
         return (planner.by_counts(target, lambda cost: allocate(choices, cost)),
                 f"per-group counts from a sensitivity table ({measured} measurements over {len(table.counts)} "
                 f"groups, {samples} {_sample_kind(calibration, synthesized)} samples)",
-                PlanDamage(run_model, batches, prune_model))
+                PlanDamage(run_model, batches, prune_model), table)
 
     def pruned_stat(self, plan: Plan, measure: str) -> int:
         """The params or MACs of a copy of this model pruned by `plan` (not verified)."""

@@ -153,7 +153,7 @@ def save_model(model: onnx.ModelProto, path: str | Path) -> None:
 def write_text_atomically(path: str | Path, text: str) -> None:
     """Write a text file (a plan, a report) atomically: the old file stays until the new one is complete."""
     with _staging(path) as staged:
-        (staged / Path(path).name).write_text(text)
+        (staged / Path(path).name).write_text(text, encoding="utf-8")
 
 
 def write_bytes_atomically(path: str | Path, data: bytes) -> None:

@@ -86,7 +86,7 @@ def _against_plan(original_path: str, pruned: onnx.ModelProto, pruned_path: str,
                   feeds: Mapping[str, np.ndarray], outputs: list[np.ndarray], names: list[str]) -> list[str]:
     import spa
 
-    entries = _read_plan(plan_path)
+    entries = read_plan(plan_path)
     model = spa.load(original_path)
     model.heads = entries.get("heads") or "dims"
     plan = _plan(entries, model.coupling_groups(), pruned, plan_path)
@@ -105,7 +105,8 @@ def _against_plan(original_path: str, pruned: onnx.ModelProto, pruned_path: str,
             f"{len(plan.weight_updates)} corrected weights)"]
 
 
-def _read_plan(path: str) -> dict[str, Any]:
+def read_plan(path: str) -> dict[str, Any]:
+    """The JSON of a plan file that spa prune --plan-out wrote; SPAError if it is not one."""
     try:
         entries = json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError) as error:
@@ -117,14 +118,7 @@ def _read_plan(path: str) -> dict[str, Any]:
 
 def _plan(entries: Mapping[str, Any], groups: list[Group], pruned: onnx.ModelProto, path: str) -> Plan:
     """The plan's removals, checked against ORIGINAL's groups, with corrected weights from PRUNED."""
-    by_id = {group.id: group for group in groups}
-    removed: dict[int, tuple[int, ...]] = {}
-    for entry in entries["groups"]:
-        group = by_id.get(entry.get("id")) if isinstance(entry, dict) else None
-        if group is None or entry.get("channels") != group.channels:
-            raise SPAError(f"{path}: group {entry.get('id') if isinstance(entry, dict) else entry!r} does not "
-                           "match the original model's groups (was the plan made for another model?)")
-        removed[group.id] = tuple(int(c) for c in entry.get("removed", []))
+    removed = planned_removals(entries, groups, path)
     digests = entries.get("digests") or {}
     changed = [name for name, digest in corrected_digests(entries, pruned).items()
                if name in digests and digests[name] != digest]
@@ -133,6 +127,19 @@ def _plan(entries: Mapping[str, Any], groups: list[Group], pruned: onnx.ModelPro
                        "wrote (its digest differs): the pruned model was changed after pruning")
     updates = {name: _expanded(name, entries["groups"], pruned, path) for name in entries.get("corrected", [])}
     return Plan(removed, updates, heads=entries.get("heads"))
+
+
+def planned_removals(entries: Mapping[str, Any], groups: list[Group], path: str) -> dict[int, tuple[int, ...]]:
+    """Group id -> removed channels of a plan's JSON, checked against the original model's `groups`."""
+    by_id = {group.id: group for group in groups}
+    removed: dict[int, tuple[int, ...]] = {}
+    for entry in entries["groups"]:
+        group = by_id.get(entry.get("id")) if isinstance(entry, dict) else None
+        if group is None or entry.get("channels") != group.channels:
+            raise SPAError(f"{path}: group {entry.get('id') if isinstance(entry, dict) else entry!r} does not "
+                           "match the original model's groups (was the plan made for another model?)")
+        removed[group.id] = tuple(int(c) for c in entry.get("removed", []))
+    return removed
 
 
 def _expanded(name: str, entries: list[dict[str, Any]], pruned: onnx.ModelProto, path: str) -> np.ndarray:
