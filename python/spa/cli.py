@@ -337,8 +337,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_report_command(commands)
 
-    demo = commands.add_parser("demo", help="prune a bundled trained MNIST model (no arguments)")
+    demo = commands.add_parser("demo", help="prune a bundled trained MNIST model (no arguments) and show "
+                               "its speed-up and report")
     demo.set_defaults(run=_demo)
+    for command in commands.choices.values():  # `spa prune ... --quiet` reads as naturally as `spa --quiet prune`
+        command.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress displays")
     return parser
 
 

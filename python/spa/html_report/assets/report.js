@@ -55,6 +55,7 @@
 
   function layerLabel(row) {
     const parts = row.id.split('/').filter(Boolean);
+    if (parts.length > 1 && parts[parts.length - 1] === row.op) parts.pop();  // torch's "/block/conv1/Conv"
     let name = parts.slice(-2).join('/') || row.id;
     if (name.length > 30) name = `…${name.slice(-29)}`;
     const width = hasAfter && row.width_after !== row.width_before ? `${row.width_before}→${row.width_after}`
@@ -163,7 +164,13 @@
         const node = cy.getElementById(l.id);
         node.removeClass('faded').addClass(l.role === 'consumer' ? 'member consumer' : 'member');
       });
-      document.body.dataset.highlighted = String(cy.nodes('.member').length);
+      const highlighted = cy.nodes('.member');
+      document.body.dataset.highlighted = String(highlighted.length);
+      if (highlighted.length) {  // bring the group into view, at a zoom where its labels can be read
+        cy.fit(highlighted, 60);
+        cy.zoom(Math.min(Math.max(cy.zoom(), 0.45), 1.2));
+        cy.center(highlighted);
+      }
     }
     if (window.location.hash !== `#group=${g.id}`) history.replaceState(null, '', `#group=${g.id}`);
   }
