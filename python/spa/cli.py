@@ -63,7 +63,7 @@ def _prune(args: argparse.Namespace) -> None:
     before = model.stats()
     groups = model.coupling_groups()
     ratio = args.ratio
-    if ratio is None and args.target_params is None and args.target_flops is None:
+    if ratio is None and args.target_params is None and args.target_flops is None and args.target_latency is None:
         ratio = 0.3
     if args.criterion != "obspa" and args.hessian != "auto":
         raise SPAError("--hessian is an option of --criterion obspa")
@@ -77,7 +77,8 @@ def _prune(args: argparse.Namespace) -> None:
                            input_shapes=args.input_shape, sequential=not args.one_shot,
                            reestimate_batchnorm=args.reestimate_bn, synthesis=args.synthesis)
     plan = model.plan(criterion=args.criterion, ratio=ratio, target_params=args.target_params,
-                      target_flops=args.target_flops, global_ranking=args.global_ranking,
+                      target_flops=args.target_flops, target_latency=args.target_latency,
+                      latency_threads=args.latency_threads, global_ranking=args.global_ranking,
                       round_to=args.round_to, protect=args.protect, seed=args.seed,
                       calibration=calibration, obspa=options, allocation=args.allocation,
                       input_shapes=args.input_shape, quiet=args.quiet)
@@ -165,6 +166,18 @@ def _verify(args: argparse.Namespace) -> None:
 CRITERION_CHOICES = ["l1", "l2", "random", "bn_scale", "fpgm", "obspa", "taylor", "snip", "grasp", "crop", "obd"]
 
 
+def _rounding(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is neither a positive integer nor auto")
+    return value
+
+
 def _fraction(text: str) -> float:
     value = float(text)
     if not 0.0 <= value < 1.0:
@@ -224,6 +237,12 @@ def _add_prune_command(commands) -> None:
     amount.add_argument("--ratio", type=_fraction, help="fraction of channels to remove (default 0.3)")
     amount.add_argument("--target-params", type=_fraction, help="fraction of parameters to remove")
     amount.add_argument("--target-flops", type=_fraction, help="fraction of MACs to remove")
+    amount.add_argument("--target-latency", type=_fraction,
+                        help="fraction of the onnxruntime latency on this machine to remove (0.5: twice as fast), "
+                             "measured on inputs made from the declared ones (--input-shape sets dynamic dims, "
+                             "the batch among them); kept widths are rounded to the multiple that measures best")
+    prune.add_argument("--latency-threads", type=int, default=1, metavar="N",
+                       help="onnxruntime threads for --target-latency (default 1)")
     prune.add_argument("--allocation", choices=["uniform", "global", "sensitivity"],
                        help="how the amount is shared among groups: the same ratio in each (uniform), channels "
                             "ranked across groups (global), or per-group counts with the least output damage "
@@ -231,7 +250,9 @@ def _add_prune_command(commands) -> None:
                             "--target-flops, else uniform)")
     prune.add_argument("--global", dest="global_ranking", action="store_true",
                        help="the same as --allocation global")
-    prune.add_argument("--round-to", type=int, default=1, help="keep a multiple of N channels per group")
+    prune.add_argument("--round-to", type=_rounding, default=1, metavar="N",
+                       help="keep a multiple of N channels per group; auto (the default with --target-latency) "
+                            "measures 1, 8 and 16 and keeps the one meeting the target with the fewest removed")
     prune.add_argument("--protect", nargs="+", default=[], metavar="NAME",
                        help="initializers whose groups must not be pruned")
     prune.add_argument("--plan-out", help="write the plan (removed indices per tensor) as JSON")

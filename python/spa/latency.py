@@ -8,6 +8,8 @@ repeated runs after warm-up runs.
 from __future__ import annotations
 
 import json
+import os
+import platform
 import tempfile
 import time
 from collections import defaultdict
@@ -172,3 +174,41 @@ def attribute_to(profile: NodeProfile, original: onnx.GraphProto, layers: Mappin
         else:
             owned[owner] += milliseconds
     return dict(owned), other
+
+
+def machine_signature(threads: int) -> str:
+    """What a latency depends on besides the model and its inputs: this processor, onnxruntime, threads."""
+    import onnxruntime
+
+    model_name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            model_name = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")),
+                              model_name)
+    except OSError:
+        pass
+    return f"{model_name}|{os.cpu_count()}|onnxruntime {onnxruntime.__version__}|{threads} threads"
+
+
+class LatencyMeter:
+    """Median latencies (ms) of models on fixed inputs, cached on disk per model and machine
+    (spa.cache kind "latency"), so that searching for a latency target twice measures once."""
+
+    def __init__(self, feeds: Mapping[str, np.ndarray], threads: int = 1, budget: float = 2.0) -> None:
+        self.feeds, self.threads, self.budget = dict(feeds), threads, budget
+        self.signature = machine_signature(threads)
+        self.measured = 0  # models timed (not read from the cache)
+
+    def __call__(self, model: onnx.ModelProto) -> float:
+        from spa.cache import digest, load_arrays, store_arrays
+
+        blob = model.SerializeToString()
+        shapes = ";".join(f"{name}:{array.dtype}{array.shape}" for name, array in sorted(self.feeds.items()))
+        key = digest([blob, self.signature, shapes])
+        cached = load_arrays("latency", key)
+        if cached is not None and "ms" in cached:
+            return float(cached["ms"])
+        milliseconds = median_latency(blob, self.feeds, self.threads, budget=self.budget).median_ms
+        self.measured += 1
+        store_arrays("latency", key, {"ms": np.asarray(milliseconds)})
+        return milliseconds

@@ -29,6 +29,7 @@ from spa.exporter.external_data import initializer_bytes
 from spa.groups import Group, Plan
 from spa.importer import ImportConfig, import_model
 from spa.importer.model_prep import SPA_OPSET
+from spa.latency import LatencyMeter
 from spa.obspa import OBSPA, OBSPAOptions
 from spa.planning import Planner, Target, choose_allocation
 from spa.providers import Provider
@@ -45,6 +46,7 @@ from spa.verify import Trial, Verification, generated_inputs, verified_prune
 from spa.verify.checks import Failure, Runner, check_signature, check_validity
 
 HEAD_PRUNING = ("dims", "whole")
+ROUNDINGS = (1, 8, 16)  # kept-channel multiples tried for a latency target (CPU kernels block by 8 or 16)
 
 
 class Model:
@@ -59,6 +61,7 @@ class Model:
         self._written: tuple[int | None, onnx.ModelProto, bytes] | None = None  # opset, verified model, bytes
         self._reference: tuple[dict[str, np.ndarray], list[np.ndarray] | None] | None = None  # feeds, outputs
         self.verification: Verification | None = None  # what the last prune's verification checked
+        self._latency_meter: LatencyMeter | None = None  # set by a plan for a latency target
 
     @property
     def heads(self) -> str:
@@ -126,16 +129,23 @@ class Model:
 
     # -- pruning ---------------------------------------------------------------
     def plan(self, criterion: str = "l1", ratio: float | None = None, target_params: float | None = None,
-             target_flops: float | None = None, global_ranking: bool = False, round_to: int = 1,
+             target_flops: float | None = None, global_ranking: bool = False, round_to: int | str = 1,
              protect: Iterable[str] = (), seed: int = 0, provider: Provider | None = None,
              calibration: Mapping[str, np.ndarray] | None = None, obspa: OBSPAOptions | None = None,
              criterion_options: Mapping[str, object] | None = None, allocation: str | None = None,
-             input_shapes: Mapping[str, Sequence[int]] | None = None, quiet: bool = False) -> Plan:
+             input_shapes: Mapping[str, Sequence[int]] | None = None, quiet: bool = False,
+             target_latency: float | None = None, latency_threads: int = 1) -> Plan:
         """Choose channels to remove.
 
-        Exactly one of `ratio` (fraction of the channels), `target_params` or
-        `target_flops` (fraction of the model's parameters / MACs to remove)
-        must be given. `allocation` says how they are shared among groups:
+        Exactly one of `ratio` (fraction of the channels), `target_params`,
+        `target_flops` or `target_latency` (fraction of the model's parameters,
+        MACs or onnxruntime latency on this machine to remove) must be given.
+        Latency is measured on `latency_threads` threads, on inputs made from
+        the declared ones (`input_shapes` sizes dynamic dims; the batch is
+        one of them), and cached per model and machine. `round_to` keeps a
+        multiple of that many channels per group; "auto" (the default with a
+        latency target) measures the candidates in ROUNDINGS and keeps the one
+        that meets the target removing the fewest channels. `allocation` says how they are shared among groups:
         "uniform" (the same ratio in each), "global" (channels ranked across
         groups; `global_ranking=True` says the same) or "sensitivity" (per-group
         counts from a measured sensitivity table with the least predicted
@@ -151,8 +161,9 @@ class Model:
         criterion's constructor. `plan.data_used` says what data was read;
         `quiet` silences progress displays.
         """
-        target = Target.of(ratio, target_params, target_flops)
+        target = Target.of(ratio, target_params, target_flops, target_latency)
         allocation = choose_allocation(allocation, criterion, target, global_ranking)
+        roundings = self._roundings(round_to, target, input_shapes, latency_threads)
         if calibration is not None and criterion != "obspa" and allocation != "sensitivity":
             raise SPAError(f"calibration data is only used by the obspa criterion and sensitivity allocation, "
                            f"not {criterion}")
@@ -169,19 +180,16 @@ class Model:
             fit, held_out = held_out_split(calibration, sensitivity.SAMPLES)  # OBSPA's refit would look perfect on its own samples
         pruner, scores, data_used = self._score(criterion, groups, weights, provider, fit, options,
                                                 criterion_options, seed, quiet)
-        planner = Planner(self, groups, {n: a.shape for n, a in weights.items()}, scores, round_to, tuple(protect))
         refit = pruner.reconstruction if pruner is not None else (lambda plan, quiet: {})
-        table = {}
-        if allocation == "sensitivity":
-            proposed, note, judge, measured = self._by_sensitivity(planner, target, criterion, pruner, held_out,
-                                                                   options, quiet)
-            plan, updates, verdict = least_damage({"sensitivity": proposed, "uniform": planner.uniform(target)},
-                                                  lambda plan: refit(plan, quiet), judge)
-            data_used += f"; {note}; {verdict}"
-            table = {g: (tuple(int(c) for c in measured.counts[g]), tuple(float(d) for d in measured.damages[g]))
-                     for g in measured.counts}
-        else:
-            plan = planner.uniform(target) if allocation == "uniform" else planner.global_ranking(target)
+        shapes = {n: a.shape for n, a in weights.items()}
+        candidates = []
+        for rounding in roundings:
+            planner = Planner(self, groups, shapes, scores, rounding, tuple(protect))
+            candidates.append((rounding, *self._allocate(planner, target, allocation, criterion, pruner, held_out,
+                                                         options, quiet, refit)))
+        plan, updates, note, table = self._least_removal(candidates, target)
+        data_used += note
+        if updates is None:
             updates = refit(plan, quiet)
         if pruner is None:
             return Plan(plan.removed, {}, data_used, self._heads, sensitivity=table)
@@ -191,6 +199,57 @@ class Model:
             data_used += f"; {pruner.batchnorm_reestimated} BatchNorms re-estimated"
         return Plan(plan.removed, updates, data_used, self._heads, sensitivity=table,
                     refit=lambda removed: pruner.reconstruction(Plan(removed), quiet))
+
+    def _roundings(self, round_to: int | str, target: Target, input_shapes: Mapping[str, Sequence[int]] | None,
+                   threads: int) -> tuple[int, ...]:
+        """The roundings to try; sets up the latency meter a latency target needs."""
+        if target.measure == "latency":
+            self._latency_meter = LatencyMeter(generated_inputs(self._state_onnx(), input_shapes), threads)
+            round_to = "auto" if round_to == 1 else round_to
+        if round_to == "auto":
+            if target.measure != "latency":
+                raise SPAError("round_to='auto' chooses the rounding by measured latency: give target_latency")
+            return ROUNDINGS
+        if isinstance(round_to, str) or round_to < 1:
+            raise SPAError(f"round_to must be a positive integer or 'auto', not {round_to!r}")
+        return (round_to,)
+
+    def _allocate(self, planner: Planner, target: Target, allocation: str, criterion: str, pruner: OBSPA | None,
+                  held_out, options: OBSPAOptions, quiet: bool, refit) -> tuple:
+        """(plan, its weight updates or None when not computed yet, a note for data_used, sensitivity table)."""
+        if allocation != "sensitivity":
+            plan = planner.uniform(target) if allocation == "uniform" else planner.global_ranking(target)
+            return plan, None, "", {}
+        proposed, note, judge, measured = self._by_sensitivity(planner, target, criterion, pruner, held_out,
+                                                               options, quiet)
+        plan, updates, verdict = least_damage({"sensitivity": proposed, "uniform": planner.uniform(target)},
+                                              lambda plan: refit(plan, quiet), judge)
+        table = {g: (tuple(int(c) for c in measured.counts[g]), tuple(float(d) for d in measured.damages[g]))
+                 for g in measured.counts}
+        return plan, updates, f"; {note}; {verdict}", table
+
+    def _least_removal(self, candidates: list[tuple], target: Target) -> tuple:
+        """Of (rounding, plan, updates, note, table) candidates, the one that meets the target removing the
+        fewest channels (or, when none does, that comes nearest); with its rounding in the note."""
+        if len(candidates) == 1:
+            return candidates[0][1:]
+        before = self.current_stat(target.measure)
+        achieved = [1 - self.pruned_stat(c[1], target.measure) / before for c in candidates]
+        meeting = [i for i, a in enumerate(achieved) if a >= target.fraction]
+        best = min(meeting, key=lambda i: candidates[i][1].removed_count()) if meeting else \
+            max(range(len(candidates)), key=lambda i: achieved[i])
+        measured = ", ".join(f"{c[0]}: {1 - a:.0%}" for c, a in zip(candidates, achieved))
+        rounding, plan, updates, note, table = candidates[best]
+        return plan, updates, f"{note}; kept channels rounded to multiples of {rounding}, chosen by measured " \
+                              f"onnxruntime latency (pruned/original by multiple: {measured})", table
+
+    def current_stat(self, measure: str) -> float:
+        """The model's params or MACs, or its latency in ms (measured by the meter a latency target set up)."""
+        if measure == "latency":
+            if self._latency_meter is None:
+                raise SPAError("latency is measured only for a plan with target_latency")
+            return self._latency_meter(self._state_onnx())
+        return getattr(self.stats(), measure)
 
     def _score(self, criterion: str, groups: list[Group], weights: Mapping[str, np.ndarray],
                provider: Provider | None, calibration: Mapping[str, np.ndarray] | None, options: OBSPAOptions,
@@ -236,12 +295,13 @@ class Model:
                 f"groups, {samples} {_sample_kind(calibration, synthesized)} samples)",
                 PlanDamage(run_model, batches, prune_model), table)
 
-    def pruned_stat(self, plan: Plan, measure: str) -> int:
-        """The params or MACs of a copy of this model pruned by `plan` (not verified)."""
+    def pruned_stat(self, plan: Plan, measure: str) -> float:
+        """The params, MACs or latency (see current_stat) of a copy of this model pruned by `plan` (not verified)."""
         trial = Model(self._clone(), self.label)
         trial.heads = self._heads  # group ids depend on the head granularity
+        trial._latency_meter = self._latency_meter
         trial.prune(plan, verify=False)
-        return getattr(trial.stats(), measure)
+        return trial.current_stat(measure)
 
     def _clone(self) -> ir.Module:
         """A deep copy of the module (through bytecode: weights stay binary), in a context of its own:

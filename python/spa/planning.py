@@ -6,9 +6,10 @@ Three allocations (`ALLOCATIONS`):
 - global: channels ranked across groups by score / group mean;
 - sensitivity: per-group counts from a measured sensitivity table, chosen by
   a knapsack for the least predicted damage (spa.sensitivity).
-A target is a channel ratio, or a fraction of the parameters or MACs to
-remove; targets are met as *measured* on a pruned copy (per-channel costs
-double-count a layer whose inputs and outputs both shrink).
+A target is a channel ratio, or a fraction of the parameters, MACs or
+onnxruntime latency to remove; targets are met as *measured* on a pruned copy
+(per-channel costs double-count a layer whose inputs and outputs both shrink,
+and latency follows MACs only loosely).
 """
 
 from __future__ import annotations
@@ -28,18 +29,19 @@ ALLOCATIONS = ("uniform", "global", "sensitivity")
 
 @dataclass(frozen=True)
 class Target:
-    """What to remove: `measure` is "channels" (a ratio), "params" or "macs"; `fraction` in [0, 1]."""
+    """What to remove: `measure` is "channels" (a ratio), "params", "macs" or "latency"; `fraction` in [0, 1]."""
 
     measure: str
     fraction: float
 
     @classmethod
-    def of(cls, ratio: float | None, target_params: float | None, target_flops: float | None) -> Target:
+    def of(cls, ratio: float | None, target_params: float | None, target_flops: float | None,
+           target_latency: float | None = None) -> Target:
         """The one amount given; SPAError unless exactly one is."""
-        given = [(m, v) for m, v in (("channels", ratio), ("params", target_params), ("macs", target_flops))
-                 if v is not None]
+        given = [(m, v) for m, v in (("channels", ratio), ("params", target_params), ("macs", target_flops),
+                                     ("latency", target_latency)) if v is not None]
         if len(given) != 1:
-            raise SPAError("give exactly one of ratio, target_params and target_flops")
+            raise SPAError("give exactly one of ratio, target_params, target_flops and target_latency")
         return cls(*given[0])
 
 
@@ -79,7 +81,11 @@ class Planner:
             return {g.id: 1.0 for g in self.groups}
         if measure == "params":
             return {g.id: select.params_per_channel(g, self.shapes) for g in self.groups}
-        return self._macs_per_channel()
+        macs = self._macs_per_channel()
+        if measure == "latency":  # MACs as its proxy, in milliseconds; the target itself is measured
+            scale = self.total("latency") / max(self.total("macs"), 1.0)
+            return {group_id: cost * scale for group_id, cost in macs.items()}
+        return macs
 
     def uniform(self, target: Target) -> Plan:
         def same_ratio(fraction: float) -> Plan:
@@ -111,7 +117,7 @@ class Planner:
         return self.calibrate(plan_for, target, target.fraction, min(0.999, target.fraction * 3 + 0.01))
 
     def total(self, measure: str) -> float:
-        return float(getattr(self.model.stats(), measure))
+        return float(self.model.current_stat(measure))
 
     def calibrate(self, plan_for: Callable[[float], Plan], target: Target, low: float, high: float,
                   steps: int = 8) -> Plan:

@@ -1,0 +1,85 @@
+"""Pruning to a latency target: the search, the rounding chosen from measurements, and the meter's cache.
+
+Selection is tested against a simulated machine (a meter whose latency is a known function of the
+widths) so that what it must choose is known; the real meter is tested for what it measures and caches.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import pytest
+
+import spa
+import spa.model
+from spa.data import demo_model_path, load_demo_images
+from spa.errors import SPAError
+from spa.latency import LatencyMeter
+
+
+class BlockedKernels:
+    """A machine whose kernels run three times slower when a layer's output width is not a multiple of 16."""
+
+    def __init__(self, feeds, threads: int = 1) -> None:
+        self.feeds, self.threads = feeds, threads
+
+    def __call__(self, model: onnx.ModelProto) -> float:
+        cost = 0.0
+        for tensor in model.graph.initializer:
+            if tensor.name.endswith(".weight"):
+                slow = 1 if tensor.dims[0] % 16 == 0 else 3
+                cost += slow * float(np.prod(tensor.dims))
+        return cost / 1e4
+
+
+def test_latency_target_chooses_the_rounding_the_machine_rewards(monkeypatch) -> None:
+    monkeypatch.setattr(spa.model, "LatencyMeter", BlockedKernels)
+    model = spa.load(demo_model_path())
+    dense = BlockedKernels({})(model.to_onnx())
+    plan = model.plan(criterion="l1", target_latency=0.4)
+    assert "multiples of 16" in plan.data_used
+    model.prune(plan)
+    pruned = BlockedKernels({})(model.to_onnx())
+    assert pruned <= 0.6 * dense  # the target, as the machine measures it
+    kept = [t.dims[0] for t in model.to_onnx().graph.initializer if t.name.endswith(".weight")]
+    assert all(width % 16 == 0 for width in kept[:-1])  # the classifier's 10 outputs stay
+
+
+def test_a_fixed_rounding_is_kept_and_auto_needs_a_latency_target(monkeypatch) -> None:
+    monkeypatch.setattr(spa.model, "LatencyMeter", BlockedKernels)
+    model = spa.load(demo_model_path())
+    plan = model.plan(criterion="l1", target_latency=0.4, round_to=8)
+    assert "rounded" not in plan.data_used  # one candidate: nothing to choose
+    with pytest.raises(SPAError, match="target_latency"):
+        model.plan(criterion="l1", ratio=0.3, round_to="auto")
+
+
+def test_meter_measures_once_per_model_and_machine() -> None:
+    images, _ = load_demo_images()
+    model = onnx.load(demo_model_path())
+    meter = LatencyMeter({"image": images[:32]}, threads=1, budget=0.2)
+    first = meter(model)
+    again = meter(model)
+    assert first == again > 0 and meter.measured == 1  # the second came from the cache
+    other = LatencyMeter({"image": images[:64]}, threads=1, budget=0.2)
+    other(model)
+    assert other.measured == 1  # other inputs, another entry
+
+
+def test_cli_latency_target_and_bad_rounding(tmp_path) -> None:
+    def spa_cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "spa", *args], capture_output=True, text=True)
+
+    out = tmp_path / "fast.onnx"
+    result = spa_cli("--quiet", "prune", str(demo_model_path()), "-o", str(out), "--target-latency", "0.3",
+                     "--input-shape", "image:64x1x28x28")
+    assert result.returncode == 0, result.stderr
+    assert "chosen by measured onnxruntime latency" in result.stdout and out.is_file()
+    bad = spa_cli("prune", str(demo_model_path()), "-o", str(tmp_path / "x.onnx"), "--round-to", "auto")
+    assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "target_latency" in bad.stderr
+    assert not (tmp_path / "x.onnx").exists()
+    usage = spa_cli("prune", str(demo_model_path()), "-o", str(tmp_path / "x.onnx"), "--round-to", "zero")
+    assert usage.returncode == 2 and "neither a positive integer nor auto" in usage.stderr
