@@ -32,6 +32,7 @@ from spa.importer.model_prep import SPA_OPSET
 from spa.latency import LatencyMeter
 from spa.obspa import OBSPA, OBSPAOptions
 from spa.planning import Planner, Target, choose_allocation
+from spa.progress import phase
 from spa.providers import Provider
 from spa.sensitivity import (
     PlanDamage,
@@ -80,7 +81,8 @@ class Model:
     def coupling_groups(self) -> list[Group]:
         """The groups of coupled channels (computed once per model state)."""
         if self._groups is None:
-            self._groups = passes.coupling_groups(self.module, self._heads)
+            with phase("channel coupling analysis"):
+                self._groups = passes.coupling_groups(self.module, self._heads)
         return self._groups
 
     def hold_groups(self, group_ids: Iterable[int], reason: str) -> None:
@@ -185,8 +187,9 @@ class Model:
         candidates = []
         for rounding in roundings:
             planner = Planner(self, groups, shapes, scores, rounding, tuple(protect))
-            candidates.append((rounding, *self._allocate(planner, target, allocation, criterion, pruner, held_out,
-                                                         options, quiet, refit)))
+            with phase(f"selection ({target.measure} target, kept widths multiples of {rounding})", quiet):
+                candidates.append((rounding, *self._allocate(planner, target, allocation, criterion, pruner,
+                                                             held_out, options, quiet, refit)))
         plan, updates, note, table = self._least_removal(candidates, target)
         data_used += note
         if updates is None:
@@ -390,7 +393,8 @@ class Model:
         original = self._bytecode()
         trial = self._trial(original, inputs, input_shapes, opset, consume=True)
         try:
-            pruned, applied, self.verification = verified_prune(trial, plan)
+            with phase("pruning and verification"):
+                pruned, applied, self.verification = verified_prune(trial, plan)
         except SPAError:
             self.module = ir.Module.parse(original, context=new_context())  # the first trial pruned it
             self._changed()
@@ -467,6 +471,10 @@ class Model:
         verified is checked again (checker, onnxruntime, output signature)
         first; SPAError if it fails, and nothing is written.
         """
+        with phase(f"export to {Path(path).name}"):
+            self._save(path, external_data, opset)
+
+    def _save(self, path: str | Path, external_data: bool | None, opset: int | None) -> None:
         if self._reference is not None and (self._written is None or self._written[0] != opset):
             model = export_module(self.module, opset=opset)
             blob = model.SerializeToString()
@@ -525,4 +533,5 @@ def load(source: str | Path | onnx.ModelProto, config: ImportConfig = FOR_PRUNIN
     """Import an ONNX file or ModelProto as a Model (by default with static shape arithmetic folded,
     so that computed Reshape/Expand targets can be pruned; see ImportConfig)."""
     label = str(source) if not isinstance(source, onnx.ModelProto) else (source.graph.name or "<model>")
-    return Model(import_model(source, config), label)
+    with phase(f"import of {Path(label).name}"):
+        return Model(import_model(source, config), label)

@@ -9,6 +9,7 @@ from spa.errors import SPAError
 from spa.html_report.contents import Side
 from spa.html_report.layer_graph import layer_graph
 from spa.latency import attribute_to, median_latency, node_latencies
+from spa.progress import phase
 from spa.verify.inputs import generated_inputs
 
 
@@ -28,8 +29,9 @@ def add_latency(contents: dict[str, Any], before: Side, after: Side | None,
     sides = {"before": before} | ({"after": after} if after is not None else {})
     summary: dict[str, Any] = {"threads": threads}
     for key, side in sides.items():
-        whole = median_latency(side.onnx, feeds, threads)
-        per_layer, other = _per_layer(side, feeds, threads)
+        with phase(f"timing the {'pruned' if key == 'after' else 'original'} model with onnxruntime"):
+            whole = median_latency(side.onnx, feeds, threads)
+            per_layer, other = _per_layer(side, feeds, threads)
         for row in contents["layers"]:
             row[f"latency_{key}"] = per_layer.get(row["id"], 0.0)
         summary[key] = {"median_ms": whole.median_ms, "other_ms": other}
