@@ -53,6 +53,7 @@ class Stage:
 
 def _prune(args: argparse.Namespace) -> None:
     from spa.calibration import load_calibration
+    from spa.execution import backend_for
     from spa.model import load
     from spa.obspa import OBSPAOptions
 
@@ -73,15 +74,15 @@ def _prune(args: argparse.Namespace) -> None:
     if args.calibration:
         calibration = load_calibration(args.calibration, model.input_names(), args.calibration_samples)
     Stage.name = "scoring"
+    backend = backend_for(args.ray, args.workers) if args.ray or args.workers else None
     options = OBSPAOptions(hessian=args.hessian, samples=args.synthetic_samples, damp=args.damp, seed=args.seed,
                            input_shapes=args.input_shape, sequential=not args.one_shot,
                            reestimate_batchnorm=args.reestimate_bn, synthesis=args.synthesis)
-    plan = model.plan(criterion=args.criterion, ratio=ratio, target_params=args.target_params,
-                      target_flops=args.target_flops, target_latency=args.target_latency,
-                      latency_threads=args.latency_threads, global_ranking=args.global_ranking,
-                      round_to=args.round_to, protect=args.protect, seed=args.seed,
-                      calibration=calibration, obspa=options, allocation=args.allocation,
-                      input_shapes=args.input_shape, quiet=args.quiet)
+    try:
+        plan = _plan(args, model, ratio, calibration, options, backend)
+    finally:
+        if backend is not None:
+            backend.close()
     Stage.name = "pruning and verification" if args.verify else "pruning"
     inputs = _verification_inputs(args, model)
     applied = model.prune(plan, verify=args.verify, inputs=inputs, input_shapes=args.input_shape, opset=args.opset)
@@ -113,6 +114,55 @@ def _report(args: argparse.Namespace) -> None:
     report_from_files(args.model, args.output, args.plan, args.pruned, args.heads, not args.no_latency,
                       args.input_shape)
     print(f"wrote {args.output}")
+
+
+def _sweep(args: argparse.Namespace) -> None:
+    from spa.calibration import held_out_split, load_calibration
+    from spa.execution import backend_for
+    from spa.model import load
+    from spa.sweep import SweepInputs, run_sweep, write_results
+    from spa.verify import generated_inputs, read_inputs
+
+    Stage.model, Stage.name = args.model, "import"
+    model = load(args.model)  # one clear line for a file that is not a model, before any worker starts
+    written = model.to_onnx()
+    calibration = evaluation = None
+    if args.calibration:
+        calibration, evaluation = held_out_split(
+            load_calibration(args.calibration, model.input_names(), args.calibration_samples), 64)
+    if args.inputs:
+        evaluation = read_inputs(args.inputs, written, limit=64)
+    inputs = SweepInputs(written.SerializeToString(), args.measure, calibration,
+                         evaluation or generated_inputs(written, args.input_shape), input_shapes=args.input_shape,
+                         heads=args.heads)
+    Stage.name = "sweep"
+    backend = backend_for(args.ray, args.workers)
+    try:
+        dense, rows = run_sweep(inputs, args.criteria, args.targets, backend, args.quiet)
+    finally:
+        backend.close()
+    files = write_results(args.output, args.model, dense, rows)
+    print(f"{'dense':>8} {'':5} latency {dense['latency_ms']:.2f} ms")
+    for row in rows:
+        print(f"{row['criterion']:>8} {row['target']:<5g} {_sweep_outcome(row)}")
+    print(f"wrote {len(files)} files into {args.output}: {', '.join(files[:3])} and the pruned models")
+
+
+def _sweep_outcome(row: dict) -> str:
+    from spa.sweep.front import quality
+
+    if "error" in row:
+        return f"failed: {row['error']}"
+    return f"MACs -{row['macs_removed']:.1%}, latency {row['latency_ms']:.2f} ms, quality {quality(row):.3f}"
+
+
+def _plan(args: argparse.Namespace, model, ratio, calibration, options, backend):
+    return model.plan(criterion=args.criterion, ratio=ratio, target_params=args.target_params,
+                      target_flops=args.target_flops, target_latency=args.target_latency,
+                      latency_threads=args.latency_threads, global_ranking=args.global_ranking,
+                      round_to=args.round_to, protect=args.protect, seed=args.seed,
+                      calibration=calibration, obspa=options, allocation=args.allocation,
+                      input_shapes=args.input_shape, quiet=args.quiet, backend=backend)
 
 
 def _verification_inputs(args: argparse.Namespace, model):
@@ -176,6 +226,21 @@ def _rounding(text: str) -> int | str:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text} is neither a positive integer nor auto")
     return value
+
+
+def _fractions(text: str) -> list[float]:
+    return [_fraction(part) for part in text.split(",") if part.strip()]
+
+
+SWEEP_CRITERIA = ("l1", "l2", "random", "bn_scale", "fpgm", "obspa")  # those that need no gradients
+
+
+def _names(text: str) -> list[str]:
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = [n for n in names if n not in SWEEP_CRITERIA]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown criterion {unknown[0] if unknown else text!r}")
+    return names
 
 
 def _fraction(text: str) -> float:
@@ -261,6 +326,7 @@ def _add_prune_command(commands) -> None:
     prune.add_argument("--seed", type=int, default=0, help="seed of the random criterion and synthetic inputs")
     _add_opset_option(prune)
     _add_heads_option(prune)
+    _add_backend_options(prune)
     _add_prune_groups(prune)
 
 
@@ -312,6 +378,34 @@ def _add_report_command(commands) -> None:
     report.set_defaults(run=_report)
 
 
+def _add_backend_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--ray", metavar="ADDRESS",
+                        help="run the work on the Ray cluster at ADDRESS, or on Ray started here (local); "
+                             "needs spa[ray]")
+    parser.add_argument("--workers", type=int, metavar="N",
+                        help="processes (or Ray CPUs with --ray local) to use (default: every core)")
+
+
+def _add_sweep_command(commands) -> None:
+    sweep = commands.add_parser("sweep", help="prune at every target with every criterion: a table of params, "
+                                "MACs, latency and output agreement, and its Pareto front")
+    sweep.add_argument("model", help="ONNX model file (.onnx)")
+    sweep.add_argument("--targets", type=_fractions, required=True, metavar="F,F,...",
+                       help="amounts to remove, e.g. 0.1,0.2,0.3,0.5 (of --measure)")
+    sweep.add_argument("--criteria", type=_names, default=["l1"], metavar="C,C,...",
+                       help="criteria to compare, e.g. l2,obspa (default l1)")
+    sweep.add_argument("--measure", choices=["flops", "params", "channels", "latency"], default="flops",
+                       help="what the targets are fractions of (default flops: MACs)")
+    sweep.add_argument("--calibration", metavar="DATA.npz",
+                       help="samples for obspa (three quarters) and for the agreement (the rest)")
+    sweep.add_argument("--calibration-samples", type=int, metavar="N", help="use only the first N samples")
+    sweep.add_argument("-o", "--output", required=True, metavar="FOLDER", help="where the results go")
+    _add_input_options(sweep)
+    _add_heads_option(sweep)
+    _add_backend_options(sweep)
+    sweep.set_defaults(run=_sweep)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="spa", description="Structurally Prune Anything: structured pruning of ONNX models.")
@@ -357,6 +451,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.set_defaults(run=_verify)
 
     _add_report_command(commands)
+    _add_sweep_command(commands)
 
     demo = commands.add_parser("demo", help="prune a bundled trained MNIST model (no arguments) and show "
                                "its speed-up and report")
@@ -372,10 +467,9 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "input_shape", None) is not None:
         args.input_shape = dict(args.input_shape)
     warnings.showwarning = _print_warning  # one readable line per warning, not a source location
-    if args.quiet:
-        from spa.progress import set_quiet
+    from spa.progress import set_quiet
 
-        set_quiet(True)
+    set_quiet(args.quiet)  # each run of main says, also when called again in one process
     Stage.name, Stage.model = "start-up", getattr(args, "model", "")
     try:
         args.run(args)

@@ -24,6 +24,7 @@ from spa.calibration import held_out_split
 from spa.context import new_context
 from spa.criteria import make_criterion, score_groups
 from spa.errors import SPAError
+from spa.execution import Backend
 from spa.exporter import EXTERNAL_DATA_THRESHOLD, export_module, save_module, write_bytes_atomically
 from spa.exporter.external_data import initializer_bytes
 from spa.groups import Group, Plan
@@ -136,7 +137,8 @@ class Model:
              calibration: Mapping[str, np.ndarray] | None = None, obspa: OBSPAOptions | None = None,
              criterion_options: Mapping[str, object] | None = None, allocation: str | None = None,
              input_shapes: Mapping[str, Sequence[int]] | None = None, quiet: bool = False,
-             target_latency: float | None = None, latency_threads: int = 1) -> Plan:
+             target_latency: float | None = None, latency_threads: int = 1,
+             backend: Backend | None = None) -> Plan:
         """Choose channels to remove.
 
         Exactly one of `ratio` (fraction of the channels), `target_params`,
@@ -147,7 +149,9 @@ class Model:
         one of them), and cached per model and machine. `round_to` keeps a
         multiple of that many channels per group; "auto" (the default with a
         latency target) measures the candidates in ROUNDINGS and keeps the one
-        that meets the target removing the fewest channels. `allocation` says how they are shared among groups:
+        that meets the target removing the fewest channels. `backend`
+        (spa.execution) runs the sensitivity table's measurements (default:
+        this process for a small model, else local processes). `allocation` says how they are shared among groups:
         "uniform" (the same ratio in each), "global" (channels ranked across
         groups; `global_ranking=True` says the same) or "sensitivity" (per-group
         counts from a measured sensitivity table with the least predicted
@@ -189,7 +193,7 @@ class Model:
             planner = Planner(self, groups, shapes, scores, rounding, tuple(protect))
             with phase(f"selection ({target.measure} target, kept widths multiples of {rounding})", quiet):
                 candidates.append((rounding, *self._allocate(planner, target, allocation, criterion, pruner,
-                                                             held_out, options, quiet, refit)))
+                                                             held_out, options, quiet, refit, backend)))
         plan, updates, note, table = self._least_removal(candidates, target)
         data_used += note
         if updates is None:
@@ -218,13 +222,13 @@ class Model:
         return (round_to,)
 
     def _allocate(self, planner: Planner, target: Target, allocation: str, criterion: str, pruner: OBSPA | None,
-                  held_out, options: OBSPAOptions, quiet: bool, refit) -> tuple:
+                  held_out, options: OBSPAOptions, quiet: bool, refit, backend: Backend | None) -> tuple:
         """(plan, its weight updates or None when not computed yet, a note for data_used, sensitivity table)."""
         if allocation != "sensitivity":
             plan = planner.uniform(target) if allocation == "uniform" else planner.global_ranking(target)
             return plan, None, "", {}
         proposed, note, judge, measured = self._by_sensitivity(planner, target, criterion, pruner, held_out,
-                                                               options, quiet)
+                                                               options, quiet, backend)
         plan, updates, verdict = least_damage({"sensitivity": proposed, "uniform": planner.uniform(target)},
                                               lambda plan: refit(plan, quiet), judge)
         table = {g: (tuple(int(c) for c in measured.counts[g]), tuple(float(d) for d in measured.damages[g]))
@@ -270,8 +274,8 @@ class Model:
         return None, scores, _data_used(chosen, provider, len(scores), sum(g.prunable for g in groups))
 
     def _by_sensitivity(self, planner: Planner, target: Target, criterion: str, pruner: OBSPA | None,
-                        calibration: Mapping[str, np.ndarray] | None, options: OBSPAOptions, quiet: bool
-                        ) -> tuple[Plan, str, Callable[[Plan], object], SensitivityTable]:
+                        calibration: Mapping[str, np.ndarray] | None, options: OBSPAOptions, quiet: bool,
+                        backend: Backend | None = None) -> tuple[Plan, str, Callable[[Plan], object], SensitivityTable]:
         """The plan of a sensitivity allocation, a note on how the table was measured, a judge (the
         end-to-end Judgement of any plan, with its weight updates, on the same samples) and the table."""
         eligible = planner.eligible()
@@ -289,7 +293,7 @@ class Model:
         correction = (lambda g, removed: pruner.updates(Plan({g: removed}))) if pruner is not None else None
         note = f"{criterion} {options} heads={self._heads} damage=centred-logit-mse"  # what the cache key covers
         table = sensitivity_table(run_model, batches, eligible, planner.scores, planner.round_to, note,
-                                  correction, prune_model, quiet)
+                                  correction, prune_model, quiet, backend)
         choices = allocation_options(eligible, table, planner.costs(target.measure), planner.round_to)
         samples = sum(len(next(iter(b.values()))) for b in batches)
         measured = sum(len(c) for c in table.counts.values())

@@ -24,6 +24,7 @@ def stderr(monkeypatch):
         return stream
 
     monkeypatch.setattr(progress, "DELAY", 0.2)
+    progress.set_quiet(False)  # as a process starts: an earlier in-process `spa --quiet` may have set it
     yield use
     progress.set_quiet(False)
     progress.set_listener(None)

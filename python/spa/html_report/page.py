@@ -30,12 +30,21 @@ def _inline_script(source: str) -> str:
     return f"<script>\n{_SOURCE_MAP.sub('', source)}\n</script>"
 
 
-def render_page(contents: dict[str, Any]) -> str:
-    """The HTML text of a report of `contents` (see spa.html_report.contents)."""
+def _page(template: str, script: str, libraries: tuple[str, ...], contents: dict[str, Any]) -> str:
     # "</" inside the JSON would end its <script> element; "<\/" means the same to JSON.
     data = json.dumps(contents, separators=(",", ":")).replace("</", "<\\/")
-    scripts = [_inline_script(_asset("vendor", name)) for name in LIBRARIES]
-    scripts.append(_inline_script(_asset("assets", "report.js")))
+    scripts = [_inline_script(_asset("vendor", name)) for name in libraries]
+    scripts.append(_inline_script(_asset("assets", script)))
     values = {"TITLE": html.escape(str(contents.get("model", ""))), "STYLE": _asset("assets", "report.css"),
               "DATA": data, "SCRIPTS": "\n".join(scripts)}
-    return _PLACEHOLDER.sub(lambda match: values[match.group(1)], _asset("assets", "report.html"))
+    return _PLACEHOLDER.sub(lambda match: values[match.group(1)], _asset("assets", template))
+
+
+def render_page(contents: dict[str, Any]) -> str:
+    """The HTML text of a report of `contents` (see spa.html_report.contents)."""
+    return _page("report.html", "report.js", LIBRARIES, contents)
+
+
+def render_sweep_page(summary: dict[str, Any]) -> str:
+    """The HTML text of a sweep's results and Pareto front (see spa.sweep)."""
+    return _page("sweep.html", "sweep.js", ("chart.umd.min.js",), summary)

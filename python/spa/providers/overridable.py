@@ -23,9 +23,11 @@ from spa.verify.masking import constant_value
 
 
 class OverridableModel:
-    """`model` with the constants `names` overridable and the values `exposed` readable."""
+    """`model` with the constants `names` overridable and the values `exposed` readable, run on
+    `threads` onnxruntime threads (None: its default)."""
 
-    def __init__(self, model: onnx.ModelProto, names: Sequence[str], exposed: Sequence[str] = ()) -> None:
+    def __init__(self, model: onnx.ModelProto, names: Sequence[str], exposed: Sequence[str] = (),
+                 threads: int | None = None) -> None:
         self.names = sorted(set(names))
         prepared = with_overridable(model, self.names)
         existing = {o.name for o in prepared.graph.output}
@@ -34,7 +36,7 @@ class OverridableModel:
                                      if n not in existing and n not in self.graph_inputs)
         self.values = {name: constant_value(prepared, name) for name in self.names}
         self.output_names = [o.name for o in model.graph.output]
-        self.runner = Runner(prepared.SerializeToString())
+        self.runner = Runner(prepared.SerializeToString(), threads)
         if self.runner.failure is not None:
             raise SPAError(f"onnxruntime cannot load the model to run it with changed weights "
                            f"({self.runner.failure.message})")

@@ -24,6 +24,7 @@ from spa.obspa.hessians import calibration_batches, synthetic_batches
 from spa.providers.batching import Feeding, feeding
 from spa.select import allowed_removal_counts
 from spa.sensitivity.allocation import Options, allocate
+from spa.execution import Backend
 from spa.sensitivity.cache import load_table, store_table, table_key
 from spa.sensitivity.measure import Correction, PruneModel, SensitivityTable, grid_counts, measure
 from spa.sensitivity.validation import PlanDamage, least_damage
@@ -54,13 +55,14 @@ def measurement_data(base: onnx.ModelProto, calibration: Mapping[str, np.ndarray
 def sensitivity_table(base: onnx.ModelProto, batches: Sequence[Mapping[str, np.ndarray]], groups: Sequence[Group],
                       scores: Mapping[int, np.ndarray], round_to: int, note: str,
                       correction: Correction | None = None, prune_model: PruneModel | None = None,
-                      quiet: bool = False) -> SensitivityTable:
-    """The table for `groups` (from the cache when it was measured the same way before)."""
+                      quiet: bool = False, backend: Backend | None = None) -> SensitivityTable:
+    """The table for `groups` (from the cache when it was measured the same way before), measured
+    on `backend` (see measure)."""
     counts = {g.id: grid_counts(g, round_to) for g in groups}
     key = table_key(base.SerializeToString(), batches, {g.id: scores[g.id] for g in groups}, counts, note)
     table = load_table(key)
     if table is None:
-        table = measure(base, groups, scores, batches, counts, correction, prune_model, quiet)
+        table = measure(base, groups, scores, batches, counts, correction, prune_model, quiet, backend)
         store_table(key, table)
     return table
 

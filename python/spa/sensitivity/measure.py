@@ -23,7 +23,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnx
 
+from spa.cache import digest
 from spa.errors import SPAError
+from spa.execution import Backend, LocalBackend, worker_cache
 from spa.groups import Group, Plan
 from spa.progress import progress_bar
 from spa.providers.overridable import OverridableModel
@@ -31,6 +33,7 @@ from spa.select import allowed_removal_counts, removal_order
 from spa.verify.checks import Runner
 
 GRID = (0.1, 0.25, 0.4, 0.55, 0.7, 0.85)
+THREADS = 1  # onnxruntime threads per measurement: workers share the cores, and every worker computes alike
 
 Correction = Callable[[int, tuple[int, ...]], dict[str, np.ndarray]]  # (group, removed) -> corrected weights
 PruneModel = Callable[[Plan], onnx.ModelProto]  # a plan -> the pruned model (SPA's opset)
@@ -99,40 +102,114 @@ def output_damage(dense: Sequence[np.ndarray], pruned: Sequence[np.ndarray]) -> 
 def measure(base: onnx.ModelProto, groups: Sequence[Group], scores: Mapping[int, np.ndarray],
             batches: Sequence[Mapping[str, np.ndarray]], counts: Mapping[int, Sequence[int]],
             correction: Correction | None = None, prune_model: PruneModel | None = None,
-            quiet: bool = False) -> SensitivityTable:
-    """The table for `groups` (each with `counts[g]` to measure), on the samples of `batches`."""
-    session = _OverridableSession(base, groups)
-    dense = session.run(batches, {})
-    if dense is None:
-        raise SPAError("sensitivity: onnxruntime cannot run the model on the measurement samples")
-    table = SensitivityTable()
-    jobs = [(g, k) for g in groups for k in counts.get(g.id, ())]
-    bar = progress_bar(total=len(jobs), description="sensitivity table", quiet=quiet)
+            quiet: bool = False, backend: Backend | None = None) -> SensitivityTable:
+    """The table for `groups` (each with `counts[g]` to measure), on the samples of `batches`.
+
+    The groups measured by masking run as tasks on `backend` (spa.execution; default: this process
+    for a small job, local processes for a large one), one per group; the result does not depend
+    on where they ran. Groups pruned for real are measured here."""
+    shared = _Shared.of(base, groups, batches)
+    masked = [g for g in groups if g.function_preserving or prune_model is None]
+    jobs = [_Job(group, _removals(group, scores, counts, correction)) for group in masked]
+    bar = progress_bar(total=sum(len(counts.get(g.id, ())) for g in groups), description="sensitivity table",
+                       quiet=quiet)
+    backend = _backend_for(backend, base, len(jobs))
+    damages = dict(zip([g.id for g in masked], backend.map(_measure_group, shared, jobs,
+                                                          lambda job: bar.update(len(job.removals)))))
     for group in groups:
-        measured = []
-        order = removal_order(group, scores)
-        for count in counts.get(group.id, ()):
-            removed = tuple(sorted(order[:count].tolist()))
-            updates = correction(group.id, removed) if correction else {}
-            if group.function_preserving or prune_model is None:
-                outputs = session.run(batches, session.masked(group, removed, updates))
-            else:
-                outputs = run_all(Runner(prune_model(Plan({group.id: removed}, updates)).SerializeToString()),
-                                   batches)
-            measured.append(output_damage(dense, outputs) if outputs is not None else 1e30)
-            bar.update(1)
-        if measured:
-            table.counts[group.id] = np.asarray(counts[group.id], dtype=np.int64)
-            table.damages[group.id] = np.maximum.accumulate(np.asarray(measured))  # more removed never helps
+        if group.id not in damages:
+            damages[group.id] = _measure_pruned(group, scores, counts, correction, prune_model, shared, batches)
+            bar.update(len(counts.get(group.id, ())))
     bar.close()
+    table = SensitivityTable()
+    for group in groups:
+        if len(damages[group.id]):
+            table.counts[group.id] = np.asarray(counts[group.id], dtype=np.int64)
+            table.damages[group.id] = np.maximum.accumulate(np.asarray(damages[group.id]))  # more removed never helps
     return table
 
 
-class _OverridableSession:
-    """The model with every member constant of the measured groups overridable."""
+IN_PROCESS_WORK = 2e9  # bytes of model times runs below which workers would cost more than they save
 
-    def __init__(self, base: onnx.ModelProto, groups: Sequence[Group]) -> None:
-        self.model = OverridableModel(base, [m.tensor for g in groups for m in g.members])
+
+def _backend_for(backend: Backend | None, base: onnx.ModelProto, jobs: int) -> Backend:
+    if backend is not None:
+        return backend
+    return LocalBackend(1 if base.ByteSize() * jobs < IN_PROCESS_WORK else None)
+
+
+@dataclass
+class _Shared:
+    """What every measurement reads: the model, which constants to override, the samples, the dense outputs."""
+
+    key: str
+    model: bytes
+    names: tuple[str, ...]
+    batches: list[dict[str, np.ndarray]]
+    dense: list[np.ndarray]
+
+    @classmethod
+    def of(cls, base: onnx.ModelProto, groups: Sequence[Group], batches: Sequence[Mapping[str, np.ndarray]]) -> _Shared:
+        names = tuple(sorted({m.tensor for g in groups for m in g.members}))
+        blob = base.SerializeToString()
+        shared = cls(digest([blob, *names]), blob, names, [dict(b) for b in batches], [])
+        dense = _session(shared).run(shared.batches, {})
+        if dense is None:
+            raise SPAError("sensitivity: onnxruntime cannot run the model on the measurement samples")
+        shared.dense = dense
+        return shared
+
+
+@dataclass
+class _Job:
+    """One group's measurements: (removed channels, corrected weights) per count."""
+
+    group: Group
+    removals: list[tuple[tuple[int, ...], dict[str, np.ndarray]]]
+
+
+def _removals(group: Group, scores: Mapping[int, np.ndarray], counts: Mapping[int, Sequence[int]],
+              correction: Correction | None) -> list[tuple[tuple[int, ...], dict[str, np.ndarray]]]:
+    order = removal_order(group, scores)
+    removals = []
+    for count in counts.get(group.id, ()):
+        removed = tuple(sorted(order[:count].tolist()))
+        removals.append((removed, correction(group.id, removed) if correction else {}))
+    return removals
+
+
+def _session(shared: _Shared) -> _OverridableSession:
+    """The worker's session of the shared model (one thread: the same result in any worker)."""
+    return worker_cache(shared.key, lambda: _OverridableSession(onnx.load_from_string(shared.model), shared.names))
+
+
+def _measure_group(shared: _Shared, job: _Job) -> list[float]:
+    """A task: the damage of each of the job's removals, masked in the shared model."""
+    session = _session(shared)
+    damages = []
+    for removed, updates in job.removals:
+        outputs = session.run(shared.batches, session.masked(job.group, removed, updates))
+        damages.append(output_damage(shared.dense, outputs) if outputs is not None else 1e30)
+    return damages
+
+
+def _measure_pruned(group: Group, scores: Mapping[int, np.ndarray], counts: Mapping[int, Sequence[int]],
+                    correction: Correction | None, prune_model: PruneModel, shared: _Shared,
+                    batches: Sequence[Mapping[str, np.ndarray]]) -> list[float]:
+    """The damages of a group that masking cannot measure (not function-preserving): pruned for real."""
+    damages = []
+    for removed, updates in _removals(group, scores, counts, correction):
+        outputs = run_all(Runner(prune_model(Plan({group.id: removed}, updates)).SerializeToString(), THREADS),
+                          batches)
+        damages.append(output_damage(shared.dense, outputs) if outputs is not None else 1e30)
+    return damages
+
+
+class _OverridableSession:
+    """The model with the constants `names` overridable, on THREADS onnxruntime threads."""
+
+    def __init__(self, base: onnx.ModelProto, names: Sequence[str]) -> None:
+        self.model = OverridableModel(base, names, threads=THREADS)
 
     def masked(self, group: Group, removed: tuple[int, ...], updates: Mapping[str, np.ndarray]
                ) -> dict[str, np.ndarray]:

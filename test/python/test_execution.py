@@ -1,0 +1,171 @@
+"""Backends: local processes and a Ray cluster give the same sensitivity table, plan and sweep, and
+survive a killed worker; `spa sweep` end to end."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from browser import parsed, rendered_dom
+from ray_cluster import local_cluster
+
+import spa
+from spa.calibration import held_out_split
+from spa.data import demo_model_path, load_demo_images
+from spa.execution import LocalBackend
+from spa.sweep import SweepInputs, run_sweep, write_results
+from spa.sensitivity import measure
+from spa.sensitivity.measure import grid_counts
+from spa.select import eligible_groups
+
+
+@pytest.fixture(scope="module")
+def ray_backend():
+    with local_cluster(cpus=2) as address:
+        from ray import cloudpickle
+
+        from spa.execution.ray_backend import RayBackend
+
+        cloudpickle.register_pickle_by_value(sys.modules[__name__])  # Ray's workers cannot import the tests
+        backend = RayBackend(address)
+        yield backend
+        backend.close()
+
+
+def _mnist_table_inputs():
+    model = spa.load(demo_model_path())
+    groups = model.coupling_groups()
+    weights = model.weights()
+    scores = {g.id: np.abs(weights[g.members[0].tensor]).reshape(g.channels, -1).sum(axis=1)
+              for g in groups if g.prunable and g.members[0].axis == 0}
+    eligible = [g for g in eligible_groups(groups, scores, ()) if g.id in scores]
+    images, _ = load_demo_images()
+    batches = [{"image": images[:32]}, {"image": images[32:64]}]
+    counts = {g.id: grid_counts(g) for g in eligible}
+    return model.to_onnx(), eligible, scores, batches, counts
+
+
+def test_backends_agree_bit_for_bit_on_a_sensitivity_table(ray_backend) -> None:
+    base, groups, scores, batches, counts = _mnist_table_inputs()
+    tables = [measure(base, groups, scores, batches, counts, backend=backend)
+              for backend in (LocalBackend(1), LocalBackend(2), ray_backend)]
+    assert tables[0].counts and set(tables[0].damages) == {g.id for g in groups}
+    for other in tables[1:]:
+        assert set(other.damages) == set(tables[0].damages)
+        for group_id, damages in tables[0].damages.items():
+            assert np.array_equal(other.damages[group_id], damages)
+            assert np.array_equal(other.counts[group_id], tables[0].counts[group_id])
+
+
+def test_backends_make_the_same_plan(ray_backend, monkeypatch) -> None:
+    monkeypatch.setenv("SPA_CACHE_DIR", "off")  # each backend measures its own table
+    images, _ = load_demo_images()
+    plans = []
+    for backend in (LocalBackend(2), ray_backend):
+        model = spa.load(demo_model_path())
+        plans.append(model.plan(criterion="l1", target_flops=0.4, allocation="sensitivity",
+                                calibration={"image": images[:64]}, backend=backend))
+    assert plans[0].removed == plans[1].removed and plans[0].removed
+
+
+def _dies_once(marker: str, item: int) -> int:
+    """A task whose worker process dies the first time it gets item 1."""
+    if item == 1 and not Path(marker).exists():
+        Path(marker).touch()
+        os._exit(1)
+    return item * 2
+
+
+def test_a_killed_local_worker_is_retried(tmp_path) -> None:
+    marker = tmp_path / "died"
+    assert LocalBackend(2).map(_dies_once, str(marker), range(4)) == [0, 2, 4, 6]
+    assert marker.exists()
+
+
+def test_a_killed_ray_worker_is_retried(ray_backend, tmp_path) -> None:
+    marker = tmp_path / "died"
+    done = []
+    assert ray_backend.map(_dies_once, str(marker), range(4), done.append) == [0, 2, 4, 6]
+    assert marker.exists() and sorted(done) == [0, 1, 2, 3]
+
+
+def _sweep_inputs(images) -> SweepInputs:
+    import onnx
+
+    model = onnx.load(demo_model_path())
+    calibration, evaluation = held_out_split({"image": images[:128]}, 64)
+    return SweepInputs(model.SerializeToString(), "flops", calibration, evaluation)
+
+
+def _task_process(name: str) -> int | None:
+    """The pid of a process whose title says it runs the Ray task `name`."""
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and (entry / "cmdline").read_bytes().startswith(f"ray::{name}".encode()):
+                return int(entry.name)
+        except OSError:
+            continue
+    return None
+
+
+def test_a_sweep_survives_a_killed_ray_worker_and_matches_local(ray_backend, tmp_path) -> None:
+    images, _ = load_demo_images()
+    killed: list[int] = []
+    finished = threading.Event()
+
+    def kill_one_task() -> None:
+        while not killed and not finished.is_set():
+            pid = _task_process("prune_combination")
+            if pid is not None:
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+            time.sleep(0.02)
+
+    killer = threading.Thread(target=kill_one_task)
+    killer.start()
+    try:
+        dense, on_ray = run_sweep(_sweep_inputs(images), ["l1", "obspa"], [0.2, 0.4], ray_backend, quiet=True)
+    finally:
+        finished.set()
+        killer.join()
+    assert killed, "no sweep task was seen running"
+    _, local = run_sweep(_sweep_inputs(images), ["l1", "obspa"], [0.2, 0.4], LocalBackend(2), quiet=True)
+    assert len(on_ray) == 4 and not [row for row in on_ray if "error" in row]
+    for ray_row, local_row in zip(on_ray, local):
+        for key in ("params", "macs", "top1_agreement", "output_error"):
+            assert ray_row[key] == local_row[key], key
+        assert ray_row["model"] == local_row["model"]  # the same pruned model, byte for byte
+    files = write_results(tmp_path, "mnist", dense, on_ray)
+    assert (tmp_path / "results.csv").read_text().count("\n") == 6 and len(files) == 7  # header, dense, 4
+    summary = json.loads((tmp_path / "results.json").read_text())
+    assert summary["pareto"] and all(0 <= i < 4 for i in summary["pareto"])
+    front = [summary["rows"][i] for i in summary["pareto"]]
+    assert all(a["latency_ms"] <= b["latency_ms"] for a, b in zip(front, front[1:]))
+
+
+def test_sweep_command_on_local_processes(tmp_path) -> None:
+    images, _ = load_demo_images()
+    np.savez(tmp_path / "calibration.npz", image=images[:96])
+    result = subprocess.run([sys.executable, "-m", "spa", "--quiet", "sweep", str(demo_model_path()),
+                             "--targets", "0.3,0.5", "--criteria", "l2,obspa", "--calibration",
+                             str(tmp_path / "calibration.npz"), "-o", str(tmp_path / "sweep"), "--workers", "2"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "sweep").glob("*.onnx")) == \
+        ["l2-0.3.onnx", "l2-0.5.onnx", "obspa-0.3.onnx", "obspa-0.5.onnx"]
+    for path in (tmp_path / "sweep").glob("*.onnx"):
+        ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"image": images[:4]})
+    page = parsed(rendered_dom((tmp_path / "sweep" / "pareto.html").as_uri()))
+    assert page.body.get("data-rows") == "4" and int(page.body["data-front"]) >= 1
+    bad = subprocess.run([sys.executable, "-m", "spa", "sweep", str(demo_model_path()), "--targets", "0.3",
+                          "--criteria", "taylor", "-o", str(tmp_path / "x")], capture_output=True, text=True)
+    assert bad.returncode == 2 and "unknown criterion 'taylor'" in bad.stderr
