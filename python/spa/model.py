@@ -150,8 +150,9 @@ class Model:
         multiple of that many channels per group; "auto" (the default with a
         latency target) measures the candidates in ROUNDINGS and keeps the one
         that meets the target removing the fewest channels. `backend`
-        (spa.execution) runs the sensitivity table's measurements (default:
-        this process for a small model, else local processes). `allocation` says how they are shared among groups:
+        (spa.execution) runs the sensitivity table's measurements and
+        OBSPA's Hessian accumulation (default: this process for a small
+        model, else local processes). `allocation` says how they are shared among groups:
         "uniform" (the same ratio in each), "global" (channels ranked across
         groups; `global_ranking=True` says the same) or "sensitivity" (per-group
         counts from a measured sensitivity table with the least predicted
@@ -185,7 +186,7 @@ class Model:
         if allocation == "sensitivity" and criterion == "obspa" and calibration is not None:
             fit, held_out = held_out_split(calibration, sensitivity.SAMPLES)  # OBSPA's refit would look perfect on its own samples
         pruner, scores, data_used = self._score(criterion, groups, weights, provider, fit, options,
-                                                criterion_options, seed, quiet)
+                                                criterion_options, seed, quiet, backend)
         refit = pruner.reconstruction if pruner is not None else (lambda plan, quiet: {})
         shapes = {n: a.shape for n, a in weights.items()}
         candidates = []
@@ -260,11 +261,12 @@ class Model:
 
     def _score(self, criterion: str, groups: list[Group], weights: Mapping[str, np.ndarray],
                provider: Provider | None, calibration: Mapping[str, np.ndarray] | None, options: OBSPAOptions,
-               criterion_options: Mapping[str, object] | None, seed: int, quiet: bool = False
-               ) -> tuple[OBSPA | None, dict[int, np.ndarray], str]:
+               criterion_options: Mapping[str, object] | None, seed: int, quiet: bool = False,
+               backend: Backend | None = None) -> tuple[OBSPA | None, dict[int, np.ndarray], str]:
         """(the OBSPA pruner or None, group id -> per-channel scores, what data was read)."""
         if criterion == "obspa":
-            pruner = OBSPA(self._state_onnx(), groups, weights, calibration, options, quiet, self.stats().macs)
+            pruner = OBSPA(self._state_onnx(), groups, weights, calibration, options, quiet, self.stats().macs,
+                           backend)
             return pruner, pruner.scores(), pruner.description
         settings = dict(criterion_options or {})
         if criterion == "random":

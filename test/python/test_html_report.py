@@ -83,13 +83,14 @@ def test_layer_latency_comes_from_the_profiler_under_the_layers_names() -> None:
     assert sum(owned.values()) + other == pytest.approx(sum(profile.times.values()))
 
 
-def _resnet18(folder: Path) -> Path:
+def _torchvision(name: str, folder: Path) -> Path:
+    """torchvision's `name` (random weights: the report is about structure) exported to ONNX."""
     torch = pytest.importorskip("torch")
     torchvision = pytest.importorskip("torchvision")
     torch.manual_seed(0)
-    path = folder / "resnet18.onnx"
-    torch.onnx.export(torchvision.models.resnet18(weights=None).eval(), (torch.randn(1, 3, 224, 224),), str(path),
-                      dynamo=False, input_names=["image"], output_names=["logits"])
+    path = folder / f"{name}.onnx"
+    torch.onnx.export(getattr(torchvision.models, name)(weights=None).eval(), (torch.randn(1, 3, 224, 224),),
+                      str(path), dynamo=False, input_names=["image"], output_names=["logits"])
     return path
 
 
@@ -101,7 +102,7 @@ def _blank(path: Path) -> bool:
 
 
 def test_report_of_a_real_model_in_headless_chromium(tmp_path: Path) -> None:
-    source = _resnet18(tmp_path)
+    source = _torchvision("resnet18", tmp_path)
     report, plan_path = tmp_path / "report.html", tmp_path / "plan.json"
     assert main(["--quiet", "prune", str(source), "-o", str(tmp_path / "pruned.onnx"), "--ratio", "0.3",
                  "--plan-out", str(plan_path), "--report", str(report)]) == 0
@@ -158,3 +159,15 @@ def test_report_of_a_pruned_file_and_bad_input(tmp_path: Path, capsys) -> None:
     error = capsys.readouterr().err.strip()
     assert error.count("\n") == 0 and "other.json" in error and "another model" in error
     assert not (tmp_path / "bad.html").exists()
+
+
+@pytest.mark.slow
+def test_report_of_a_vision_transformer_is_drawn_whole(tmp_path: Path) -> None:
+    source = _torchvision("vit_b_16", tmp_path)
+    report = tmp_path / "vit.html"
+    assert main(["--quiet", "prune", str(source), "-o", str(tmp_path / "pruned.onnx"), "--ratio", "0.3",
+                 "--report", str(report)]) == 0
+    page = parsed(rendered_dom(report.as_uri()))
+    assert page.body.get("data-ready") == "true" and not [k for k in page.body if k.endswith("-error")]
+    assert int(page.body["data-layers"]) == 52 and int(page.body["data-nodes"]) > 100  # layers and junctions
+    assert not _blank(screenshot(report.as_uri(), tmp_path / "vit.png"))

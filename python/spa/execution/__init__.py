@@ -23,6 +23,14 @@ from spa.execution.base import MAX_RETRIES, Backend, worker_cache
 from spa.execution.local import LocalBackend
 
 
+IN_PROCESS_WORK = 2e9  # bytes of model times runs below which workers would cost more than they save
+
+
+def default_backend(work: float) -> Backend:
+    """This process for a small job (`work`: model bytes times runs), else every core of this machine."""
+    return LocalBackend(1 if work < IN_PROCESS_WORK else None)
+
+
 def backend_for(ray: str | None = None, workers: int | None = None) -> Backend:
     """The backend a command line asks for: Ray at `ray` ("local" or an address), else local processes."""
     if ray:
@@ -32,4 +40,4 @@ def backend_for(ray: str | None = None, workers: int | None = None) -> Backend:
     return LocalBackend(workers)
 
 
-__all__ = ["MAX_RETRIES", "Backend", "LocalBackend", "backend_for", "worker_cache"]
+__all__ = ["MAX_RETRIES", "Backend", "LocalBackend", "backend_for", "default_backend", "worker_cache"]

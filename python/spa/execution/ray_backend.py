@@ -18,6 +18,21 @@ def _ray():
     return ray
 
 
+def _send_token_like_ray_start() -> None:
+    """`ray start --head` turns token authentication on when ~/.ray/auth_token exists, but
+    `ray.init(address=...)` does not, so the client is refused (ray-project/ray#64755 review):
+    make the client follow the same rule. An explicit RAY_AUTH_MODE is left to Ray."""
+    if "RAY_AUTH_MODE" in os.environ:
+        return
+    try:
+        from ray._private.authentication.authentication_token_setup import (
+            maybe_enable_token_auth_if_token_available,
+        )
+    except ImportError:  # a Ray without token authentication
+        return
+    maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+
+
 def _call(task: Task, shared: Any, item: Any) -> Any:
     return run_task(task, shared, item)
 
@@ -39,6 +54,7 @@ class RayBackend:
                 if address == "local":
                     ray.init(num_cpus=workers or os.cpu_count(), **settings)
                 else:
+                    _send_token_like_ray_start()
                     ray.init(address=address, **settings)
             except Exception as error:  # noqa: BLE001 - Ray raises many kinds: connection, version, timeout
                 raise SPAError(f"cannot reach a Ray cluster at {address}: {first_line(error)}") from None

@@ -12,7 +12,7 @@ from typing import Any
 from spa.errors import SPAError
 
 LIBRARIES = ("cytoscape.min.js", "dagre.min.js", "chart.umd.min.js")  # see vendor/VERSIONS
-_PLACEHOLDER = re.compile(r"\{\{(TITLE|STYLE|DATA|SCRIPTS)\}\}")
+_PLACEHOLDER = re.compile(r"\{\{(KIND|TITLE|STYLE|BODY|DATA|SCRIPTS)\}\}")
 _SOURCE_MAP = re.compile(r"^//# sourceMappingURL=.*$", re.MULTILINE)  # no map file ships, and none may be fetched
 
 
@@ -30,21 +30,22 @@ def _inline_script(source: str) -> str:
     return f"<script>\n{_SOURCE_MAP.sub('', source)}\n</script>"
 
 
-def _page(template: str, script: str, libraries: tuple[str, ...], contents: dict[str, Any]) -> str:
+def _page(kind: str, body: str, script: str, libraries: tuple[str, ...], contents: dict[str, Any]) -> str:
     # "</" inside the JSON would end its <script> element; "<\/" means the same to JSON.
     data = json.dumps(contents, separators=(",", ":")).replace("</", "<\\/")
     scripts = [_inline_script(_asset("vendor", name)) for name in libraries]
     scripts.append(_inline_script(_asset("assets", script)))
-    values = {"TITLE": html.escape(str(contents.get("model", ""))), "STYLE": _asset("assets", "report.css"),
-              "DATA": data, "SCRIPTS": "\n".join(scripts)}
-    return _PLACEHOLDER.sub(lambda match: values[match.group(1)], _asset("assets", template))
+    values = {"KIND": kind, "TITLE": html.escape(str(contents.get("model", ""))),
+              "STYLE": _asset("assets", "report.css"), "BODY": _asset("assets", body), "DATA": data,
+              "SCRIPTS": "\n".join(scripts)}
+    return _PLACEHOLDER.sub(lambda match: values[match.group(1)], _asset("assets", "page.html"))
 
 
 def render_page(contents: dict[str, Any]) -> str:
     """The HTML text of a report of `contents` (see spa.html_report.contents)."""
-    return _page("report.html", "report.js", LIBRARIES, contents)
+    return _page("SPA report", "report_body.html", "report.js", LIBRARIES, contents)
 
 
 def render_sweep_page(summary: dict[str, Any]) -> str:
     """The HTML text of a sweep's results and Pareto front (see spa.sweep)."""
-    return _page("sweep.html", "sweep.js", ("chart.umd.min.js",), summary)
+    return _page("SPA sweep", "sweep_body.html", "sweep.js", ("chart.umd.min.js",), summary)

@@ -26,14 +26,15 @@ import onnx
 from spa.calibration import MEASURED_SAMPLES, held_out_split
 from spa.criteria import L2Criterion
 from spa.errors import SPAError
+from spa.execution import Backend
 from spa.groups import Group, Member, Plan
 from spa.obspa.hessians import (
-    HessianAccumulator,
     batch_statistics_model,
     calibration_batches,
     synthetic_batches,
 )
 from spa.obspa.layers import LinearLayer, find_layers
+from spa.obspa.parallel_hessians import accumulate
 from spa.obspa.solver import (
     ConsumerState,
     damped,
@@ -45,10 +46,9 @@ from spa.obspa.solver import (
 from spa.obspa.batchnorm import batchnorm_parameters, reestimated_statistics
 from spa.obspa.sequential import SequentialRefit, masked, removed_slices
 from spa.obspa.synthesis import synthesized_inputs
-from spa.progress import progress
+from spa.progress import progress, progress_bar
 from spa.verify.masking import constant_value
 from spa.providers.batching import feeding
-from spa.providers.onnxruntime_provider import ActivationProvider
 
 HESSIAN_SOURCES = ("auto", "calibration", "data-free", "identity")
 SYNTHESIS = ("auto", "batchnorm", "inversion", "gaussian")
@@ -104,8 +104,9 @@ class OBSPA:
 
     def __init__(self, model: onnx.ModelProto, groups: list[Group], weights: Mapping[str, np.ndarray],
                  calibration: Mapping[str, np.ndarray] | None = None, options: OBSPAOptions | None = None,
-                 quiet: bool = False, macs: int | None = None) -> None:
+                 quiet: bool = False, macs: int | None = None, backend: Backend | None = None) -> None:
         options = options or OBSPAOptions()
+        self.backend = backend  # where the layer Hessians are accumulated (spa.execution)
         if options.hessian not in HESSIAN_SOURCES:
             raise SPAError(f"obspa: unknown Hessian source {options.hessian!r}; "
                            f"choose from {', '.join(HESSIAN_SOURCES)}")
@@ -167,11 +168,10 @@ class OBSPA:
         gaussian = self.source == "data-free" and not self.synthesized
         run = how.prepare(batch_statistics_model(model) if gaussian else model)
         self._run_model, self._feeding, self._samples = run, how, samples
-        accumulator = HessianAccumulator(layers)
-        names = sorted({layer.input for layer in layers})
-        for activations in ActivationProvider(run, names).run(progress(how.batches(samples), "layer Hessians",
-                                                                       quiet=self.quiet)):
-            accumulator.add(activations)
+        batches = list(how.batches(samples))
+        bar = progress_bar(len(batches), "layer Hessians", self.quiet)
+        accumulator = accumulate(run, layers, batches, self.backend, bar.update)
+        bar.close()
         return {layer.key: damped(accumulator.hessian(layer, self._has_bias(layer)), self.options.damp)
                 for layer in layers} if layers and accumulator.count else {}
 

@@ -72,6 +72,16 @@ class HessianAccumulator:
                 self.sums[layer.key] = features.sum(axis=0, dtype=np.float64)
                 self.count[layer.key] = features.shape[0]
 
+    def merge(self, other: HessianAccumulator) -> None:
+        """Add the sums of `other` (another share of the batches), as if its batches had been added here."""
+        for key, gram in other.gram.items():
+            if key in self.gram:
+                self.gram[key] += gram
+                self.sums[key] += other.sums[key]
+                self.count[key] += other.count[key]
+            else:
+                self.gram[key], self.sums[key], self.count[key] = gram.copy(), other.sums[key].copy(), other.count[key]
+
     def hessian(self, layer: LinearLayer, with_bias: bool) -> np.ndarray:
         """E[x x^T] of `layer` (float64), augmented by the constant-1 feature when `with_bias`."""
         n = self.count[layer.key]

@@ -20,9 +20,10 @@ from spa.errors import SPAError
 
 
 class ActivationProvider:
-    """Runs `model` with the values `names` exposed as extra outputs (graph inputs are passed through)."""
+    """Runs `model` with the values `names` exposed as extra outputs (graph inputs are passed through), on
+    `threads` onnxruntime threads (None: its default)."""
 
-    def __init__(self, model: onnx.ModelProto, names: Sequence[str]) -> None:
+    def __init__(self, model: onnx.ModelProto, names: Sequence[str], threads: int | None = None) -> None:
         import onnxruntime as ort
 
         graph_inputs = {i.name for i in model.graph.input}
@@ -35,6 +36,9 @@ class ActivationProvider:
         probe.graph.output.extend(helper.ValueInfoProto(name=n) for n in self.computed if n not in existing)
         options = ort.SessionOptions()
         options.log_severity_level = 3
+        if threads is not None:  # a fixed count: the same activations on any machine's worker
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
         try:
             self.session = ort.InferenceSession(probe.SerializeToString(), options,
                                                 providers=["CPUExecutionProvider"])

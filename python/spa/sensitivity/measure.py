@@ -25,7 +25,7 @@ import onnx
 
 from spa.cache import digest
 from spa.errors import SPAError
-from spa.execution import Backend, LocalBackend, worker_cache
+from spa.execution import Backend, default_backend, worker_cache
 from spa.groups import Group, Plan
 from spa.progress import progress_bar
 from spa.providers.overridable import OverridableModel
@@ -113,7 +113,7 @@ def measure(base: onnx.ModelProto, groups: Sequence[Group], scores: Mapping[int,
     jobs = [_Job(group, _removals(group, scores, counts, correction)) for group in masked]
     bar = progress_bar(total=sum(len(counts.get(g.id, ())) for g in groups), description="sensitivity table",
                        quiet=quiet)
-    backend = _backend_for(backend, base, len(jobs))
+    backend = backend or default_backend(len(shared.model) * sum(len(job.removals) for job in jobs))
     damages = dict(zip([g.id for g in masked], backend.map(_measure_group, shared, jobs,
                                                           lambda job: bar.update(len(job.removals)))))
     for group in groups:
@@ -127,15 +127,6 @@ def measure(base: onnx.ModelProto, groups: Sequence[Group], scores: Mapping[int,
             table.counts[group.id] = np.asarray(counts[group.id], dtype=np.int64)
             table.damages[group.id] = np.maximum.accumulate(np.asarray(damages[group.id]))  # more removed never helps
     return table
-
-
-IN_PROCESS_WORK = 2e9  # bytes of model times runs below which workers would cost more than they save
-
-
-def _backend_for(backend: Backend | None, base: onnx.ModelProto, jobs: int) -> Backend:
-    if backend is not None:
-        return backend
-    return LocalBackend(1 if base.ByteSize() * jobs < IN_PROCESS_WORK else None)
 
 
 @dataclass

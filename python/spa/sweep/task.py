@@ -56,7 +56,6 @@ def agreement(dense: Sequence[np.ndarray], pruned: Sequence[np.ndarray]) -> tupl
 def prune_combination(inputs: SweepInputs, combination: Combination) -> dict[str, Any]:
     """A task: prune with one criterion to one target (verified), and measure the result."""
     import spa
-    from spa.latency import median_latency
 
     start = time.perf_counter()
     row: dict[str, Any] = {"criterion": combination.criterion, "target": combination.target,
@@ -78,7 +77,6 @@ def prune_combination(inputs: SweepInputs, combination: Combination) -> dict[str
     after = model.stats()
     return row | {"params": after.params, "params_removed": 1 - after.params / max(before.params, 1),
                   "macs": after.macs, "macs_removed": 1 - after.macs / max(before.macs, 1),
-                  "latency_ms": median_latency(blob, inputs.evaluation, threads=1).median_ms,
                   "top1_agreement": top1, "output_error": error, "blocked_groups": len(applied.blocked),
                   "data_used": plan.data_used, "seconds": time.perf_counter() - start, "model": blob}
 
@@ -99,4 +97,18 @@ def run_sweep(inputs: SweepInputs, criteria: Sequence[str], targets: Sequence[fl
     bar = progress_bar(len(combinations), "sweep", quiet)
     rows = (backend or LocalBackend()).map(prune_combination, inputs, combinations, lambda _: bar.update(1))
     bar.close()
+    _time_one_at_a_time(rows, inputs.evaluation, quiet)
     return reference, rows
+
+
+def _time_one_at_a_time(rows: list[dict[str, Any]], feeds: Mapping[str, np.ndarray], quiet: bool) -> None:
+    """Latency is timed here, after the tasks: tasks sharing the machine would slow each other's clocks."""
+    from spa.latency import median_latency
+    from spa.progress import progress_bar
+
+    timed = [row for row in rows if "model" in row]
+    bar = progress_bar(len(timed), "timing", quiet)
+    for row in timed:
+        row["latency_ms"] = median_latency(row["model"], feeds, threads=1).median_ms
+        bar.update(1)
+    bar.close()
