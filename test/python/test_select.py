@@ -80,7 +80,8 @@ def test_plan_to_json_gives_indices_for_every_member() -> None:
         {"tensor": "conv.weight", "axis": 0, "indices": [1]},
         {"tensor": "bn.scale", "axis": 0, "indices": [1]},
         {"tensor": "fc.weight", "axis": 1, "indices": [2, 3]}]}],
-        "heads": "dims", "corrected": [], "blocked": [{"id": 1, "reason": "the checker failed"}]}
+        "heads": "dims", "corrected": [], "blocked": [{"id": 1, "reason": "the checker failed"}],
+        "data_used": "", "sensitivity": {}}
     assert plan_to_dict(Plan({0: ()}), groups)["groups"] == []
 
 
