@@ -134,7 +134,7 @@ def _sweep(args: argparse.Namespace) -> None:
         evaluation = read_inputs(args.inputs, written, limit=64)
     inputs = SweepInputs(written.SerializeToString(), args.measure, calibration,
                          evaluation or generated_inputs(written, args.input_shape), input_shapes=args.input_shape,
-                         heads=args.heads)
+                         heads=args.heads, round_to=args.round_to)
     Stage.name = "sweep"
     backend = backend_for(args.ray, args.workers)
     try:
@@ -315,9 +315,7 @@ def _add_prune_command(commands) -> None:
                             "--target-flops, else uniform)")
     prune.add_argument("--global", dest="global_ranking", action="store_true",
                        help="the same as --allocation global")
-    prune.add_argument("--round-to", type=_rounding, default=1, metavar="N",
-                       help="keep a multiple of N channels per group; auto (the default with --target-latency) "
-                            "measures 1, 8 and 16 and keeps the one meeting the target with the fewest removed")
+    _add_round_to_option(prune)
     prune.add_argument("--protect", nargs="+", default=[], metavar="NAME",
                        help="initializers whose groups must not be pruned")
     prune.add_argument("--plan-out", help="write the plan (removed indices per tensor) as JSON")
@@ -386,6 +384,13 @@ def _add_backend_options(parser: argparse.ArgumentParser) -> None:
                         help="processes (or Ray CPUs with --ray local) to use (default: every core)")
 
 
+def _add_round_to_option(parser) -> None:
+    parser.add_argument("--round-to", type=_rounding, default=1, metavar="N",
+                        help="keep a multiple of N channels per group (CPU kernels favour 8 or 16); auto (the "
+                             "default with a latency target) measures 1, 8 and 16 and keeps the one meeting the "
+                             "target with the fewest removed")
+
+
 def _add_sweep_command(commands) -> None:
     sweep = commands.add_parser("sweep", help="prune at every target with every criterion: a table of params, "
                                 "MACs, latency and output agreement, and its Pareto front")
@@ -400,6 +405,7 @@ def _add_sweep_command(commands) -> None:
                        help="samples for obspa (three quarters) and for the agreement (the rest)")
     sweep.add_argument("--calibration-samples", type=int, metavar="N", help="use only the first N samples")
     sweep.add_argument("-o", "--output", required=True, metavar="FOLDER", help="where the results go")
+    _add_round_to_option(sweep)
     _add_input_options(sweep)
     _add_heads_option(sweep)
     _add_backend_options(sweep)

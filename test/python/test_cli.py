@@ -11,7 +11,7 @@ import onnx
 import pytest
 from onnx import helper, numpy_helper
 
-from conftest import LIGHT_MODELS, assert_same_outputs, random_inputs, run
+from helpers import LIGHT_MODELS, assert_same_outputs, random_inputs, run
 
 
 def spa(*args: str) -> subprocess.CompletedProcess:

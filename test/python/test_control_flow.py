@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from conftest import run
+from helpers import run
 from onnx import TensorProto, helper, numpy_helper
 from oracle import prune_and_mask
 

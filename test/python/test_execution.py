@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 from browser import parsed, rendered_dom
@@ -167,13 +168,16 @@ def test_sweep_command_on_local_processes(tmp_path) -> None:
     np.savez(tmp_path / "calibration.npz", image=images[:96])
     result = subprocess.run([sys.executable, "-m", "spa", "--quiet", "sweep", str(demo_model_path()),
                              "--targets", "0.3,0.5", "--criteria", "l2,obspa", "--calibration",
-                             str(tmp_path / "calibration.npz"), "-o", str(tmp_path / "sweep"), "--workers", "2"],
-                            capture_output=True, text=True)
+                             str(tmp_path / "calibration.npz"), "-o", str(tmp_path / "sweep"), "--workers", "2",
+                             "--round-to", "8"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in (tmp_path / "sweep").glob("*.onnx")) == \
         ["l2-0.3.onnx", "l2-0.5.onnx", "obspa-0.3.onnx", "obspa-0.5.onnx"]
     for path in (tmp_path / "sweep").glob("*.onnx"):
         ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"image": images[:4]})
+        hidden = [t for t in onnx.load(path).graph.initializer if t.name.endswith("weight") and len(t.dims) >= 2
+                  and t.name != "classifier.2.weight"]  # the 10 classes stay
+        assert hidden and all(t.dims[0] % 8 == 0 for t in hidden), path.name
     page = parsed(rendered_dom((tmp_path / "sweep" / "pareto.html").as_uri()))
     assert page.body.get("data-rows") == "4" and int(page.body["data-front"]) >= 1
     bad = subprocess.run([sys.executable, "-m", "spa", "sweep", str(demo_model_path()), "--targets", "0.3",

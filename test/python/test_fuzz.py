@@ -21,7 +21,7 @@ from pathlib import Path
 
 import onnx
 import pytest
-from conftest import run
+from helpers import run
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from spa.cli import main

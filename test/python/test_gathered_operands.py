@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
-from conftest import run
+from helpers import run
 from onnx import helper, numpy_helper
 from oracle import prune_and_mask
 

@@ -7,7 +7,7 @@ import numpy as np
 import onnx
 import pytest
 
-from conftest import random_inputs, run
+from helpers import random_inputs, run
 
 torch = pytest.importorskip("torch")
 

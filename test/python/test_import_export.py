@@ -9,7 +9,7 @@ import onnx
 import pytest
 from onnx import helper, numpy_helper
 
-from conftest import assert_same_outputs, run
+from helpers import assert_same_outputs, run
 from spa.exporter import export_module, save_module
 from spa.importer import import_model
 

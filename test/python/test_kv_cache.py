@@ -9,7 +9,7 @@ import io
 import numpy as np
 import onnx
 import pytest
-from conftest import run
+from helpers import run
 from oracle import prune_and_mask
 
 import spa

@@ -10,7 +10,7 @@ from mlir.passmanager import PassManager
 
 import numpy as np
 import onnx
-from conftest import LIGHT_MODELS
+from helpers import LIGHT_MODELS
 from onnx import helper, numpy_helper
 from spa.importer import import_model
 from spa.tools import tool_path

@@ -9,7 +9,7 @@ import numpy as np
 import onnx
 import pytest
 import spa
-from conftest import run
+from helpers import run
 from spa.obspa import OBSPAOptions
 from spa.obspa.batchnorm import reestimated_statistics
 from spa.obspa.synthesis import synthesized_inputs

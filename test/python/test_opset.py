@@ -8,7 +8,7 @@ import numpy as np
 import onnx
 import pytest
 import spa
-from conftest import random_inputs, run
+from helpers import random_inputs, run
 from onnx import helper, numpy_helper
 from oracle import masked_model, random_plan
 from spa.cli import main

@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 import onnx
 import pytest
-from conftest import LIGHT_MODELS, random_inputs, run
+from helpers import LIGHT_MODELS, random_inputs, run
 from oracle import prune_and_mask
 from spa.errors import SPAWarning
 

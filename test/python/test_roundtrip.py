@@ -15,7 +15,7 @@ from pathlib import Path
 import onnx
 import pytest
 
-from conftest import LIGHT_MODELS, assert_same_outputs, random_inputs, run
+from helpers import LIGHT_MODELS, assert_same_outputs, random_inputs, run
 from spa.errors import SPAWarning
 from spa.exporter import export_module
 from spa.importer import import_model

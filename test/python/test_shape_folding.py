@@ -85,7 +85,7 @@ def test_patch_tokens_and_a_class_token_on_a_dynamic_batch_are_prunable() -> Non
     the static entries become constants, the channels one prunable group, and the pruned model
     matches the zero-mask oracle."""
     torch = pytest.importorskip("torch")
-    from conftest import run
+    from helpers import run
     from oracle import masked_model, random_plan
     from spa.groups import plan_to_dict
 
@@ -118,7 +118,7 @@ def test_spatial_axes_merged_on_a_dynamic_batch_prune_like_the_oracle() -> None:
     """PVT-style `y.reshape(x.shape[0], H * W, -1)` on a dynamic batch: the batch is a common prefix, the
     spatial axes regroup in front of the channels, and pruning them matches the zero-mask oracle."""
     torch = pytest.importorskip("torch")
-    from conftest import run
+    from helpers import run
     from oracle import prune_and_mask
 
     class Tokens(torch.nn.Module):

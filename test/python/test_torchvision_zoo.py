@@ -13,7 +13,7 @@ import numpy as np
 import onnx
 import pytest
 
-from conftest import random_inputs, run
+from helpers import random_inputs, run
 from oracle import prune_and_mask
 
 torch = pytest.importorskip("torch")

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from conftest import run
+from helpers import run
 from spa.cli import main
 
 torch = pytest.importorskip("torch")

@@ -9,7 +9,7 @@ import numpy as np
 import onnx
 import pytest
 import spa
-from conftest import run
+from helpers import run
 from onnx import helper, numpy_helper
 from spa import passes
 from spa.cli import main

@@ -50,27 +50,29 @@ def layer_features(layer: LinearLayer, activation: np.ndarray) -> np.ndarray:
 
 
 class HessianAccumulator:
-    """Running sums of x x^T (and of x, for layers with a bias) per layer."""
+    """Running sums of x x^T (and of x, for layers with a bias) per distinct feature matrix: layers
+    reading the same input the same way (LinearLayer.features_key) share them."""
 
     def __init__(self, layers: list[LinearLayer]) -> None:
         self.layers = layers
-        self.gram: dict[tuple[str, int], np.ndarray] = {}
-        self.sums: dict[tuple[str, int], np.ndarray] = {}
-        self.count: dict[tuple[str, int], int] = {}
+        self.gram: dict[tuple, np.ndarray] = {}
+        self.sums: dict[tuple, np.ndarray] = {}
+        self.count: dict[tuple, int] = {}
 
     def add(self, activations: Mapping[str, np.ndarray]) -> None:
         """Add one batch: activation name -> array (the inputs of the layers)."""
-        for layer in self.layers:
+        distinct = {layer.features_key: layer for layer in self.layers}
+        for key, layer in distinct.items():
             features = layer_features(layer, activations[layer.input])
             gram = (features.T @ features).astype(np.float64)
-            if layer.key in self.gram:
-                self.gram[layer.key] += gram
-                self.sums[layer.key] += features.sum(axis=0, dtype=np.float64)
-                self.count[layer.key] += features.shape[0]
+            if key in self.gram:
+                self.gram[key] += gram
+                self.sums[key] += features.sum(axis=0, dtype=np.float64)
+                self.count[key] += features.shape[0]
             else:
-                self.gram[layer.key] = gram
-                self.sums[layer.key] = features.sum(axis=0, dtype=np.float64)
-                self.count[layer.key] = features.shape[0]
+                self.gram[key] = gram
+                self.sums[key] = features.sum(axis=0, dtype=np.float64)
+                self.count[key] = features.shape[0]
 
     def merge(self, other: HessianAccumulator) -> None:
         """Add the sums of `other` (another share of the batches), as if its batches had been added here."""
@@ -84,11 +86,12 @@ class HessianAccumulator:
 
     def hessian(self, layer: LinearLayer, with_bias: bool) -> np.ndarray:
         """E[x x^T] of `layer` (float64), augmented by the constant-1 feature when `with_bias`."""
-        n = self.count[layer.key]
-        gram = self.gram[layer.key] / n
+        key = layer.features_key
+        n = self.count[key]
+        gram = self.gram[key] / n
         if not with_bias:
             return gram
-        mean = self.sums[layer.key] / n
+        mean = self.sums[key] / n
         size = gram.shape[0] + 1
         augmented = np.empty((size, size))
         augmented[:-1, :-1] = gram

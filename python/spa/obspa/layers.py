@@ -62,6 +62,13 @@ class LinearLayer:
         return (self.weight, self.rows[0])
 
     @property
+    def features_key(self) -> tuple:
+        """Equal for layers that multiply the same feature matrix (q, k and v; gate and up): one Hessian."""
+        if self.kind == "conv":
+            return (self.input, self.input_channels, self.geometry)
+        return (self.input,)
+
+    @property
     def input_axis(self) -> int:
         """The weight axis that runs over input features."""
         return 1 if self.kind == "conv" or not self.transposed else 0

@@ -11,7 +11,7 @@ from typing import Any
 
 from spa.exporter import write_bytes_atomically, write_text_atomically
 
-COLUMNS = ("criterion", "target", "measure", "params", "params_removed", "macs", "macs_removed", "latency_ms",
+COLUMNS = ("criterion", "target", "measure", "round_to", "params", "params_removed", "macs", "macs_removed", "latency_ms",
            "top1_agreement", "output_error", "blocked_groups", "seconds", "file", "error")
 
 

@@ -33,6 +33,7 @@ class SweepInputs:
     dense: list[np.ndarray] = field(default_factory=list)
     input_shapes: dict[str, tuple[int, ...]] | None = None
     heads: str = "dims"
+    round_to: int | str = 1  # kept widths a multiple of this (see Model.plan)
 
 
 def _run(model: onnx.ModelProto | bytes, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
@@ -59,7 +60,7 @@ def prune_combination(inputs: SweepInputs, combination: Combination) -> dict[str
 
     start = time.perf_counter()
     row: dict[str, Any] = {"criterion": combination.criterion, "target": combination.target,
-                           "measure": inputs.measure}
+                           "measure": inputs.measure, "round_to": inputs.round_to}
     try:
         model = spa.load(onnx.load_from_string(inputs.model))
         model.heads = inputs.heads
@@ -67,7 +68,8 @@ def prune_combination(inputs: SweepInputs, combination: Combination) -> dict[str
         amount = {MEASURES[inputs.measure]: combination.target}
         calibration = inputs.calibration if combination.criterion == "obspa" else None
         plan = model.plan(criterion=combination.criterion, calibration=calibration, quiet=True,
-                          input_shapes=inputs.input_shapes, backend=LocalBackend(1), **amount)
+                          input_shapes=inputs.input_shapes, backend=LocalBackend(1), round_to=inputs.round_to,
+                          **amount)
         applied = model.prune(plan, inputs=inputs.evaluation, input_shapes=inputs.input_shapes)
         written = model.to_onnx()
     except SPAError as error:
