@@ -97,6 +97,7 @@ def test_usage_error_exits_2() -> None:
     assert spa("import").returncode == 2
 
 
+@pytest.mark.zoo
 def test_demo_runs_with_no_arguments(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "spa", "demo"], capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 0, result.stderr

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.zoo  # the full tier only (see pyproject's markers)
+
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 

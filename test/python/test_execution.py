@@ -29,6 +29,8 @@ from spa.sensitivity import measure
 from spa.sensitivity.measure import grid_counts
 from spa.select import eligible_groups
 
+pytestmark = pytest.mark.zoo  # the full tier only (see pyproject's markers)
+
 
 @pytest.fixture(scope="module")
 def ray_backend():

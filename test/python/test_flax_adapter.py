@@ -16,6 +16,8 @@ from oracle import masked_model
 from spa.frameworks.flax_adapter import _export
 from spa.groups import plan_to_dict
 
+pytestmark = pytest.mark.zoo  # the full tier only (see pyproject's markers)
+
 
 class ConvNet(nnx.Module):
     """Conv -> BatchNorm -> ReLU -> mean pool -> Linear -> ReLU -> Linear, channels-last as Flax is."""

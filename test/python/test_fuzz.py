@@ -31,6 +31,8 @@ from spa.verify.files import verify_files
 import fuzz_graphs
 import fuzz_torch
 
+pytestmark = pytest.mark.zoo  # the full tier only (see pyproject's markers)
+
 CRITERIA = ["l1", "l2", "fpgm", "random", "bn_scale", "obspa"]
 
 

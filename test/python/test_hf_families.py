@@ -18,6 +18,8 @@ import hf_models  # noqa: E402
 
 import spa  # noqa: E402
 
+pytestmark = pytest.mark.zoo  # the full tier only (see pyproject's markers)
+
 
 def _coverage(model: onnx.ModelProto) -> tuple[float, list[str]]:
     groups = [g for g in spa.load(model).coupling_groups() if not any("graph output" in r for r in g.reasons)]

@@ -18,6 +18,8 @@ pytest.importorskip("transformers")
 import hf_models  # noqa: E402  (needs torch and transformers)
 import spa.torch  # noqa: E402
 
+pytestmark = pytest.mark.zoo  # the full tier only (see pyproject's markers)
+
 DECODERS = ("llama", "qwen2", "mistral", "phi3")
 
 

@@ -20,6 +20,8 @@ from spa.html_report.layer_graph import layer_graph
 from spa.latency import attribute_to, node_latencies
 from spa.verify.inputs import generated_inputs
 
+pytestmark = pytest.mark.zoo  # the full tier only (see pyproject's markers)
+
 
 def _residual_graph() -> onnx.ModelProto:
     """conv_a -> relu -> conv_b, a residual add of both, then conv_c; a Reshape fed by shape arithmetic."""

@@ -32,6 +32,8 @@ from oracle import masked_model
 from spa.frameworks.torch_adapter import export
 from spa.groups import plan_to_dict
 
+pytestmark = pytest.mark.zoo  # the full tier only (see pyproject's markers)
+
 CASE = Path(__file__).with_name("keras_backend_case.py")
 SUBCLASSED_CASE = Path(__file__).with_name("keras_subclassed_case.py")
 needs_tensorflow = pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None,

@@ -24,6 +24,8 @@ from oracle import masked_model
 from spa.frameworks.torch_adapter import export
 from spa.groups import plan_to_dict
 
+pytestmark = pytest.mark.zoo  # the full tier only (see pyproject's markers)
+
 
 def _run(model, x: np.ndarray) -> np.ndarray:
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])

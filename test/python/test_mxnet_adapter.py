@@ -20,6 +20,8 @@ from oracle import masked_model
 from spa.errors import SPAError
 from spa.groups import plan_to_dict
 
+pytestmark = pytest.mark.zoo  # the full tier only (see pyproject's markers)
+
 
 class ResidualBlock(nn.HybridBlock):
     """Conv + BatchNorm, a depthwise/pointwise residual branch and two Dense layers."""

@@ -113,6 +113,7 @@ def _pruned_accuracy(criterion: str, ratio: float, images, labels, **options) ->
     return _accuracy(model, images[128:], labels[128:])
 
 
+@pytest.mark.zoo
 def test_obspa_beats_magnitude_and_random_without_fine_tuning(mnist) -> None:
     images, labels = mnist
     calibrated = _pruned_accuracy("obspa", 0.6, images, labels, calibration={"image": images[:128]})

@@ -15,6 +15,8 @@ from spa.obspa.batchnorm import reestimated_statistics
 from spa.obspa.synthesis import synthesized_inputs
 from spa.sensitivity.allocation import Options, allocate
 
+pytestmark = pytest.mark.zoo  # the full tier only (see pyproject's markers)
+
 torch = pytest.importorskip("torch")
 
 

@@ -15,6 +15,8 @@ from oracle import masked_model
 from spa.errors import SPAError
 from spa.groups import plan_to_dict
 
+pytestmark = pytest.mark.zoo  # the full tier only (see pyproject's markers)
+
 
 class ResidualNet(paddle.nn.Layer):
     """Conv + BatchNorm, a depthwise/pointwise residual branch, LayerNorm and two Linears."""

@@ -37,6 +37,7 @@ def check_against_oracle(source, min_removed: int = 1, heads: str = "dims") -> d
     return plan
 
 
+@pytest.mark.zoo
 @pytest.mark.parametrize("path", LIGHT_MODELS, ids=lambda p: p.stem)
 def test_light_models_prune_like_the_oracle(path) -> None:
     # Some light graphs build every weight at run time (ConstantOfShape -> Unsqueeze):

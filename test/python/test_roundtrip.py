@@ -36,6 +36,7 @@ def assert_names_kept(original: onnx.ModelProto, exported: onnx.ModelProto) -> N
     assert {n.name for n in original.graph.node} - {n.name for n in exported.graph.node} <= {""}
 
 
+@pytest.mark.zoo
 @pytest.mark.parametrize("path", LIGHT_MODELS, ids=lambda p: p.stem)
 def test_light_model_round_trips(path: Path, tmp_path: Path) -> None:
     original = onnx.load(path)

@@ -20,6 +20,8 @@ timm = pytest.importorskip("timm")
 
 import spa.torch
 
+pytestmark = pytest.mark.zoo  # the full tier only (see pyproject's markers)
+
 FULLY_PRUNABLE = ["resnet18", "efficientnet_b0", "mobilenetv3_small_100", "convnext_atto", "regnetx_002",
                   "ghostnet_100", "deit_tiny_patch16_224", "dla34", "resnest14d", "poolformer_s12"]
 

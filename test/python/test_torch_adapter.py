@@ -15,6 +15,8 @@ import spa.torch
 from spa.errors import SPAError, SPAWarning
 from spa.groups import Plan, plan_to_dict
 
+pytestmark = pytest.mark.zoo  # the full tier only (see pyproject's markers)
+
 CI_MODELS = ["residual", "concat", "grouped_conv", "depthwise_residual", "squeeze_excite", "concat_chain",
              "resnext_block"]
 

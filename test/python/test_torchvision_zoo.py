@@ -16,6 +16,8 @@ import pytest
 from helpers import random_inputs, run
 from oracle import prune_and_mask
 
+pytestmark = pytest.mark.zoo  # the full tier only (see pyproject's markers)
+
 torch = pytest.importorskip("torch")
 torchvision = pytest.importorskip("torchvision")
 
