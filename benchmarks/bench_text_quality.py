@@ -63,14 +63,16 @@ class TokenStates(torch.nn.Module):
         return self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
 
 
-def export(encoder, tokens: dict[str, np.ndarray]) -> onnx.ModelProto:
+def export(encoder, tokens: dict[str, np.ndarray], wrapper: type = TokenStates, output: str = "states"
+           ) -> onnx.ModelProto:
+    """`wrapper(encoder)` exported by TorchScript with a dynamic batch and length."""
     axes = {name: {0: "batch", 1: "length"} for name in tokens}
     buffer = io.BytesIO()
     example = tuple(torch.from_numpy(tokens[name][:2]) for name in ("input_ids", "attention_mask"))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(TokenStates(encoder), example, buffer, dynamo=False, opset_version=17,
-                          input_names=["input_ids", "attention_mask"], output_names=["states"], dynamic_axes=axes)
+        torch.onnx.export(wrapper(encoder), example, buffer, dynamo=False, opset_version=17,
+                          input_names=["input_ids", "attention_mask"], output_names=[output], dynamic_axes=axes)
     return onnx.load_from_string(buffer.getvalue())
 
 
@@ -86,8 +88,10 @@ def macs(model: onnx.ModelProto) -> int:
     return spa.load(model).stats().macs
 
 
-def spa_prune(dense: onnx.ModelProto, method: str, target: float, calibration: dict) -> onnx.ModelProto:
+def spa_prune(dense: onnx.ModelProto, method: str, target: float, calibration: dict, heads: str = "dims"
+              ) -> onnx.ModelProto:
     model = spa.load(dense)
+    model.heads = heads
     if method == "l2":
         plan = model.plan(criterion="l2", target_flops=target, quiet=True)
     elif method == "obspa-free":
