@@ -123,6 +123,8 @@ def _sweep(args: argparse.Namespace) -> None:
     from spa.sweep import SweepInputs, run_sweep, write_results
     from spa.verify import generated_inputs, read_inputs
 
+    if args.round_to == "auto" and args.measure != "latency":
+        raise SPAError("--round-to auto chooses the rounding by measured latency: use it with --measure latency")
     Stage.model, Stage.name = args.model, "import"
     model = load(args.model)  # one clear line for a file that is not a model, before any worker starts
     written = model.to_onnx()

@@ -24,7 +24,7 @@ from spa.calibration import held_out_split
 from spa.data import demo_model_path, load_demo_images
 from spa.execution import LocalBackend
 from spa.sweep import SweepInputs, run_sweep, write_results
-from spa.sweep.front import quality
+from spa.sweep.front import pareto_front, quality
 from spa.sensitivity import measure
 from spa.sensitivity.measure import grid_counts
 from spa.select import eligible_groups
@@ -154,6 +154,17 @@ def test_a_sweep_survives_a_killed_ray_worker_and_matches_local(ray_backend, tmp
     _assert_a_pareto_front(summary["dense"], summary["rows"], summary["pareto"])
 
 
+def test_the_pareto_front_of_hand_made_rows() -> None:
+    dense = {"top1_agreement": 1.0, "latency_ms": 10.0}
+    rows = [{"top1_agreement": 0.9, "latency_ms": 8.0},   # on the front
+            {"top1_agreement": 0.8, "latency_ms": 9.0},   # beaten by the row above on both
+            {"top1_agreement": 0.5, "latency_ms": 4.0},   # on the front: the fastest
+            {"top1_agreement": 0.5, "latency_ms": 5.0},   # beaten on latency at equal quality
+            {"top1_agreement": None, "output_error": 0.2, "latency_ms": 6.0},  # quality 0.8: on the front
+            {"error": "failed"}]                          # not measured: never on it
+    assert pareto_front([dense, *rows]) == [3, 5, 1, 0]
+
+
 def _dominates(a: dict, b: dict) -> bool:
     return (quality(a) >= quality(b) and a["latency_ms"] <= b["latency_ms"]
             and (quality(a) > quality(b) or a["latency_ms"] < b["latency_ms"]))
@@ -185,6 +196,9 @@ def test_sweep_command_on_local_processes(tmp_path) -> None:
     bad = subprocess.run([sys.executable, "-m", "spa", "sweep", str(demo_model_path()), "--targets", "0.3",
                           "--criteria", "taylor", "-o", str(tmp_path / "x")], capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown criterion 'taylor'" in bad.stderr
+    auto = subprocess.run([sys.executable, "-m", "spa", "sweep", str(demo_model_path()), "--targets", "0.3",
+                           "--round-to", "auto", "-o", str(tmp_path / "y")], capture_output=True, text=True)
+    assert auto.returncode == 1 and "use it with --measure latency" in auto.stderr and not (tmp_path / "y").exists()
 
 
 def test_backends_agree_bit_for_bit_on_obspa_hessians(ray_backend) -> None:
@@ -195,11 +209,13 @@ def test_backends_agree_bit_for_bit_on_obspa_hessians(ray_backend) -> None:
     groups, weights = model.coupling_groups(), model.weights()
     options = OBSPAOptions(batch_size=16)
     hessians = []
-    for backend in (None, LocalBackend(1), LocalBackend(2), ray_backend):
+    for backend in (LocalBackend(2), ray_backend, None):  # None: this process, on every core
         pruner = OBSPA(model.to_onnx(), groups, weights, {"image": images[:96]}, options, quiet=True, backend=backend)
         hessians.append(pruner._hessians)
+    workers, ray, in_process = hessians
     # every layer whose input channels can go (all but the first convolution), from 6 batches in 2 shares
-    assert {name for name, _ in hessians[0]} == {"features.3.weight", "classifier.0.weight", "classifier.2.weight"}
-    for other in hessians[1:]:
-        assert other.keys() == hessians[0].keys()
-        assert all(np.array_equal(other[key], hessians[0][key]) for key in hessians[0])
+    assert {name for name, _ in workers} == {"features.3.weight", "classifier.0.weight", "classifier.2.weight"}
+    assert ray.keys() == workers.keys() == in_process.keys()
+    assert all(np.array_equal(ray[key], workers[key]) for key in workers)  # one thread per task on both
+    assert all(np.allclose(in_process[key], workers[key], rtol=1e-5, atol=1e-7 * np.abs(workers[key]).max())
+               for key in workers)

@@ -16,11 +16,12 @@ from spa.data import demo_model_path, load_demo_images
 from spa.errors import SPAError
 from spa.groups import Plan, plan_to_dict
 from spa.obspa import OBSPAOptions
-from spa.obspa.hessians import layer_features
+from spa.obspa.hessians import HessianAccumulator, layer_features
 from spa.obspa.layers import ConvGeometry, LinearLayer
 from spa.obspa.solver import (
     ConsumerState,
     channel_costs,
+    damped,
     greedy_scores,
     inverse,
     reconstruct,
@@ -45,6 +46,45 @@ def test_reconstruct_is_the_least_squares_refit() -> None:
     result = reconstruct(w, h, removed)
     np.testing.assert_allclose(result[:, keep], expected, rtol=1e-8, atol=1e-10)
     assert not result[:, removed].any()
+
+
+@pytest.mark.parametrize("magnitude", [1.0, 1e-21, 1e-23, 1e-24])
+def test_damped_hessians_are_positive_definite_even_from_denormal_features(magnitude: float) -> None:
+    # Found on a randomly initialised MobileViT: an attention output of about 1e-23 gives float32
+    # products that are denormal, and the rounding made the damped Hessian indefinite.
+    layer = LinearLayer("w", "x", "matmul", True, (0, 48), (0, 8), None, None, None)
+    accumulator = HessianAccumulator([layer])
+    accumulator.add({"x": (np.random.default_rng(0).standard_normal((256, 48)) * magnitude).astype(np.float32)})
+    h = accumulator.hessian(layer, False)
+    result = damped(h, 0.01)
+    np.linalg.cholesky(result)  # raises if not positive definite
+    assert np.array_equal(result - np.diag(np.diag(result)), h - np.diag(np.diag(h)))  # only the diagonal moves
+    assert np.allclose(inverse(result) @ result, np.eye(48), atol=1e-6)
+    if magnitude == 1.0:  # a well-conditioned H gets exactly the usual damping
+        assert np.allclose(np.diag(result) - np.diag(h), 0.01 * np.mean(np.diag(h)))
+
+
+def test_layers_reading_the_same_features_share_one_sum_and_keep_their_own_hessian() -> None:
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 6, 5, 5)).astype(np.float32)
+    same = ConvGeometry((3, 3), (1, 1), (1, 1), (1, 1, 1, 1))
+    layers = [LinearLayer("q", "h", "matmul", True, (0, 5), (0, 4), None, None, None),
+              LinearLayer("k", "h", "matmul", True, (0, 5), (0, 2), None, "k.bias", None),
+              LinearLayer("v", "h", "gemm", True, (0, 5), (0, 2), None, None, None),
+              LinearLayer("g", "x", "conv", False, (0, 3), (0, 2), same, None, None),  # two conv groups
+              LinearLayer("g", "x", "conv", False, (3, 6), (2, 4), same, None, None),
+              LinearLayer("s", "x", "conv", False, (0, 3), (0, 2), ConvGeometry((3, 3), (2, 2), (1, 1), (1, 1, 1, 1)),
+                          None, None)]
+    activations = {"h": rng.standard_normal((7, 5)).astype(np.float32), "x": x}
+    accumulator = HessianAccumulator(layers)
+    accumulator.add(activations)
+    assert len(accumulator.gram) == 4  # q/k/v share; each conv group and stride has its own
+    for layer in layers:
+        features = layer_features(layer, activations[layer.input]).astype(np.float64)
+        expected = features.T @ features / len(features)
+        assert np.allclose(accumulator.hessian(layer, False), expected, rtol=1e-5, atol=1e-6)
+    with_bias = accumulator.hessian(layers[1], True)
+    assert with_bias.shape == (6, 6) and with_bias[-1, -1] == 1.0
 
 
 def test_sequential_obs_removals_equal_the_joint_refit() -> None:

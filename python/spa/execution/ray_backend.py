@@ -18,11 +18,15 @@ def _ray():
     return ray
 
 
-def _send_token_like_ray_start() -> None:
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def _send_token_like_ray_start(address: str) -> None:
     """`ray start --head` turns token authentication on when ~/.ray/auth_token exists, but
     `ray.init(address=...)` does not, so the client is refused (ray-project/ray#64755 review):
-    make the client follow the same rule. An explicit RAY_AUTH_MODE is left to Ray."""
-    if "RAY_AUTH_MODE" in os.environ:
+    for a cluster of this machine, the one that token belongs to, the client follows the same
+    rule. The token is never sent elsewhere unasked: RAY_AUTH_MODE=token does that."""
+    if address.rsplit(":", 1)[0].strip("[]") not in LOOPBACK:
         return
     try:
         from ray._private.authentication.authentication_token_setup import (
@@ -48,13 +52,13 @@ class RayBackend:
         self._started_here = False
         if not ray.is_initialized():
             settings = {"include_dashboard": False, "log_to_driver": False, "logging_level": "ERROR"}
-            if address == "local" or address.split(":")[0] in ("127.0.0.1", "localhost"):
+            if address == "local" or address.rsplit(":", 1)[0].strip("[]") in LOOPBACK:
                 settings["_node_ip_address"] = "127.0.0.1"  # a cluster of this machine talks over loopback only
             try:
                 if address == "local":
                     ray.init(num_cpus=workers or os.cpu_count(), **settings)
                 else:
-                    _send_token_like_ray_start()
+                    _send_token_like_ray_start(address)
                     ray.init(address=address, **settings)
             except Exception as error:  # noqa: BLE001 - Ray raises many kinds: connection, version, timeout
                 raise SPAError(f"cannot reach a Ray cluster at {address}: {first_line(error)}") from None

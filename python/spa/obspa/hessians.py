@@ -55,14 +55,14 @@ class HessianAccumulator:
 
     def __init__(self, layers: list[LinearLayer]) -> None:
         self.layers = layers
+        self._distinct = {layer.features_key: layer for layer in layers}  # one layer per feature matrix
         self.gram: dict[tuple, np.ndarray] = {}
         self.sums: dict[tuple, np.ndarray] = {}
         self.count: dict[tuple, int] = {}
 
     def add(self, activations: Mapping[str, np.ndarray]) -> None:
         """Add one batch: activation name -> array (the inputs of the layers)."""
-        distinct = {layer.features_key: layer for layer in self.layers}
-        for key, layer in distinct.items():
+        for key, layer in self._distinct.items():
             features = layer_features(layer, activations[layer.input])
             gram = (features.T @ features).astype(np.float64)
             if key in self.gram:

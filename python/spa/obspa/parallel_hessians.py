@@ -1,8 +1,9 @@
 """Layer Hessians accumulated as tasks (spa.execution): each task runs the model on a share of the
 samples and sums x x^T for every layer; the shares are merged here in a fixed order.
 
-A share is CHUNK batches whatever the number of workers, so the sums, and the Hessians, come out the
-same bit for bit on any backend.
+A share is CHUNK batches whatever the number of workers, and each task runs on one thread, so the
+sums come out the same bit for bit on local processes and on Ray. In this process (one local worker)
+onnxruntime and NumPy use every core, which may move the last bits.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import numpy as np
 import onnx
 
 from spa.cache import digest
-from spa.execution import Backend, default_backend, worker_cache
+from spa.execution import Backend, LocalBackend, default_backend, worker_cache
 from spa.obspa.hessians import HessianAccumulator
 from spa.obspa.layers import LinearLayer
 from spa.providers.onnxruntime_provider import ActivationProvider
@@ -31,27 +32,50 @@ class _Shared:
     layers: list[LinearLayer]
 
 
-def _share(shared: _Shared, batches: list[dict[str, np.ndarray]]) -> HessianAccumulator:
-    """A task: the sums of one share of the batches."""
-    provider = worker_cache(shared.key, lambda: ActivationProvider(onnx.load_from_string(shared.model), shared.names,
-                                                                   THREADS))
-    accumulator = HessianAccumulator(shared.layers)
+def _sums(provider: ActivationProvider, layers: list[LinearLayer], batches: list) -> HessianAccumulator:
+    accumulator = HessianAccumulator(layers)
     for activations in provider.run(batches):
         accumulator.add(activations)
     return accumulator
 
 
+def _share(shared: _Shared, batches: list[dict[str, np.ndarray]]) -> HessianAccumulator:
+    """A task: the sums of one share of the batches."""
+    provider = worker_cache(shared.key, lambda: ActivationProvider(onnx.load_from_string(shared.model), shared.names,
+                                                                   THREADS))
+    return _sums(provider, shared.layers, batches)
+
+
+def _fold(total: HessianAccumulator | None, part: HessianAccumulator) -> HessianAccumulator:
+    if total is None:
+        return part  # taken over, not copied (a share computed in this process)
+    total.merge(part)
+    return total
+
+
 def accumulate(model: onnx.ModelProto, layers: Sequence[LinearLayer], batches: Iterable[Mapping[str, np.ndarray]],
                backend: Backend | None = None, on_batches: Callable[[int], None] | None = None) -> HessianAccumulator:
-    """The sums of x x^T of every layer over all `batches`, run on `backend`; `on_batches(n)` as shares end."""
+    """The sums of x x^T of every layer over all `batches`, run on `backend`; `on_batches(n)` as shares end.
+
+    Shares are summed, then merged in order, on every backend. In this process onnxruntime and NumPy
+    use every core and one share's sums are alive at a time; tasks elsewhere run on one thread each.
+    """
+    layers, batches = list(layers), list(batches)
     names = tuple(sorted({layer.input for layer in layers}))
-    blob = model.SerializeToString()
-    shared = _Shared(digest([blob, *names]), blob, names, list(layers))
-    batches = [dict(batch) for batch in batches]
     shares = [batches[start:start + CHUNK] for start in range(0, len(batches), CHUNK)]
-    backend = backend or default_backend(len(blob) * len(batches))
+    backend = backend or default_backend(model.ByteSize() * len(batches))
+    if isinstance(backend, LocalBackend) and (backend.workers == 1 or len(shares) <= 1):
+        provider, total = ActivationProvider(model, names), None
+        for share in shares:
+            total = _fold(total, _sums(provider, layers, share))
+            if on_batches:
+                on_batches(len(share))
+        return total or HessianAccumulator(layers)
+    blob = model.SerializeToString()
+    shared = _Shared(digest([blob, *names]), blob, names, layers)
     parts = backend.map(_share, shared, shares, (lambda share: on_batches(len(share))) if on_batches else None)
-    total = HessianAccumulator(list(layers))
-    for part in parts:
-        total.merge(part)
+    parts.reverse()
+    total = HessianAccumulator(layers)  # Ray's results are read-only views of its object store
+    while parts:  # each share's sums are freed once merged
+        total.merge(parts.pop())
     return total

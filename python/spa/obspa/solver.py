@@ -34,11 +34,28 @@ class ConsumerState:
     columns: list[np.ndarray]
 
 
+MAX_RAISES = 12  # tenfold each: enough for any rounding noise, short of hiding a NaN
+
+
 def damped(h: np.ndarray, damp: float) -> np.ndarray:
-    """H + damp * mean(diag H) * I (a copy); a zero diagonal gets damp itself."""
+    """H + damp * mean(diag H) * I (a copy); a zero diagonal gets damp itself.
+
+    Features so small that their float32 products are denormal (about 1e-23) leave H with rounding
+    noise as large as its diagonal, so the damped H can still be indefinite; the added diagonal
+    then grows tenfold until H is positive definite, which every solve here needs.
+    """
     scale = float(np.mean(np.diag(h)))
+    added = damp * (scale if scale > 0 else 1.0)
     result = h.copy()
-    result[np.diag_indices_from(result)] += damp * (scale if scale > 0 else 1.0)
+    diagonal = np.diag_indices_from(result)
+    result[diagonal] += added
+    for _ in range(MAX_RAISES):
+        try:
+            np.linalg.cholesky(result)
+            break
+        except np.linalg.LinAlgError:
+            result[diagonal] += 9 * added
+            added *= 10
     return result
 
 
