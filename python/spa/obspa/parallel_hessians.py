@@ -15,7 +15,7 @@ import numpy as np
 import onnx
 
 from spa.cache import digest
-from spa.execution import Backend, LocalBackend, default_backend, worker_cache
+from spa.execution import Backend, LocalBackend, worker_cache
 from spa.obspa.hessians import HessianAccumulator
 from spa.obspa.layers import LinearLayer
 from spa.providers.onnxruntime_provider import ActivationProvider
@@ -63,7 +63,9 @@ def accumulate(model: onnx.ModelProto, layers: Sequence[LinearLayer], batches: I
     layers, batches = list(layers), list(batches)
     names = tuple(sorted({layer.input for layer in layers}))
     shares = [batches[start:start + CHUNK] for start in range(0, len(batches), CHUNK)]
-    backend = backend or default_backend(model.ByteSize() * len(batches))
+    # Unasked, this process: its threaded run beat 2 processes and Ray 2-fold on a 0.2B decoder
+    # (benchmarks/RESULTS.md), as every task sends sums the size of the Hessians back.
+    backend = backend or LocalBackend(1)
     if isinstance(backend, LocalBackend) and (backend.workers == 1 or len(shares) <= 1):
         provider, total = ActivationProvider(model, names), None
         for share in shares:
