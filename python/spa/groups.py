@@ -70,6 +70,35 @@ class Member:
 
 
 @dataclass(frozen=True)
+class Site:
+    """An op that makes its group not function-preserving: its type, its output (which names the
+    node) and data input, that input's rank (-1: unknown) and channel axis, and the group channel of
+    each position along that axis (-1: another group's)."""
+
+    op: str
+    output: str
+    input: str
+    rank: int
+    axis: int
+    channel_of_position: tuple[int, ...]
+
+    @classmethod
+    def from_json(cls, entry: Mapping[str, Any], where: str) -> Site:
+        """A Site from its JSON object; raises SPAError naming `where` if a key is missing or malformed."""
+        if not isinstance(entry, Mapping):
+            raise SPAError(f"{where}: expected an object, got {type(entry).__name__}")
+        positions = _require(entry, "channel_of_position", list, where)
+        return cls(_require(entry, "op", str, where), _require(entry, "output", str, where),
+                   _require(entry, "input", str, where), int(entry.get("rank", -1)),
+                   _require(entry, "axis", int, where), tuple(int(c) for c in positions))
+
+    def to_json(self) -> dict[str, Any]:
+        """The site as the analysis writes it."""
+        return {"op": self.op, "output": self.output, "input": self.input, "rank": self.rank, "axis": self.axis,
+                "channel_of_position": list(self.channel_of_position)}
+
+
+@dataclass(frozen=True)
 class Group:
     """A set of coupled channels; removing channel c deletes every member position mapped to c."""
 
@@ -83,6 +112,7 @@ class Group:
     keep_one_of: tuple[tuple[int, ...], ...] = ()  # channel sets of which at least one must stay
     # Computed operands read through a Gather of the kept positions: (value, user op, axis) each.
     gathered: tuple[tuple[str, str, int], ...] = ()
+    non_preserving: tuple[Site, ...] = ()  # the ops that make it not function-preserving
 
     @classmethod
     def from_json(cls, entry: Mapping[str, Any]) -> Group:
@@ -120,8 +150,10 @@ class Group:
             raise SPAError(f"{where}: 'keep_one_of' must be a list of non-empty lists of channels")
         gathered = tuple((str(g.get("value", "")), str(g.get("user", "")), int(g.get("axis", 0)))
                          for g in entry.get("gathered", []) if isinstance(g, Mapping))
+        sites = tuple(Site.from_json(e, f"{where}, non-preserving site {i}")
+                      for i, e in enumerate(entry.get("non_preserving", [])))
         return cls(group_id, channels, prunable, tuple(reasons), function_preserving, divisor, members,
-                   tuple(tuple(c) for c in keep_one_of), gathered)
+                   tuple(tuple(c) for c in keep_one_of), gathered, sites)
 
     def to_json(self) -> dict[str, Any]:
         """The group as the analysis writes it."""
@@ -132,6 +164,8 @@ class Group:
             entry["keep_one_of"] = [list(c) for c in self.keep_one_of]
         if self.gathered:
             entry["gathered"] = [{"value": v, "user": u, "axis": a} for v, u, a in self.gathered]
+        if self.non_preserving:
+            entry["non_preserving"] = [site.to_json() for site in self.non_preserving]
         return entry
 
     def positions(self, member: Member, removed_channels: Iterable[int]) -> list[int]:

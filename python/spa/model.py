@@ -423,7 +423,7 @@ class Model:
                input_shapes: Mapping[str, Sequence[int]] | None, opset: int | None, consume: bool = False) -> Trial:
         """A Trial whose copies come from `original` (this module as bytecode); with `consume`, the
         first trial prunes the module itself (one parse less: prune replaces it anyway)."""
-        base = self._state_onnx()
+        base, self._state = self._state_onnx(), None  # the Trial owns (and changes) the export
         feeds = dict(inputs) if inputs is not None else generated_inputs(base, input_shapes)
         groups = self.coupling_groups()
         unused = [self.module] if consume else []

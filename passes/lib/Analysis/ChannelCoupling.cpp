@@ -139,6 +139,7 @@ public:
     linkChannels();
     localIndex.assign(channelOfLeader.size(), -1);
     placeMembers();
+    placeSites();
     markGroups();
     splitKeepOneSets();
   }
@@ -148,7 +149,7 @@ private:
   std::vector<ChannelGroup> &groups;
   llvm::DenseMap<Atom, int64_t> channelOfLeader; // dense channel ids, in order of first appearance
   ChannelLinks links;
-  std::vector<SmallVector<int64_t>> memberChannels, spaceChannels, gatherChannels;
+  std::vector<SmallVector<int64_t>> memberChannels, spaceChannels, gatherChannels, siteChannels;
   SmallVector<std::pair<Value, const TrackedAxis *>> spaces;
   llvm::MapVector<int64_t, unsigned> groupOfLeader; // groups in order of their first member
   SmallVector<int64_t> localIndex;                  // channel numbering inside each group
@@ -170,7 +171,7 @@ private:
   unsigned groupOf(int64_t channel) {
     auto [it, inserted] = groupOfLeader.insert({links.classes.getLeaderValue(channel), groups.size()});
     if (inserted)
-      groups.push_back(ChannelGroup{static_cast<unsigned>(groups.size()), 0, true, true, {}, {}, {}, {}, {}});
+      groups.push_back(ChannelGroup{static_cast<unsigned>(groups.size()), 0, true, true, {}, {}, {}, {}, {}, {}});
     return it->second;
   }
 
@@ -210,6 +211,8 @@ private:
       SmallVector<int64_t> present(llvm::make_filter_range(gatherChannels.back(), [](int64_t c) { return c >= 0; }));
       links.link(present);
     }
+    for (const NonPreservingSite &site : builder.nonPreservingSites())
+      siteChannels.push_back(toChannels(site.atoms)); // a tracked value's atoms: numbered above
   }
 
   void placeMembers() {
@@ -233,6 +236,17 @@ private:
         group.gathers.push_back(
             GroupGather{gathered.user, gathered.operandIndex, gathered.axis, localize(group, channels)});
       }
+    }
+  }
+
+  /// Each site, with the group channel of each position it reads.
+  void placeSites() {
+    for (auto [site, channels] : llvm::zip_equal(builder.nonPreservingSites(), siteChannels)) {
+      auto first = llvm::find_if(channels, [](int64_t c) { return c >= 0; });
+      if (first == channels.end())
+        continue;
+      ChannelGroup &group = groups[groupOf(*first)];
+      group.nonPreservingSites.push_back(GroupSite{site.op, site.axis, localize(group, channels)});
     }
   }
 
@@ -327,6 +341,18 @@ static llvm::json::Array gathersToJSON(ArrayRef<GroupGather> gathers) {
   return entries;
 }
 
+static llvm::json::Array sitesToJSON(ArrayRef<GroupSite> sites) {
+  llvm::json::Array entries;
+  for (const GroupSite &site : sites)
+    entries.push_back(llvm::json::Object{{"op", site.op->getName().getStringRef().drop_front(5).str()},
+                                         {"output", valueName(site.op->getResult(0))},
+                                         {"input", valueName(site.op->getOperand(0))},
+                                         {"rank", rankOf(site.op->getOperand(0)).value_or(-1)},
+                                         {"axis", site.axis},
+                                         {"channel_of_position", llvm::json::Array(site.channelOfPosition)}});
+  return entries;
+}
+
 llvm::json::Value ChannelCoupling::toJSON() const {
   llvm::json::Array jsonGroups;
   for (const ChannelGroup &group : groups) {
@@ -345,6 +371,8 @@ llvm::json::Value ChannelCoupling::toJSON() const {
                               {"members", std::move(members)}};
     if (!group.gathers.empty())
       object["gathered"] = gathersToJSON(group.gathers);
+    if (!group.nonPreservingSites.empty())
+      object["non_preserving"] = sitesToJSON(group.nonPreservingSites);
     if (!group.keepOneOf.empty()) {
       llvm::json::Array sets;
       for (const SmallVector<int64_t> &set : group.keepOneOf)

@@ -120,6 +120,11 @@ void CouplingBuilder::markNotFunctionPreserving(ArrayRef<Atom> atoms, StringRef 
       nonPreserving.try_emplace(atom, reason.str());
 }
 
+void CouplingBuilder::markNotFunctionPreserving(Operation *op, const TrackedAxis &input, StringRef reason) {
+  sites.push_back(NonPreservingSite{op, input.axis, input.atoms});
+  markNotFunctionPreserving(input.atoms, reason);
+}
+
 bool spa::isShapePreservingView(Operation *op) {
   return isa<onnx::CastOp, onnx::IdentityOp, onnx::SqrtOp, onnx::ReciprocalOp, onnx::NegOp, onnx::AbsOp, onnx::ExpOp>(op);
 }

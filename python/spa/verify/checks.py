@@ -61,9 +61,11 @@ LARGE_MODEL_BYTES = 64 << 20  # above this, memory rather than time is what veri
 
 class Runner:
     """An onnxruntime session for one model (or its serialised bytes), on `threads` intra-op threads
-    (None: onnxruntime's default); `failure` is set instead when it cannot load."""
+    (None: onnxruntime's default), with `initializers` (name -> array) used in place of the model's
+    own; `failure` is set instead when it cannot load."""
 
-    def __init__(self, model: onnx.ModelProto | bytes, threads: int | None = None) -> None:
+    def __init__(self, model: onnx.ModelProto | bytes, threads: int | None = None,
+                 initializers: Mapping[str, np.ndarray] | None = None) -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -76,11 +78,17 @@ class Runner:
         self.failure: Failure | None = None
         self.session = None
         try:
+            # onnxruntime reads these arrays in place, so they are kept for the session's life.
+            self._initializers = [ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(array))
+                                  for array in (initializers or {}).values()]
+            for name, value in zip(initializers or {}, self._initializers):
+                options.add_initializer(name, value)
             blob = model if isinstance(model, bytes) else model.SerializeToString()
             if len(blob) > LARGE_MODEL_BYTES:  # packed weights (faster products) would be a second copy
                 options.add_session_config_entry("session.disable_prepacking", "1")
-            self.session = ort.InferenceSession(blob, options,
-                                                providers=["CPUExecutionProvider"])
+            # Constant folding would read the model's own values of the replaced initializers.
+            self.session = ort.InferenceSession(blob, options, providers=["CPUExecutionProvider"],
+                                                disabled_optimizers=["ConstantFolding"] if initializers else None)
         except Exception as error:  # noqa: BLE001 - onnxruntime raises its own exception types
             self.failure = _failure("onnxruntime load", error)
 

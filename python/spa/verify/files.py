@@ -99,8 +99,7 @@ def _against_plan(original_path: str, pruned: onnx.ModelProto, pruned_path: str,
     if failure is not None:
         raise SPAError(f"{pruned_path}: {failure.line()} (its weights or graph differ from what the plan makes "
                        f"of {original_path})")
-    preserving = sum(1 for g in plan.removed if trial.groups[g].function_preserving)
-    return [f"zero-mask oracle over {preserving} function-preserving groups of the plan",
+    return [f"{trial.oracle_line(plan) or 'zero-mask oracle over no group'} of the plan",
             f"computes what the plan makes of {original_path} ({len(plan.removed)} groups, "
             f"{len(plan.weight_updates)} corrected weights)"]
 

@@ -4,12 +4,14 @@ Pruning channels S of a function-preserving group must give the same outputs
 as the unpruned model in which every constant slice of the group at S is set
 to zero. `masked_model` makes that reference from an unpruned model exported
 by SPA (so its constant names are the plan's), after writing any corrected
-weights the plan carries (`with_arrays`).
+weights the plan carries (`with_arrays`). `masked_initializers` gives the same
+change as new initializer values, for onnxruntime to use in place of the
+model's own: no copy of the model is made or serialised.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -78,12 +80,30 @@ def with_arrays(model: onnx.ModelProto, arrays: Mapping[str, np.ndarray]) -> onn
     return result
 
 
-def masked_model(base: onnx.ModelProto, plan_dict: Mapping[str, Any],
-                 arrays: Mapping[str, np.ndarray] | None = None) -> onnx.ModelProto:
-    """A copy of `base` with every member slice of the plan (`spa.groups.plan_to_dict`) set to zero,
-    after writing `arrays` (constant name -> new value of the same shape: corrected weights)."""
-    result = with_arrays(base, arrays) if arrays else _copy(base)
-    constants = _Constants(result)
+def materialise_constants(model: onnx.ModelProto, names: Iterable[str]) -> None:
+    """Give each of `names` that is the output of a Constant or of an Identity of a constant (a
+    weight an exporter stored once for several users) an initializer of its own, in place: the
+    graph computes the same, and `masked_initializers` can then give those names new values."""
+    constants = _Constants(model)
+    outputs = {o.name for o in model.graph.output}
+    wanted = {n for n in names if n in constants.nodes and n not in outputs
+              and constants.nodes[n].op_type in ("Constant", "Identity")}
+    values = {}
+    for name in wanted:
+        try:
+            values[name] = constants.value(name)
+        except SPAError:
+            continue  # a constant SPA cannot read: masked_model's path handles plans that touch it
+    if not values:
+        return
+    kept = [node for node in model.graph.node if not (node.output and node.output[0] in values)]
+    del model.graph.node[:]
+    model.graph.node.extend(kept)
+    model.graph.initializer.extend(numpy_helper.from_array(array, name) for name, array in values.items())
+
+
+def _masked_arrays(constants: _Constants | _Overlay, plan_dict: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """Copies of every constant the plan cuts, with its member slices set to zero."""
     slices: dict[str, list[tuple[int, list[int]]]] = {}
     for group in plan_dict["groups"]:
         for member in group["members"]:
@@ -95,9 +115,49 @@ def masked_model(base: onnx.ModelProto, plan_dict: Mapping[str, Any],
             index: list[Any] = [slice(None)] * arrays[name].ndim
             index[axis] = indices
             arrays[name][tuple(index)] = 0
-    for name, array in arrays.items():
+    return arrays
+
+
+def masked_model(base: onnx.ModelProto, plan_dict: Mapping[str, Any],
+                 arrays: Mapping[str, np.ndarray] | None = None) -> onnx.ModelProto:
+    """A copy of `base` with every member slice of the plan (`spa.groups.plan_to_dict`) set to zero,
+    after writing `arrays` (constant name -> new value of the same shape: corrected weights)."""
+    result = with_arrays(base, arrays) if arrays else _copy(base)
+    constants = _Constants(result)
+    for name, array in _masked_arrays(constants, plan_dict).items():
         constants.replace(name, array)
     return result
+
+
+def masked_initializers(base: onnx.ModelProto, plan_dict: Mapping[str, Any],
+                        arrays: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray] | None:
+    """What `masked_model` would change, as new values of `base`'s initializers (name -> array), for
+    onnxruntime to use in place of the model's own (no copy of the model); None when the plan or
+    `arrays` touch a constant that is not an initializer (a Constant node, an Identity of a shared
+    weight): `masked_model` handles those."""
+    constants = _Constants(base)
+    names = {m["tensor"] for g in plan_dict["groups"] for m in g["members"] if m["indices"]} | set(arrays or ())
+    if not names <= constants.initializers.keys():
+        return None
+    values = {name: constants.value(name) for name in arrays or ()}
+    for name, array in (arrays or {}).items():
+        if values[name].shape != np.shape(array):
+            raise SPAError(f"zero-mask oracle: {name} has shape {list(values[name].shape)}, "
+                           f"got {list(np.shape(array))}")
+        values[name] = np.asarray(array, dtype=values[name].dtype).copy()
+    overlay = _Overlay(constants, values)
+    values.update(_masked_arrays(overlay, plan_dict))
+    return values
+
+
+class _Overlay:
+    """A `_Constants` view in which some names already have new values."""
+
+    def __init__(self, constants: _Constants, values: Mapping[str, np.ndarray]) -> None:
+        self.constants, self.values = constants, values
+
+    def value(self, name: str) -> np.ndarray:
+        return self.values[name] if name in self.values else self.constants.value(name)
 
 
 def constant_value(model: onnx.ModelProto, name: str) -> np.ndarray:

@@ -1,7 +1,10 @@
 """One verification trial: prune the original with (part of) a plan, export it, and run every check.
 
 A `Trial` holds what all trials of one plan share: the original model as
-SPA exports it (`base`), the feeds, and the reference outputs. `run(plan)`
+SPA exports it (`base`, which it owns: weights that several nodes share
+through Identity or Constant nodes get initializers of their own, so that the
+zero-mask reference is `base` with new initializer values), the feeds, and
+the reference outputs. `run(plan)`
 prunes a fresh copy (through the caller's `prune_copy`), exports it as it
 would be written (`export`), and returns the pruned module and model, or the
 first `Failure`:
@@ -10,8 +13,11 @@ first `Failure`:
 2. the onnx checker passes (full, or plain when the original fails the full one);
 3. onnxruntime loads and runs it on the feeds;
 4. its outputs have the original's count, dtypes and shapes;
-5. the plan's function-preserving groups, pruned alone, give the outputs of
-   `base` with their channels zeroed (and any corrected weights written).
+5. it gives the outputs of `base` with the plan's channels zeroed (and any
+   corrected weights written), where the ops that make a group not
+   function-preserving compute over kept channels only (spa.verify.emulation).
+   Groups with an op that has no such masked form are left out: the others,
+   pruned alone, are compared instead.
 
 When onnxruntime cannot load the original at all (a custom-domain operator,
 say), checks 3-5 are skipped and `skipped` says why. Each model is
@@ -34,11 +40,12 @@ import onnx
 from spa.errors import SPAError, first_line
 from spa.groups import Group, Plan, plan_to_dict
 from spa.mlir_bindings import ir
-from spa.verify.checks import LARGE_MODEL_BYTES, Failure, Runner, check_equal, check_signature, check_validity
-from spa.verify.masking import masked_model
+from spa.verify.checks import Failure, Runner, check_equal, check_signature, check_validity
+from spa.verify.emulation import emulate
+from spa.verify.masking import masked_initializers, masked_model, materialise_constants
 
 PruneCopy = Callable[[Plan], ir.Module]
-PARALLEL_RUN_BYTES = LARGE_MODEL_BYTES  # above this, the pruned model and the reference run one after the other
+PARALLEL_RUN_BYTES = 512 << 20  # above this, the pruned model and the reference run one after the other
 Export = Callable[[ir.Module, bool], onnx.ModelProto]  # (module, as_written) -> model
 
 
@@ -61,6 +68,8 @@ class Trial:
                  prune_copy: PruneCopy, export: Export, label: str) -> None:
         self.base = base
         self.groups = {group.id: group for group in groups}
+        materialise_constants(base, {m.tensor for g in groups if g.prunable for m in g.members})
+        self.emulation = emulate(base, groups)
         self.feeds = dict(feeds)
         self.prune_copy = prune_copy
         self.export = export
@@ -71,6 +80,7 @@ class Trial:
         self.skipped: list[str] = []
         self.count = 0
         self.reference_outputs: list[np.ndarray] | None = None  # of the last reference run
+        self._blob: bytes | None = None
 
     def run(self, plan: Plan) -> Pruned | Failure:
         """Prune a copy with `plan` and check it; the Pruned copy, or the first Failure."""
@@ -86,6 +96,19 @@ class Trial:
         if failure is None and self.runnable:
             failure = self._behaviour(plan, blob)
         return failure or Pruned(module, model, blob, caught)
+
+    def oracle_line(self, plan: Plan) -> str | None:
+        """What the zero-mask oracle covers of `plan`, as a line of the report (None: no group)."""
+        removed = [g for g, channels in plan.removed.items() if channels]
+        preserving = sum(1 for g in removed if self.groups[g].function_preserving)
+        emulated = sum(1 for g in removed if g in self.emulation.groups)
+        if not preserving + emulated:
+            return None
+        line = f"zero-mask oracle over {preserving} function-preserving groups"
+        if emulated:
+            line += f" and {emulated} whose normalisations were masked"
+        left = len(removed) - preserving - emulated
+        return line + (f" ({left} other groups pruned, checked by the signature only)" if left else "")
 
     def _make(self, plan: Plan, as_written: bool) -> tuple[ir.Module, onnx.ModelProto] | Failure:
         try:
@@ -106,8 +129,9 @@ class Trial:
         return failure
 
     def _behaviour(self, plan: Plan, blob: bytes) -> Failure | None:
-        preserving = [g for g in plan.removed if plan.removed[g] and self.groups[g].function_preserving]
-        reference_plan = plan.restricted(preserving)
+        removed = [g for g in plan.removed if plan.removed[g]]
+        checked = [g for g in removed if self.groups[g].function_preserving or g in self.emulation.groups]
+        reference_plan = plan.restricted(checked)
         if len(blob) > PARALLEL_RUN_BYTES:  # one model in onnxruntime at a time: memory, not time, is short
             outputs = Runner(blob).run(self.feeds)
             reference = self._reference_outputs(reference_plan)
@@ -121,9 +145,9 @@ class Trial:
         if isinstance(outputs, Failure):
             return outputs
         failure = check_signature(reference, outputs, self.output_names)
-        if failure is not None or not preserving:
+        if failure is not None or not checked:
             return failure
-        if len(preserving) != sum(1 for c in plan.removed.values() if c):
+        if len(checked) != len(removed):  # some groups' ops have no masked form: prune the others alone
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 made = self._make(reference_plan, as_written=False)
@@ -138,14 +162,19 @@ class Trial:
         """Outputs of `base` with the plan's corrected weights written and its channels zeroed; None
         (and `runnable` False) when onnxruntime cannot load the original. Raises SPAError when the
         original rejects the feeds."""
-        groups = [self.groups[g] for g in plan.removed]
-        reference = masked_model(self.base, plan_to_dict(plan, groups), plan.weight_updates).SerializeToString()
-        outputs = Runner(reference).run(self.feeds)
-        del reference
+        plan_dict = plan_to_dict(plan, [self.groups[g] for g in plan.removed])
+        arrays = {**(plan.weight_updates or {}), **self.emulation.values(plan.removed)}
+        overrides = masked_initializers(self.base, plan_dict, arrays)
+        outputs = Runner(self._base_blob(), initializers=overrides).run(self.feeds) if overrides is not None else None
+        if not isinstance(outputs, list):  # a Constant node to mask, or onnxruntime refused the overrides
+            del overrides
+            reference = masked_model(self.base, plan_dict, arrays).SerializeToString()
+            outputs = Runner(reference).run(self.feeds)
+            del reference
         if isinstance(outputs, list):
             self.reference_outputs = outputs
             return outputs
-        original = Runner(self.base.SerializeToString()).run(self.feeds)
+        original = Runner(self._base_blob()).run(self.feeds)
         if isinstance(original, Failure) and original.check == "onnxruntime load":
             self.runnable = False
             self.skipped.append(f"onnxruntime cannot load the original model ({original.message}), so the "
@@ -157,3 +186,9 @@ class Trial:
                            f"{original.message}; give real inputs with --inputs DATA.npz, sizes with "
                            "--input-shape NAME:DIMS, or skip verification with --no-verify")
         raise SPAError(f"{self.label}: verification: the zero-mask reference model fails ({outputs.line()})")
+
+    def _base_blob(self) -> bytes:
+        """`base` serialised, once for all trials (the zero-mask reference is this plus new initializers)."""
+        if self._blob is None:
+            self._blob = self.base.SerializeToString()
+        return self._blob

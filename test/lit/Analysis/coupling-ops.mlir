@@ -143,7 +143,7 @@ func.func @main_graph(%x: tensor<1x3x4x4xf32>) -> (tensor<1x2x8x8xf32>, tensor<1
 
 // LRN mixes neighbouring channels: prunable, but not function-preserving.
 // CHECK-LABEL: "groups"
-// CHECK-SAME: "function_preserving":false,"id":0,"members":[{"axis":0,{{[^}]*}}"tensor":"w1"},{"axis":1,{{[^}]*}}"tensor":"w2"}],"prunable":true,"reasons":["onnx.LRN mixes neighbouring channels"]
+// CHECK-SAME: "function_preserving":false,"id":0,"members":[{"axis":0,{{[^}]*}}"tensor":"w1"},{"axis":1,{{[^}]*}}"tensor":"w2"}],"non_preserving":[{"axis":1,"channel_of_position":[0,1,2,3],{{[^}]*}}"op":"LRN",{{[^}]*}}"rank":4}],"prunable":true,"reasons":["onnx.LRN mixes neighbouring channels"]
 func.func @main_graph(%x: tensor<1x3x4x4xf32>) -> tensor<1x2x4x4xf32> {
   %w1 = onnx.Initializer "w1" = dense<1.0> : tensor<4x3x1x1xf32>
   %none = onnx.NoValue
@@ -175,7 +175,7 @@ func.func @main_graph(%x: tensor<1x3x4x4xf32>) -> (tensor<1x2x4x4xf32>, tensor<i
 // they end, function-preserving for ReduceSum (zeros add nothing) but not for ReduceMean.
 // CHECK-LABEL: "groups"
 // CHECK-SAME: "function_preserving":true,"id":0,"members":[{"axis":0,{{[^}]*}}"tensor":"w1"},{"axis":1,{{[^}]*}}"role":"consumer","tensor":"wf"}],"prunable":true
-// CHECK-SAME: "function_preserving":false,"id":1,"members":[{"axis":0,{{[^}]*}}"tensor":"wm"}],"prunable":true,"reasons":["onnx.ReduceMean reduces over the channels"]
+// CHECK-SAME: "function_preserving":false,"id":1,"members":[{"axis":0,{{[^}]*}}"tensor":"wm"}],"non_preserving":[{"axis":1,{{[^}]*}}"op":"ReduceMean",{{[^}]*}}}],"prunable":true,"reasons":["onnx.ReduceMean reduces over the channels"]
 // CHECK-SAME: "function_preserving":true,"id":2,"members":[{"axis":0,{{[^}]*}}"tensor":"ws"}],"prunable":true,"reasons":[]
 func.func @main_graph(%x: tensor<1x3x4x4xf32>) -> (tensor<1x2xf32>, tensor<1x4x4xf32>, tensor<1x4x4xf32>) {
   %w1 = onnx.Initializer "w1" = dense<1.0> : tensor<4x3x1x1xf32>

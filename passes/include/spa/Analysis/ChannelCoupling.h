@@ -43,6 +43,13 @@ struct GroupGather {
   llvm::SmallVector<int64_t> channelOfPosition;
 };
 
+/// An op that makes the group not function-preserving (see NonPreservingSite).
+struct GroupSite {
+  mlir::Operation *op;
+  int64_t axis;
+  llvm::SmallVector<int64_t> channelOfPosition;
+};
+
 struct ChannelGroup {
   unsigned id;
   int64_t channels;
@@ -53,6 +60,7 @@ struct ChannelGroup {
   std::vector<GroupSpace> spaces;
   std::vector<llvm::SmallVector<int64_t>> keepOneOf; // channel sets of which one must stay
   std::vector<GroupGather> gathers;
+  std::vector<GroupSite> nonPreservingSites;
 };
 
 class ChannelCoupling {
@@ -63,7 +71,8 @@ public:
   llvm::ArrayRef<ChannelGroup> getGroups() const { return groups; }
   /// The groups as JSON: {"groups": [{id, channels, prunable, reasons,
   /// function_preserving, divisor, members: [{tensor, axis, role,
-  /// channel_of_position}], gathered: [{value, user, axis, channel_of_position}]}]}.
+  /// channel_of_position}], gathered: [{value, user, axis, channel_of_position}],
+  /// non_preserving: [{op, output, input, rank, axis, channel_of_position}]}]}.
   llvm::json::Value toJSON() const;
 
 private:

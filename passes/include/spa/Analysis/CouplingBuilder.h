@@ -65,6 +65,15 @@ struct GatheredOperand {
   llvm::SmallVector<Atom> atoms; // one per position along `axis`
 };
 
+/// An op whose result changes when channels of its operand go even with zeroed weights
+/// (a LayerNorm's statistics, a Softmax, a reduction's mean, a Shape reading the count):
+/// `atoms` are the operand's, one per position along `axis`.
+struct NonPreservingSite {
+  mlir::Operation *op;
+  int64_t axis;
+  llvm::SmallVector<Atom> atoms;
+};
+
 /// How attention heads are pruned: the same head dims in every head
 /// (`HeadDims`, the default), or whole heads (`WholeHeads`).
 enum class HeadPruning { HeadDims, WholeHeads };
@@ -94,6 +103,8 @@ public:
   /// Removing these atoms changes the function even with zeroed weights
   /// (they feed a reduction over channels, e.g. LayerNorm or Softmax).
   void markNotFunctionPreserving(llvm::ArrayRef<Atom> atoms, llvm::StringRef reason);
+  /// The same for the channels `op` reads from `input`, recording the op as a site.
+  void markNotFunctionPreserving(mlir::Operation *op, const TrackedAxis &input, llvm::StringRef reason);
   /// At least one of these atoms must stay (a Slice reading only them would be empty).
   void keepOneOf(llvm::ArrayRef<Atom> atoms) { keepSets.emplace_back(atoms.begin(), atoms.end()); }
 
@@ -119,6 +130,7 @@ public:
   llvm::ArrayRef<GatheredOperand> gatheredOperands() const { return gathered; }
   const llvm::DenseMap<Atom, llvm::SmallVector<std::string, 1>> &blockedAtoms() const { return blocked; }
   const llvm::DenseMap<Atom, std::string> &nonPreservingAtoms() const { return nonPreserving; }
+  llvm::ArrayRef<NonPreservingSite> nonPreservingSites() const { return sites; }
   llvm::ArrayRef<llvm::SmallVector<Atom>> keepOneOfSets() const { return keepSets; }
 
 private:
@@ -134,6 +146,7 @@ private:
   llvm::DenseMap<Atom, std::string> nonPreserving;
   llvm::SmallVector<llvm::SmallVector<Atom>> keepSets;
   llvm::SmallVector<GatheredOperand> gathered;
+  llvm::SmallVector<NonPreservingSite> sites;
 };
 
 /// A channel rule: reads `op`'s operand atoms from the builder and records

@@ -78,7 +78,7 @@ void softmaxLikeRule(Operation *op, CouplingBuilder &builder) {
   if (!input || !rank)
     return;
   if (rules::normaliseAxis(static_cast<int64_t>(rules::intAttr(op, "axis", -1)), *rank) == input->axis)
-    builder.markNotFunctionPreserving(input->atoms, describe(op) + " normalises over the channels");
+    builder.markNotFunctionPreserving(op, *input, describe(op) + " normalises over the channels");
   rules::passThrough(op, builder);
 }
 

@@ -42,7 +42,7 @@ void batchNormRule(Operation *op, CouplingBuilder &builder) { perChannelNorm(op,
 void instanceNormRule(Operation *op, CouplingBuilder &builder) {
   const TrackedAxis *input = builder.lookup(op->getOperand(0));
   if (input && input->axis >= 2) { // channels inside the normalised axes
-    builder.markNotFunctionPreserving(input->atoms, describe(op) + " normalises over the channels");
+    builder.markNotFunctionPreserving(op, *input, describe(op) + " normalises over the channels");
     builder.track(op->getResult(0), input->axis, input->atoms);
     return;
   }
@@ -58,7 +58,7 @@ void layerNormRule(Operation *op, CouplingBuilder &builder) {
   std::string where = describe(op);
   int64_t first = rules::normaliseAxis(norm.getAxis(), *rank);
   if (input->axis >= first) {
-    builder.markNotFunctionPreserving(input->atoms, where + " normalises over the channels");
+    builder.markNotFunctionPreserving(op, *input, where + " normalises over the channels");
     int64_t paramAxis = input->axis - first;
     for (Value param : std::initializer_list<Value>{norm.getScale(), norm.getB()}) {
       if (isa<NoneType>(param.getType()))
@@ -78,7 +78,7 @@ void acrossChannelsRule(Operation *op, CouplingBuilder &builder) {
   if (!input)
     return;
   if (input->axis == 1)
-    builder.markNotFunctionPreserving(input->atoms, describe(op) + " mixes neighbouring channels");
+    builder.markNotFunctionPreserving(op, *input, describe(op) + " mixes neighbouring channels");
   rules::passThrough(op, builder);
 }
 
@@ -100,7 +100,7 @@ void groupNormRule(Operation *op, CouplingBuilder &builder) {
   ArrayRef<Atom> atoms = input->atoms;
   for (int64_t g = 1; g < groups; ++g)
     builder.uniteAll(atoms.take_front(perGroup), atoms.slice(g * perGroup, perGroup));
-  builder.markNotFunctionPreserving(input->atoms, where + " normalises over channel groups");
+  builder.markNotFunctionPreserving(op, *input, where + " normalises over channel groups");
   for (Value param : std::initializer_list<Value>{norm.getScale(), norm.getBias()})
     builder.member(param, 0, MemberRole::Norm, input->atoms, where + " parameter");
   builder.track(norm.getY(), 1, input->atoms);

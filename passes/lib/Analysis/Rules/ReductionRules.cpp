@@ -40,7 +40,7 @@ void reduceRule(Operation *op, CouplingBuilder &builder) {
     StringRef name = op->getName().getStringRef();
     if (name != "onnx.ReduceSum" && name != "onnx.ReduceSumSquare" && name != "onnx.ReduceL1" &&
         name != "onnx.ReduceL2")
-      builder.markNotFunctionPreserving(input->atoms, where + " reduces over the channels");
+      builder.markNotFunctionPreserving(op, *input, where + " reduces over the channels");
     return;
   }
   int64_t shifted = input->axis;

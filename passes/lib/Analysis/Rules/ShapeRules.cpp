@@ -547,14 +547,14 @@ void shapeRule(Operation *op, CouplingBuilder &builder) {
       continue;
     if (gather && onlyReshapesItsSource(gather.getResult(), op->getOperand(0)))
       continue;
-    builder.markNotFunctionPreserving(input->atoms, describe(op) + " reads the channel count");
+    builder.markNotFunctionPreserving(op, *input, describe(op) + " reads the channel count");
     return;
   }
 }
 
 void sizeRule(Operation *op, CouplingBuilder &builder) {
   if (const TrackedAxis *input = builder.lookup(op->getOperand(0)))
-    builder.markNotFunctionPreserving(input->atoms, describe(op) + " reads the channel count");
+    builder.markNotFunctionPreserving(op, *input, describe(op) + " reads the channel count");
 }
 
 } // namespace
