@@ -26,7 +26,7 @@ from spa.criteria import make_criterion, score_groups
 from spa.errors import SPAError
 from spa.execution import Backend
 from spa.exporter import EXTERNAL_DATA_THRESHOLD, export_module, save_module, write_bytes_atomically
-from spa.exporter.external_data import initializer_bytes
+from spa.exporter.external_data import InMemoryData, initializer_bytes
 from spa.groups import Group, Plan
 from spa.importer import ImportConfig, import_model
 from spa.importer.model_prep import SPA_OPSET
@@ -423,7 +423,8 @@ class Model:
                input_shapes: Mapping[str, Sequence[int]] | None, opset: int | None, consume: bool = False) -> Trial:
         """A Trial whose copies come from `original` (this module as bytecode); with `consume`, the
         first trial prunes the module itself (one parse less: prune replaces it anyway)."""
-        base, self._state = self._state_onnx(), None  # the Trial owns (and changes) the export
+        memory = InMemoryData()  # weights stay in the module: the export is small, its arrays are views
+        base = export_module(self.module, tensor_sink=memory, opset=SPA_OPSET)
         feeds = dict(inputs) if inputs is not None else generated_inputs(base, input_shapes)
         groups = self.coupling_groups()
         unused = [self.module] if consume else []
@@ -434,7 +435,7 @@ class Model:
         def export(module: ir.Module, as_written: bool) -> onnx.ModelProto:
             return export_module(module, opset=opset if as_written else SPA_OPSET)
 
-        return Trial(base, groups, feeds, prune_copy, export, self.label)
+        return Trial(base, groups, feeds, prune_copy, export, self.label, memory.arrays)
 
     def _pruned_copy(self, source: bytes | ir.Module, plan: Plan, groups: list[Group]) -> ir.Module:
         """`source` (a module, or one saved as bytecode) with `plan` applied."""

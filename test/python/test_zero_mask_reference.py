@@ -21,16 +21,19 @@ from spa.verify.checks import Failure, Runner
 from spa.verify.masking import masked_initializers, masked_model, materialise_constants
 
 
+WIDTH = 96  # w0 and head are over 1 KiB: the trial keeps them in memory, as stubs (InMemoryData)
+
+
 def _shared_weights_mlp() -> onnx.ModelProto:
     """x -> MatMul+Add -> Relu -> MatMul+Add -> Relu -> MatMul -> y, where both biases are one
     initializer read through Identity nodes (how TorchScript stores equal weights once) and the
     second weight is a Constant node; the last is transposed in the graph (a sub-expression of
     constants, which onnxruntime must not fold with the model's own values)."""
     rng = np.random.default_rng(3)
-    w0 = numpy_helper.from_array(rng.standard_normal((4, 6)).astype(np.float32), "w0")
-    shared = numpy_helper.from_array(rng.standard_normal(6).astype(np.float32), "shared_bias")
-    head = numpy_helper.from_array(rng.standard_normal((3, 6)).astype(np.float32), "head")
-    w1 = numpy_helper.from_array(rng.standard_normal((6, 6)).astype(np.float32), "w1_value")
+    w0 = numpy_helper.from_array(rng.standard_normal((4, WIDTH)).astype(np.float32), "w0")
+    shared = numpy_helper.from_array(rng.standard_normal(WIDTH).astype(np.float32), "shared_bias")
+    head = numpy_helper.from_array(rng.standard_normal((3, WIDTH)).astype(np.float32), "head")
+    w1 = numpy_helper.from_array(rng.standard_normal((WIDTH, WIDTH)).astype(np.float32), "w1_value")
     nodes = [helper.make_node("Identity", ["shared_bias"], ["b0"], name="b0_identity"),
              helper.make_node("Identity", ["shared_bias"], ["b1"], name="b1_identity"),
              helper.make_node("Constant", [], ["w1"], value=w1, name="w1_constant"),
@@ -80,11 +83,12 @@ def test_initializer_overrides_equal_the_masked_copy(data) -> None:
     updates = {} if corrected["head"] is None else {"head": model.weights()["head"] * corrected["head"]}
     plan = Plan(removed, updates)
     plan_dict = plan_to_dict(plan, groups)
-    overrides = masked_initializers(trial.base, plan_dict, updates)
+    overrides = masked_initializers(trial.base, plan_dict, updates, trial.memory)
     assert overrides is not None, "every member is an initializer once the trial owns the export"
-    fast = Runner(trial.base.SerializeToString(), initializers=overrides).run(_FEEDS)
-    slow = Runner(masked_model(trial.base, plan_dict, updates)).run(_FEEDS)
-    unmasked = Runner(trial.base).run(_FEEDS)
+    assert {"w0", "head"} <= trial.memory.keys()
+    fast = trial._base_runner(overrides).run(_FEEDS)
+    slow = Runner(masked_model(trial._full_base(), plan_dict, updates)).run(_FEEDS)
+    unmasked = trial._base_runner({}).run(_FEEDS)
     assert not isinstance(fast, Failure) and not isinstance(slow, Failure)
     np.testing.assert_allclose(fast[0], slow[0], rtol=1e-6, atol=1e-6)
     assert not np.allclose(fast[0], unmasked[0]), "the overrides must change what onnxruntime computes"
@@ -109,3 +113,32 @@ def test_a_wrong_shared_bias_is_caught() -> None:
     trial.prune_copy = shifted
     failure = trial.run(plan)
     assert isinstance(failure, Failure) and failure.check == "zero-mask oracle"
+
+
+def test_overrides_reach_a_batchnorm_that_onnxruntime_would_fuse_into_its_conv() -> None:
+    """onnxruntime folds a BatchNorm into the conv before it from the model's own values: the reference
+    session must not (a corrected running mean is one of OBSPA's weight updates)."""
+    rng = np.random.default_rng(4)
+    arrays = {"w": rng.standard_normal((WIDTH, 3, 1, 1)), "scale": rng.uniform(0.5, 2, WIDTH),
+              "bias": rng.standard_normal(WIDTH), "mean": rng.standard_normal(WIDTH),
+              "var": rng.uniform(0.5, 2, WIDTH), "w2": rng.standard_normal((2, WIDTH, 1, 1))}
+    inits = [numpy_helper.from_array(a.astype(np.float32), n) for n, a in arrays.items()]
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
+             helper.make_node("BatchNormalization", ["c", "scale", "bias", "mean", "var"], ["b"], name="bn"),
+             helper.make_node("Relu", ["b"], ["r"], name="relu"),
+             helper.make_node("Conv", ["r", "w2"], ["y"], name="conv2")]
+    graph = helper.make_graph(nodes, "bn", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 3, 4, 4])],
+                              [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 2, 4, 4])], inits)
+    model = spa.load(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+    trial = model.trial()
+    group = next(g for g in model.coupling_groups() if g.prunable)
+    updates = {"mean": arrays["mean"].astype(np.float32) + 3}
+    plan = Plan({group.id: (0, 5)}, updates)
+    plan_dict = plan_to_dict(plan, [group])
+    overrides = masked_initializers(trial.base, plan_dict, updates, trial.memory)
+    assert overrides is not None and "w" in trial.memory
+    feeds = {"x": rng.standard_normal((1, 3, 4, 4)).astype(np.float32)}
+    fast = trial._base_runner(overrides).run(feeds)
+    slow = Runner(masked_model(trial._full_base(), plan_dict, updates)).run(feeds)
+    np.testing.assert_allclose(fast[0], slow[0], rtol=1e-5, atol=1e-5)
+    assert not isinstance(trial.run(plan), Failure)

@@ -48,6 +48,44 @@ class ExternalDataWriter:
         return proto
 
 
+class InMemoryData:
+    """A tensor sink that leaves weights where they are: each TensorProto over 1 KiB is an
+    external-data stub, and `arrays` maps its name to the module's own array (a view of the MLIR
+    blob, no copy), for onnxruntime to take with SessionOptions.add_external_initializers. The
+    model is then small to copy and serialise; onnx's checker cannot read it (use `inlined`)."""
+
+    LOCATION = "spa-in-memory"
+
+    def __init__(self) -> None:
+        self.arrays: dict[str, np.ndarray] = {}
+
+    def __call__(self, attribute: ir.Attribute, name: str) -> onnx.TensorProto:
+        array = tensors.to_array(attribute)
+        if array.nbytes <= _INLINE_BYTES:
+            return tensors.to_tensor_proto(attribute, name)
+        self.arrays[name] = array
+        proto = onnx.TensorProto(name=name, dims=array.shape,
+                                 data_type=onnx_dtype(ir.ShapedType(attribute.type).element_type),
+                                 data_location=onnx.TensorProto.EXTERNAL)
+        for key, value in (("location", self.LOCATION), ("offset", "0"), ("length", str(array.nbytes))):
+            proto.external_data.add(key=key, value=value)
+        return proto
+
+
+def inlined(model: onnx.ModelProto, arrays: dict[str, np.ndarray]) -> onnx.ModelProto:
+    """A copy of `model` whose in-memory stubs (InMemoryData) hold their arrays."""
+    from onnx import numpy_helper
+
+    result = onnx.ModelProto()
+    result.CopyFrom(model)
+    for index, tensor in enumerate(result.graph.initializer):
+        if tensor.name in arrays and tensor.data_location == onnx.TensorProto.EXTERNAL:
+            proto = numpy_helper.from_array(np.ascontiguousarray(arrays[tensor.name]), tensor.name)
+            proto.data_type = tensor.data_type
+            result.graph.initializer[index].CopyFrom(proto)
+    return result
+
+
 def initializer_bytes(module: ir.Module) -> int:
     """Total size of the module's initializers, from their types alone."""
     total = 0

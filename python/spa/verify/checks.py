@@ -62,10 +62,12 @@ LARGE_MODEL_BYTES = 64 << 20  # above this, memory rather than time is what veri
 class Runner:
     """An onnxruntime session for one model (or its serialised bytes), on `threads` intra-op threads
     (None: onnxruntime's default), with `initializers` (name -> array) used in place of the model's
-    own; `failure` is set instead when it cannot load."""
+    own, and `external` (name -> array) giving the data of in-memory stubs (see
+    spa.exporter.external_data.InMemoryData); `failure` is set instead when it cannot load."""
 
     def __init__(self, model: onnx.ModelProto | bytes, threads: int | None = None,
-                 initializers: Mapping[str, np.ndarray] | None = None) -> None:
+                 initializers: Mapping[str, np.ndarray] | None = None,
+                 external: Mapping[str, np.ndarray] | None = None) -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -73,8 +75,11 @@ class Runner:
         if threads is not None:  # a fixed count: results that do not depend on the machine's cores
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
-        # One run per model: basic graph rewrites only, so loading stays cheap.
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+        # One run per model: basic graph rewrites only, so loading stays cheap; none at all when some
+        # initializers are given, since rewrites (constant folding, Conv+BatchNorm fusion) read the
+        # model's own values of them.
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL if initializers or external \
+            else ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
         self.failure: Failure | None = None
         self.session = None
         try:
@@ -83,12 +88,14 @@ class Runner:
                                   for array in (initializers or {}).values()]
             for name, value in zip(initializers or {}, self._initializers):
                 options.add_initializer(name, value)
+            self._external = [ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(array))
+                              for array in (external or {}).values()]
+            if external:
+                options.add_external_initializers(list(external), self._external)
             blob = model if isinstance(model, bytes) else model.SerializeToString()
             if len(blob) > LARGE_MODEL_BYTES:  # packed weights (faster products) would be a second copy
                 options.add_session_config_entry("session.disable_prepacking", "1")
-            # Constant folding would read the model's own values of the replaced initializers.
-            self.session = ort.InferenceSession(blob, options, providers=["CPUExecutionProvider"],
-                                                disabled_optimizers=["ConstantFolding"] if initializers else None)
+            self.session = ort.InferenceSession(blob, options, providers=["CPUExecutionProvider"])
         except Exception as error:  # noqa: BLE001 - onnxruntime raises its own exception types
             self.failure = _failure("onnxruntime load", error)
 

@@ -28,15 +28,19 @@ def _copy(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 class _Constants:
-    """Where each named constant of a graph lives, and reading and replacing its value."""
+    """Where each named constant of a graph lives, and reading and replacing its value; `memory`
+    holds the arrays of initializers that are in-memory stubs (spa.exporter.external_data.InMemoryData)."""
 
-    def __init__(self, model: onnx.ModelProto) -> None:
+    def __init__(self, model: onnx.ModelProto, memory: Mapping[str, np.ndarray] | None = None) -> None:
+        self.memory = memory or {}
         self.graph = model.graph
         self.initializers = {t.name: i for i, t in enumerate(model.graph.initializer)}
         self.nodes = {node.output[0]: node for node in model.graph.node
                       if node.op_type in ("Constant", "ConstantOfShape", "Identity") and node.output}
 
     def value(self, name: str) -> np.ndarray:
+        if name in self.memory:
+            return np.array(self.memory[name])
         if name in self.initializers:
             return numpy_helper.to_array(self.graph.initializer[self.initializers[name]]).copy()
         node = self.nodes.get(name)
@@ -80,11 +84,12 @@ def with_arrays(model: onnx.ModelProto, arrays: Mapping[str, np.ndarray]) -> onn
     return result
 
 
-def materialise_constants(model: onnx.ModelProto, names: Iterable[str]) -> None:
+def materialise_constants(model: onnx.ModelProto, names: Iterable[str],
+                          memory: Mapping[str, np.ndarray] | None = None) -> None:
     """Give each of `names` that is the output of a Constant or of an Identity of a constant (a
     weight an exporter stored once for several users) an initializer of its own, in place: the
     graph computes the same, and `masked_initializers` can then give those names new values."""
-    constants = _Constants(model)
+    constants = _Constants(model, memory)
     outputs = {o.name for o in model.graph.output}
     wanted = {n for n in names if n in constants.nodes and n not in outputs
               and constants.nodes[n].op_type in ("Constant", "Identity")}
@@ -130,12 +135,13 @@ def masked_model(base: onnx.ModelProto, plan_dict: Mapping[str, Any],
 
 
 def masked_initializers(base: onnx.ModelProto, plan_dict: Mapping[str, Any],
-                        arrays: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray] | None:
+                        arrays: Mapping[str, np.ndarray] | None = None,
+                        memory: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray] | None:
     """What `masked_model` would change, as new values of `base`'s initializers (name -> array), for
     onnxruntime to use in place of the model's own (no copy of the model); None when the plan or
     `arrays` touch a constant that is not an initializer (a Constant node, an Identity of a shared
-    weight): `masked_model` handles those."""
-    constants = _Constants(base)
+    weight): `masked_model` handles those. `memory` as for _Constants."""
+    constants = _Constants(base, memory)
     names = {m["tensor"] for g in plan_dict["groups"] for m in g["members"] if m["indices"]} | set(arrays or ())
     if not names <= constants.initializers.keys():
         return None

@@ -41,6 +41,7 @@ from spa.errors import SPAError, first_line
 from spa.groups import Group, Plan, plan_to_dict
 from spa.mlir_bindings import ir
 from spa.verify.checks import Failure, Runner, check_equal, check_signature, check_validity
+from spa.exporter.external_data import inlined
 from spa.verify.emulation import emulate
 from spa.verify.masking import masked_initializers, masked_model, materialise_constants
 
@@ -65,10 +66,12 @@ class Trial:
     """Runs the checks on plans over one original model (see the module doc)."""
 
     def __init__(self, base: onnx.ModelProto, groups: Sequence[Group], feeds: Mapping[str, np.ndarray],
-                 prune_copy: PruneCopy, export: Export, label: str) -> None:
+                 prune_copy: PruneCopy, export: Export, label: str,
+                 memory: Mapping[str, np.ndarray] | None = None) -> None:
         self.base = base
+        self.memory = dict(memory or {})  # the arrays of base's in-memory stubs
         self.groups = {group.id: group for group in groups}
-        materialise_constants(base, {m.tensor for g in groups if g.prunable for m in g.members})
+        materialise_constants(base, {m.tensor for g in groups if g.prunable for m in g.members}, self.memory)
         self.emulation = emulate(base, groups)
         self.feeds = dict(feeds)
         self.prune_copy = prune_copy
@@ -122,7 +125,7 @@ class Trial:
 
     def _validity(self, blob: bytes) -> Failure | None:
         failure = check_validity(blob, self.full_check)
-        if failure is not None and self.full_check and check_validity(self.base, True) is not None:
+        if failure is not None and self.full_check and check_validity(self._full_base(), True) is not None:
             self.full_check = False  # the original fails the full check itself: hold the output to the plain one
             self.skipped.append("the original model fails onnx's full check, so the plain check was applied")
             failure = check_validity(blob, False)
@@ -164,17 +167,17 @@ class Trial:
         original rejects the feeds."""
         plan_dict = plan_to_dict(plan, [self.groups[g] for g in plan.removed])
         arrays = {**(plan.weight_updates or {}), **self.emulation.values(plan.removed)}
-        overrides = masked_initializers(self.base, plan_dict, arrays)
-        outputs = Runner(self._base_blob(), initializers=overrides).run(self.feeds) if overrides is not None else None
+        overrides = masked_initializers(self.base, plan_dict, arrays, self.memory)
+        outputs = self._base_runner(overrides).run(self.feeds) if overrides is not None else None
         if not isinstance(outputs, list):  # a Constant node to mask, or onnxruntime refused the overrides
             del overrides
-            reference = masked_model(self.base, plan_dict, arrays).SerializeToString()
+            reference = masked_model(self._full_base(), plan_dict, arrays).SerializeToString()
             outputs = Runner(reference).run(self.feeds)
             del reference
         if isinstance(outputs, list):
             self.reference_outputs = outputs
             return outputs
-        original = Runner(self._base_blob()).run(self.feeds)
+        original = self._base_runner({}).run(self.feeds)
         if isinstance(original, Failure) and original.check == "onnxruntime load":
             self.runnable = False
             self.skipped.append(f"onnxruntime cannot load the original model ({original.message}), so the "
@@ -187,8 +190,15 @@ class Trial:
                            "--input-shape NAME:DIMS, or skip verification with --no-verify")
         raise SPAError(f"{self.label}: verification: the zero-mask reference model fails ({outputs.line()})")
 
-    def _base_blob(self) -> bytes:
-        """`base` serialised, once for all trials (the zero-mask reference is this plus new initializers)."""
+    def _base_runner(self, overrides: Mapping[str, np.ndarray]) -> Runner:
+        """An onnxruntime session of `base` with `overrides` (name -> array) in place of its own
+        values, over one serialisation of `base` for all trials."""
         if self._blob is None:
             self._blob = self.base.SerializeToString()
-        return self._blob
+        external = {name: overrides.get(name, array) for name, array in self.memory.items()}
+        replaced = {name: array for name, array in overrides.items() if name not in self.memory}
+        return Runner(self._blob, initializers=replaced, external=external)
+
+    def _full_base(self) -> onnx.ModelProto:
+        """`base` holding all its weights (for onnx's checker, and references made by copying)."""
+        return inlined(self.base, self.memory) if self.memory else self.base
