@@ -27,6 +27,7 @@ from spa.errors import SPAError
 from spa.execution import Backend
 from spa.exporter import EXTERNAL_DATA_THRESHOLD, export_module, save_module, write_bytes_atomically
 from spa.exporter.external_data import InMemoryData, initializer_bytes
+from spa.exporter.graph_exporter import TensorSink
 from spa.groups import Group, Plan
 from spa.importer import ImportConfig, import_model
 from spa.importer.model_prep import SPA_OPSET
@@ -409,7 +410,8 @@ class Model:
             warnings.warn_explicit(caught.message, caught.category, caught.filename, caught.lineno)
         self.module = pruned.module
         self._changed()
-        self._written = (opset, pruned.model, pruned.blob)
+        # Checked at `opset`; a model checked as stubs is written by a fresh export, not from these bytes.
+        self._written = (opset, None, None) if pruned.memory else (opset, pruned.model, pruned.blob)
         self._reference = (trial.feeds, trial.reference_outputs if trial.runnable else None)
         return applied
 
@@ -432,8 +434,8 @@ class Model:
         def prune_copy(plan: Plan) -> ir.Module:
             return self._pruned_copy(unused.pop() if unused else original, plan, groups)
 
-        def export(module: ir.Module, as_written: bool) -> onnx.ModelProto:
-            return export_module(module, opset=opset if as_written else SPA_OPSET)
+        def export(module: ir.Module, as_written: bool, sink: TensorSink | None = None) -> onnx.ModelProto:
+            return export_module(module, sink or tensors.to_tensor_proto, opset if as_written else SPA_OPSET)
 
         return Trial(base, groups, feeds, prune_copy, export, self.label, memory.arrays)
 
@@ -459,7 +461,7 @@ class Model:
 
         After a verified prune this is the verified model itself (do not modify it).
         """
-        if self._written is not None and self._written[0] == opset:
+        if self._written is not None and self._written[0] == opset and self._written[1] is not None:
             return self._written[1]
         if opset == SPA_OPSET:
             return self._state_onnx()
@@ -487,7 +489,8 @@ class Model:
             blob = model.SerializeToString()
             self._check_conversion(model, blob)
             self._written = (opset, model, blob)
-        if self._written is not None and self._written[0] == opset and not external_data \
+        if self._written is not None and self._written[0] == opset and self._written[2] is not None \
+                and not external_data \
                 and initializer_bytes(self.module) <= EXTERNAL_DATA_THRESHOLD:
             write_bytes_atomically(path, self._written[2])
             return

@@ -94,7 +94,7 @@ def _against_plan(original_path: str, pruned: onnx.ModelProto, pruned_path: str,
     made = trial.run(plan)
     if isinstance(made, Failure):
         raise SPAError(f"{plan_path}: SPA's prune of {original_path} with this plan fails: {made.line()}")
-    again = Runner(made.model).run(feeds)
+    again = made.runner().run(feeds)
     failure = again if isinstance(again, Failure) else check_equal(again, outputs, names, "same as the plan's prune")
     if failure is not None:
         raise SPAError(f"{pruned_path}: {failure.line()} (its weights or graph differ from what the plan makes "

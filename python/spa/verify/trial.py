@@ -32,7 +32,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import onnx
@@ -41,25 +41,36 @@ from spa.errors import SPAError, first_line
 from spa.groups import Group, Plan, plan_to_dict
 from spa.mlir_bindings import ir
 from spa.verify.checks import Failure, Runner, check_equal, check_signature, check_validity
-from spa.exporter.external_data import inlined
+from spa.exporter.external_data import InMemoryData, initializer_bytes, inlined
+from spa.exporter.graph_exporter import TensorSink
+from spa.importer.model_prep import check_structure
 from spa.verify.emulation import emulate
 from spa.verify.masking import masked_initializers, masked_model, materialise_constants
 
 PruneCopy = Callable[[Plan], ir.Module]
 PARALLEL_RUN_BYTES = 512 << 20  # above this, the pruned model and the reference run one after the other
-Export = Callable[[ir.Module, bool], onnx.ModelProto]  # (module, as_written) -> model
+# Above this much weight data the pruned model is checked as in-memory stubs over its module's arrays
+# (no copy into protobuf, and protobuf cannot hold over 2 GB), and written by a fresh streaming export.
+IN_MEMORY_BYTES = 1 << 30
+Export = Callable[[ir.Module, bool, "TensorSink | None"], onnx.ModelProto]  # (module, as_written, sink) -> model
 
 
 @dataclass
 class Pruned:
     """A pruned copy that passed every check: its module, the ONNX model to write (and its
     serialised bytes), and the warnings its export gave (held back during trials; the caller
-    re-issues the chosen one's)."""
+    re-issues the chosen one's). For a model over IN_MEMORY_BYTES the ONNX model holds stubs whose
+    arrays are `memory` (views of the module's weights): write the module, not these bytes."""
 
     module: ir.Module
     model: onnx.ModelProto
     blob: bytes
     warnings: list[warnings.WarningMessage]
+    memory: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def runner(self) -> Runner:
+        """An onnxruntime session of the pruned model."""
+        return Runner(self.blob, external=self.memory or None)
 
 
 class Trial:
@@ -93,12 +104,12 @@ class Trial:
             made = self._make(plan, as_written=True)
         if isinstance(made, Failure):
             return made
-        module, model = made
-        blob = model.SerializeToString()
-        failure = self._validity(blob)
+        module, model, blob, memory = made
+        pruned = Pruned(module, model, blob, caught, memory)
+        failure = self._validity(pruned)
         if failure is None and self.runnable:
-            failure = self._behaviour(plan, blob)
-        return failure or Pruned(module, model, blob, caught)
+            failure = self._behaviour(plan, pruned)
+        return failure or pruned
 
     def oracle_line(self, plan: Plan) -> str | None:
         """What the zero-mask oracle covers of `plan`, as a line of the report (None: no group)."""
@@ -113,36 +124,40 @@ class Trial:
         left = len(removed) - preserving - emulated
         return line + (f" ({left} other groups pruned, checked by the signature only)" if left else "")
 
-    def _make(self, plan: Plan, as_written: bool) -> tuple[ir.Module, onnx.ModelProto] | Failure:
+    def _make(self, plan: Plan, as_written: bool
+              ) -> tuple[ir.Module, onnx.ModelProto, bytes, dict[str, np.ndarray]] | Failure:
+        """(pruned module, its export, the export serialised, the arrays of its in-memory stubs)."""
         try:
             module = self.prune_copy(plan)
         except SPAError as error:
             return Failure("rewrite", first_line(error))
+        memory = InMemoryData() if initializer_bytes(module) > IN_MEMORY_BYTES else None
         try:
-            return module, self.export(module, as_written)
+            model = self.export(module, as_written, memory)
         except SPAError as error:
             return Failure("export", first_line(error))
+        return module, model, model.SerializeToString(), memory.arrays if memory is not None else {}
 
-    def _validity(self, blob: bytes) -> Failure | None:
-        failure = check_validity(blob, self.full_check)
-        if failure is not None and self.full_check and check_validity(self._full_base(), True) is not None:
+    def _validity(self, pruned: Pruned) -> Failure | None:
+        failure = _checked(pruned.model, pruned.blob, pruned.memory, self.full_check)
+        if failure is not None and self.full_check and _checked(self.base, None, self.memory, True) is not None:
             self.full_check = False  # the original fails the full check itself: hold the output to the plain one
             self.skipped.append("the original model fails onnx's full check, so the plain check was applied")
-            failure = check_validity(blob, False)
+            failure = _checked(pruned.model, pruned.blob, pruned.memory, False)
         return failure
 
-    def _behaviour(self, plan: Plan, blob: bytes) -> Failure | None:
+    def _behaviour(self, plan: Plan, pruned: Pruned) -> Failure | None:
         removed = [g for g in plan.removed if plan.removed[g]]
         checked = [g for g in removed if self.groups[g].function_preserving or g in self.emulation.groups]
         reference_plan = plan.restricted(checked)
-        if len(blob) > PARALLEL_RUN_BYTES:  # one model in onnxruntime at a time: memory, not time, is short
-            outputs = Runner(blob).run(self.feeds)
+        if pruned.memory or len(pruned.blob) > PARALLEL_RUN_BYTES:  # one model in onnxruntime at a time
+            outputs = pruned.runner().run(self.feeds)
             reference = self._reference_outputs(reference_plan)
         else:
             with ThreadPoolExecutor(1) as pool:  # onnxruntime runs the pruned model while the reference is made
-                pruned = pool.submit(lambda: Runner(blob).run(self.feeds))
+                running = pool.submit(lambda: pruned.runner().run(self.feeds))
                 reference = self._reference_outputs(reference_plan)
-                outputs = pruned.result()
+                outputs = running.result()
         if reference is None:
             return None  # onnxruntime cannot run the original: nothing to compare with
         if isinstance(outputs, Failure):
@@ -156,7 +171,7 @@ class Trial:
                 made = self._make(reference_plan, as_written=False)
             if isinstance(made, Failure):
                 return made
-            outputs = Runner(made[1].SerializeToString()).run(self.feeds)
+            outputs = Pruned(*made[:3], [], made[3]).runner().run(self.feeds)
             if isinstance(outputs, Failure):
                 return outputs
         return check_equal(reference, outputs, self.output_names)
@@ -202,3 +217,15 @@ class Trial:
     def _full_base(self) -> onnx.ModelProto:
         """`base` holding all its weights (for onnx's checker, and references made by copying)."""
         return inlined(self.base, self.memory) if self.memory else self.base
+
+
+def _checked(model: onnx.ModelProto, blob: bytes | None, memory: Mapping[str, np.ndarray], full: bool
+             ) -> Failure | None:
+    """onnx's checker on a model's bytes or, when its weights are in-memory stubs, on its structure."""
+    if not memory:
+        return check_validity(blob if blob is not None else model, full)
+    try:
+        check_structure(model, "the model", full)
+    except SPAError as error:
+        return Failure("onnx checker" + (" (full)" if full else ""), first_line(error))
+    return None
