@@ -427,10 +427,14 @@ std::optional<SmallVector<ShapePiece>> spa::shapePieces(Value shape) {
 }
 
 /// One dim of a tensor read as a 1-element shape piece: Unsqueeze(Gather(Shape(x), k)),
-/// Gather(Shape(x), [k]) or Slice(Shape(x), k, k + 1) -> (x, k); ({}, 0) for anything else.
+/// Gather(Shape(x), [k]) or Slice(Shape(x), k, k + 1), also through Unsqueeze(Squeeze(...))
+/// (optimum's GPT-2 export) -> (x, k); ({}, 0) for anything else.
 std::pair<Value, int64_t> spa::dimRead(Value piece) {
-  if (auto unsqueeze = piece.getDefiningOp<onnx::UnsqueezeOp>())
+  if (auto unsqueeze = piece.getDefiningOp<onnx::UnsqueezeOp>()) {
     piece = unsqueeze.getData();
+    if (auto squeeze = piece.getDefiningOp<onnx::SqueezeOp>())
+      piece = squeeze.getData(); // a 1-element slice made a scalar and back
+  }
   Operation *op = piece.getDefiningOp();
   auto shape = op && op->getNumOperands() >= 2 ? op->getOperand(0).getDefiningOp<onnx::ShapeOp>() : onnx::ShapeOp();
   std::optional<int64_t> rank = shape ? rankOf(shape.getData()) : std::nullopt;

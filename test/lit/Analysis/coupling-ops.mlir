@@ -194,3 +194,29 @@ func.func @main_graph(%x: tensor<1x3x4x4xf32>) -> (tensor<1x2xf32>, tensor<1x4x4
   %sum = "onnx.ReduceSum"(%ys, %channel) {keepdims = 0 : i64} : (tensor<1x4x4x4xf32>, tensor<1xi64>) -> tensor<1x4x4xf32>
   return %z, %mean, %sum : tensor<1x2xf32>, tensor<1x4x4xf32>, tensor<1x4x4xf32>
 }
+
+// -----
+
+// optimum's GPT-2 Conv1D, x.view(-1, x.size(-1)): the target's last entry is Slice(Shape(x), -1)
+// made a scalar and back. It reads the reshaped tensor's own size, so it follows the pruned width:
+// prunable and function-preserving (the Shape only builds that target).
+// CHECK-LABEL: "groups"
+// CHECK-SAME: "channels":8,"divisor":1,"function_preserving":true,"id":0,"members":[{"axis":1,{{[^}]*}}"tensor":"w1"},{"axis":0,{{[^}]*}}"tensor":"w2"}],"prunable":true,"reasons":[]
+func.func @main_graph(%x: tensor<2x3x4xf32>) -> tensor<6x2xf32> {
+  %w1 = onnx.Initializer "w1" = dense<1.0> : tensor<4x8xf32>
+  %w2 = onnx.Initializer "w2" = dense<1.0> : tensor<8x2xf32>
+  %start = onnx.Initializer "start" = dense<[-1]> : tensor<1xi64>
+  %end = onnx.Initializer "end" = dense<[9223372036854775807]> : tensor<1xi64>
+  %zero = onnx.Initializer "zero" = dense<[0]> : tensor<1xi64>
+  %rows = onnx.Initializer "rows" = dense<[-1]> : tensor<1xi64>
+  %none = onnx.NoValue
+  %h = "onnx.MatMul"(%x, %w1) : (tensor<2x3x4xf32>, tensor<4x8xf32>) -> tensor<2x3x8xf32>
+  %shape = "onnx.Shape"(%h) : (tensor<2x3x8xf32>) -> tensor<3xi64>
+  %last = "onnx.Slice"(%shape, %start, %end, %zero, %none) : (tensor<3xi64>, tensor<1xi64>, tensor<1xi64>, tensor<1xi64>, none) -> tensor<1xi64>
+  %scalar = "onnx.Squeeze"(%last, %zero) : (tensor<1xi64>, tensor<1xi64>) -> tensor<i64>
+  %entry = "onnx.Unsqueeze"(%scalar, %zero) : (tensor<i64>, tensor<1xi64>) -> tensor<1xi64>
+  %target = "onnx.Concat"(%rows, %entry) {axis = 0 : i64} : (tensor<1xi64>, tensor<1xi64>) -> tensor<2xi64>
+  %flat = "onnx.Reshape"(%h, %target) : (tensor<2x3x8xf32>, tensor<2xi64>) -> tensor<6x8xf32>
+  %y = "onnx.MatMul"(%flat, %w2) : (tensor<6x8xf32>, tensor<8x2xf32>) -> tensor<6x2xf32>
+  return %y : tensor<6x2xf32>
+}

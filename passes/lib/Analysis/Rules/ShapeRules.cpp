@@ -513,7 +513,7 @@ bool sliceReads(Operation *slice, int64_t length, int64_t entry) {
 /// `source` itself (`x.view(-1, x.size(-1))`): the target follows the pruned size.
 bool onlyReshapesItsSource(Value dim, Value source) {
   for (Operation *user : dim.getUsers()) {
-    if (isa<onnx::UnsqueezeOp>(user) && onlyReshapesItsSource(user->getResult(0), source))
+    if (isa<onnx::UnsqueezeOp, onnx::SqueezeOp>(user) && onlyReshapesItsSource(user->getResult(0), source))
       continue;
     auto concat = dyn_cast<onnx::ConcatOp>(user);
     if (!concat || concat.getAxis() != 0)
@@ -543,7 +543,8 @@ void shapeRule(Operation *op, CouplingBuilder &builder) {
     if (indices && !llvm::is_contained(*indices, channelEntry) &&
         !llvm::is_contained(*indices, channelEntry - (end - start)))
       continue;
-    if (isa<onnx::SliceOp>(user) && !sliceReads(user, end - start, channelEntry))
+    if (isa<onnx::SliceOp>(user) && (!sliceReads(user, end - start, channelEntry) ||
+                                     onlyReshapesItsSource(user->getResult(0), op->getOperand(0))))
       continue;
     if (gather && onlyReshapesItsSource(gather.getResult(), op->getOperand(0)))
       continue;
