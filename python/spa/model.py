@@ -459,7 +459,9 @@ class Model:
     def to_onnx(self, opset: int | None = None) -> onnx.ModelProto:
         """The model as ONNX, at `opset` or (None) the opset it was loaded with where onnx can convert back.
 
-        After a verified prune this is the verified model itself (do not modify it).
+        After a verified prune of a model with up to 64 MB of weights this is the verified model
+        itself (do not modify it); bigger ones were checked with their weights left in the module
+        and are exported again.
         """
         if self._written is not None and self._written[0] == opset and self._written[1] is not None:
             return self._written[1]

@@ -93,7 +93,8 @@ class Runner:
             if external:
                 options.add_external_initializers(list(external), self._external)
             blob = model if isinstance(model, bytes) else model.SerializeToString()
-            if len(blob) > LARGE_MODEL_BYTES:  # packed weights (faster products) would be a second copy
+            weights = len(blob) + sum(np.asarray(a).nbytes for a in (external or {}).values())
+            if weights > LARGE_MODEL_BYTES:  # packed weights (faster products) would be a second copy
                 options.add_session_config_entry("session.disable_prepacking", "1")
             self.session = ort.InferenceSession(blob, options, providers=["CPUExecutionProvider"])
         except Exception as error:  # noqa: BLE001 - onnxruntime raises its own exception types
