@@ -73,6 +73,10 @@ class Pruned:
         """An onnxruntime session of the pruned model."""
         return Runner(self.blob, external=self.memory or None)
 
+    def weight_bytes(self) -> int:
+        """The model's size with its in-memory weights."""
+        return len(self.blob) + sum(array.nbytes for array in self.memory.values())
+
 
 class Trial:
     """Runs the checks on plans over one original model (see the module doc)."""
@@ -151,7 +155,7 @@ class Trial:
         removed = [g for g in plan.removed if plan.removed[g]]
         checked = [g for g in removed if self.groups[g].function_preserving or g in self.emulation.groups]
         reference_plan = plan.restricted(checked)
-        if pruned.memory or len(pruned.blob) > PARALLEL_RUN_BYTES:  # one model in onnxruntime at a time
+        if pruned.weight_bytes() > PARALLEL_RUN_BYTES:  # one model in onnxruntime at a time
             outputs = pruned.runner().run(self.feeds)
             reference = self._reference_outputs(reference_plan)
         else:
