@@ -227,7 +227,8 @@ class Plan:
     `blocked` (group id -> reason) lists the groups verification took out of
     the plan because pruning them broke a check. `sensitivity` (group id ->
     (removal counts, damage of each)) is the table a sensitivity allocation
-    measured, for reports. `refit`, when set, computes
+    measured, for reports. `round_to` is the multiple the kept widths were rounded to (the one
+    chosen by measured latency for round_to="auto"; None: not recorded). `refit`, when set, computes
     the weight updates for another choice of removed channels (OBSPA's
     reconstruction), so that a plan with blocked groups gets consistent ones.
     """
@@ -238,6 +239,7 @@ class Plan:
     heads: str | None = None
     blocked: dict[int, str] = field(default_factory=dict)
     sensitivity: dict[int, tuple[tuple[int, ...], tuple[float, ...]]] = field(default_factory=dict, compare=False)
+    round_to: int | None = None
     refit: Callable[[dict[int, tuple[int, ...]]], dict[str, np.ndarray]] | None = \
         field(default=None, repr=False, compare=False)
 
@@ -253,7 +255,7 @@ class Plan:
 
 def plan_to_dict(plan: Plan, groups: Sequence[Group]) -> dict[str, Any]:
     """The plan as `{"groups": [{"id", "channels", "removed", "function_preserving", "members"}],
-    "heads", "corrected", "blocked": [{"id", "reason"}], "data_used", "sensitivity"}`.
+    "heads", "corrected", "blocked": [{"id", "reason"}], "data_used", "sensitivity", "round_to"}`.
 
     Each member entry is `{"tensor", "axis", "indices"}` with the positions to
     delete along that constant's own axis. Groups with nothing removed are left
@@ -280,7 +282,8 @@ def plan_to_dict(plan: Plan, groups: Sequence[Group]) -> dict[str, Any]:
             "blocked": [{"id": group_id, "reason": reason} for group_id, reason in sorted(plan.blocked.items())],
             "data_used": plan.data_used,
             "sensitivity": {str(group_id): {"counts": list(counts), "damages": [_finite(d) for d in damages]}
-                            for group_id, (counts, damages) in sorted(plan.sensitivity.items())}}
+                            for group_id, (counts, damages) in sorted(plan.sensitivity.items())},
+            "round_to": plan.round_to}
 
 
 def _finite(value: float) -> float | None:

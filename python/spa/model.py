@@ -196,17 +196,17 @@ class Model:
             with phase(f"selection ({target.measure} target, kept widths multiples of {rounding})", quiet):
                 candidates.append((rounding, *self._allocate(planner, target, allocation, criterion, pruner,
                                                              held_out, options, quiet, refit, backend)))
-        plan, updates, note, table = self._least_removal(candidates, target)
+        rounding, plan, updates, note, table = self._least_removal(candidates, target)
         data_used += note
         if updates is None:
             updates = refit(plan, quiet)
         if pruner is None:
-            return Plan(plan.removed, {}, data_used, self._heads, sensitivity=table)
+            return Plan(plan.removed, {}, data_used, self._heads, sensitivity=table, round_to=rounding)
         if pruner.sequential_used:
             data_used += "; layers refitted sequentially on the pruned model's own inputs"
         if pruner.batchnorm_reestimated:
             data_used += f"; {pruner.batchnorm_reestimated} BatchNorms re-estimated"
-        return Plan(plan.removed, updates, data_used, self._heads, sensitivity=table,
+        return Plan(plan.removed, updates, data_used, self._heads, sensitivity=table, round_to=rounding,
                     refit=lambda removed: pruner.reconstruction(Plan(removed), quiet))
 
     def _roundings(self, round_to: int | str, target: Target, input_shapes: Mapping[str, Sequence[int]] | None,
@@ -239,9 +239,9 @@ class Model:
 
     def _least_removal(self, candidates: list[tuple], target: Target) -> tuple:
         """Of (rounding, plan, updates, note, table) candidates, the one that meets the target removing the
-        fewest channels (or, when none does, that comes nearest); with its rounding in the note."""
+        fewest channels (or, when none does, that comes nearest); with its rounding also in the note."""
         if len(candidates) == 1:
-            return candidates[0][1:]
+            return candidates[0]
         before = self.current_stat(target.measure)
         achieved = [1 - self.pruned_stat(c[1], target.measure) / before for c in candidates]
         meeting = [i for i, a in enumerate(achieved) if a >= target.fraction]
@@ -249,8 +249,8 @@ class Model:
             max(range(len(candidates)), key=lambda i: achieved[i])
         measured = ", ".join(f"{c[0]}: {1 - a:.0%}" for c, a in zip(candidates, achieved))
         rounding, plan, updates, note, table = candidates[best]
-        return plan, updates, f"{note}; kept channels rounded to multiples of {rounding}, chosen by measured " \
-                              f"onnxruntime latency (pruned/original by multiple: {measured})", table
+        return rounding, plan, updates, f"{note}; kept channels rounded to multiples of {rounding}, chosen by " \
+                                        f"measured onnxruntime latency (pruned/original by multiple: {measured})", table
 
     def current_stat(self, measure: str) -> float:
         """The model's params or MACs, or its latency in ms (measured by the meter a latency target set up)."""

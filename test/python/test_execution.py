@@ -3,6 +3,7 @@ survive a killed worker; `spa sweep` end to end."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
@@ -191,6 +192,9 @@ def test_sweep_command_on_local_processes(tmp_path) -> None:
         hidden = [t for t in onnx.load(path).graph.initializer if t.name.endswith("weight") and len(t.dims) >= 2
                   and t.name != "classifier.2.weight"]  # the 10 classes stay
         assert hidden and all(t.dims[0] % 8 == 0 for t in hidden), path.name
+    with open(tmp_path / "sweep" / "results.csv", newline="") as table:
+        rows = [row for row in csv.DictReader(table) if row["criterion"] != "dense"]
+    assert len(rows) == 4 and {row["round_to"] for row in rows} == {"8"}
     page = parsed(rendered_dom((tmp_path / "sweep" / "pareto.html").as_uri()))
     assert page.body.get("data-rows") == "4" and int(page.body["data-front"]) >= 1
     bad = subprocess.run([sys.executable, "-m", "spa", "sweep", str(demo_model_path()), "--targets", "0.3",

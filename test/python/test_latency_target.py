@@ -40,7 +40,7 @@ def test_latency_target_chooses_the_rounding_the_machine_rewards(monkeypatch) ->
     model = spa.load(demo_model_path())
     dense = BlockedKernels({})(model.to_onnx())
     plan = model.plan(criterion="l1", target_latency=0.4)
-    assert "multiples of 16" in plan.data_used
+    assert "multiples of 16" in plan.data_used and plan.round_to == 16
     model.prune(plan)
     pruned = BlockedKernels({})(model.to_onnx())
     assert pruned <= 0.6 * dense  # the target, as the machine measures it
@@ -52,7 +52,7 @@ def test_a_fixed_rounding_is_kept_and_auto_needs_a_latency_target(monkeypatch) -
     monkeypatch.setattr(spa.model, "LatencyMeter", BlockedKernels)
     model = spa.load(demo_model_path())
     plan = model.plan(criterion="l1", target_latency=0.4, round_to=8)
-    assert "rounded" not in plan.data_used  # one candidate: nothing to choose
+    assert "rounded" not in plan.data_used and plan.round_to == 8  # one candidate: nothing to choose
     with pytest.raises(SPAError, match="target_latency"):
         model.plan(criterion="l1", ratio=0.3, round_to="auto")
 

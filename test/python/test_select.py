@@ -81,7 +81,7 @@ def test_plan_to_json_gives_indices_for_every_member() -> None:
         {"tensor": "bn.scale", "axis": 0, "indices": [1]},
         {"tensor": "fc.weight", "axis": 1, "indices": [2, 3]}]}],
         "heads": "dims", "corrected": [], "blocked": [{"id": 1, "reason": "the checker failed"}],
-        "data_used": "", "sensitivity": {}}
+        "data_used": "", "sensitivity": {}, "round_to": None}
     assert plan_to_dict(Plan({0: ()}), groups)["groups"] == []
 
 

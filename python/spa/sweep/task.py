@@ -77,6 +77,7 @@ def prune_combination(inputs: SweepInputs, combination: Combination) -> dict[str
     blob = written.SerializeToString()
     top1, error = agreement(inputs.dense, _run(blob, inputs.evaluation))
     after = model.stats()
+    row["round_to"] = plan.round_to or inputs.round_to  # what "auto" chose
     return row | {"params": after.params, "params_removed": 1 - after.params / max(before.params, 1),
                   "macs": after.macs, "macs_removed": 1 - after.macs / max(before.macs, 1),
                   "top1_agreement": top1, "output_error": error, "blocked_groups": len(applied.blocked),
