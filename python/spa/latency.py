@@ -176,6 +176,22 @@ def attribute_to(profile: NodeProfile, original: onnx.GraphProto, layers: Mappin
     return dict(owned), other
 
 
+def weight_times(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray], threads: int = 1,
+                 budget: float = 2.0) -> dict[str, float]:
+    """Weight name -> the measured kernel time (ms) of the layers that read it, from one profile:
+    what each layer costs on this machine, where MACs only estimate it (a depthwise conv is slow for
+    its MACs, a wide 1x1 conv fast)."""
+    from spa.html_report.layer_graph import layer_graph
+
+    layers = {layer.id: (layer.op, *layer.weights) for layer in layer_graph(model).layers}
+    owned, _ = attribute_to(node_latencies(model, feeds, threads, budget=budget), model.graph, layers)
+    times: dict[str, float] = defaultdict(float)
+    for layer, (_, *weights) in layers.items():
+        for weight in weights:
+            times[weight] += owned.get(layer, 0.0)
+    return dict(times)
+
+
 def machine_signature(threads: int) -> str:
     """What a latency depends on besides the model and its inputs: this processor, onnxruntime, threads."""
     import onnxruntime
@@ -212,3 +228,18 @@ class LatencyMeter:
         self.measured += 1
         store_arrays("latency", key, {"ms": np.asarray(milliseconds)})
         return milliseconds
+
+    def weight_times(self, model: onnx.ModelProto) -> dict[str, float]:
+        """`weight_times` of `model` on this meter's inputs, cached like the medians."""
+        from spa.cache import digest, load_arrays, store_arrays
+
+        shapes = ";".join(f"{name}:{array.dtype}{array.shape}" for name, array in sorted(self.feeds.items()))
+        key = digest([model.SerializeToString(), self.signature, shapes, "per weight"])
+        cached = load_arrays("latency", key)
+        if cached is not None and {"names", "ms"} <= cached.keys():
+            return dict(zip(cached["names"].tolist(), cached["ms"].tolist()))
+        times = weight_times(model, self.feeds, self.threads, self.budget)
+        self.measured += 1
+        store_arrays("latency", key, {"names": np.asarray(list(times), dtype=str),
+                                      "ms": np.asarray(list(times.values()), dtype=np.float64)})
+        return times

@@ -76,16 +76,19 @@ class Planner:
         return select.eligible_groups(self.groups, self.scores, self.protect)
 
     def costs(self, measure: str) -> dict[int, float]:
-        """Cost of one channel of each group: 1, its parameters or its MACs."""
+        """Cost of one channel of each group: 1, its parameters, its MACs, or its milliseconds."""
         if measure == "channels":
             return {g.id: 1.0 for g in self.groups}
         if measure == "params":
             return {g.id: select.params_per_channel(g, self.shapes) for g in self.groups}
-        macs = self._macs_per_channel()
-        if measure == "latency":  # MACs as its proxy, in milliseconds; the target itself is measured
-            scale = self.total("latency") / max(self.total("macs"), 1.0)
-            return {group_id: cost * scale for group_id, cost in macs.items()}
-        return macs
+        macs = stats.macs_per_weight(self.model.module)
+        if measure != "latency":
+            return self._per_channel(macs)
+        # Each layer's measured kernel time on this machine; a layer the profile did not attribute
+        # counts its MACs at the model's average speed. The target itself is measured (calibrate).
+        speed = self.total("latency") / max(self.total("macs"), 1.0)
+        times = self.model.weight_times()
+        return self._per_channel({name: times.get(name) or count * speed for name, count in macs.items()})
 
     def uniform(self, target: Target) -> Plan:
         def same_ratio(fraction: float) -> Plan:
@@ -143,14 +146,15 @@ class Planner:
         first = plan_for(low)
         return first if achieved(first) >= target.fraction else best
 
-    def _macs_per_channel(self) -> dict[int, float]:
-        macs = stats.macs_per_weight(self.model.module)
+    def _per_channel(self, per_weight: Mapping[str, float]) -> dict[int, float]:
+        """Per group, what one channel carries of its members' costs (a member's cost spread evenly
+        over the positions of its axis: the share of a layer a channel is)."""
         costs = {}
         for group in self.groups:
             cost = 0.0
             for member in group.members:
-                if member.tensor in macs and group.channels:
+                if member.tensor in per_weight and group.channels:
                     share = member.positions_in_group() / self.shapes[member.tensor][member.axis]
-                    cost += macs[member.tensor] * share / group.channels
+                    cost += per_weight[member.tensor] * share / group.channels
             costs[group.id] = cost
         return costs

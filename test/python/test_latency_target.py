@@ -67,6 +67,9 @@ def test_meter_measures_once_per_model_and_machine() -> None:
     other = LatencyMeter({"image": images[:64]}, threads=1, budget=0.2)
     other(model)
     assert other.measured == 1  # other inputs, another entry
+    times = other.weight_times(model)  # the profile of each layer, read back the second time
+    assert all(times[f"{layer}.weight"] > 0 for layer in ("features.0", "features.3", "classifier.0"))
+    assert other.weight_times(model) == times and other.measured == 2
 
 
 def test_cli_latency_target_and_bad_rounding(tmp_path) -> None:
@@ -83,3 +86,39 @@ def test_cli_latency_target_and_bad_rounding(tmp_path) -> None:
     assert not (tmp_path / "x.onnx").exists()
     usage = spa_cli("prune", str(demo_model_path()), "-o", str(tmp_path / "x.onnx"), "--round-to", "zero")
     assert usage.returncode == 2 and "neither a positive integer nor auto" in usage.stderr
+
+
+class SlowClassifier:
+    """A machine on which the first classifier layer runs 50 times slower than its MACs say: latency is
+    the sum of each layer's MACs (as widths give them), that layer's times 50, and the meter reports
+    the same per weight, as onnxruntime's profiler would."""
+
+    def __init__(self, feeds, threads: int = 1) -> None:
+        self.feeds, self.threads = feeds, threads
+
+    def weight_times(self, model: onnx.ModelProto) -> dict[str, float]:
+        shapes = {t.name: tuple(t.dims) for t in model.graph.initializer}
+        times = {"features.0.weight": np.prod(shapes["features.0.weight"]) * 26 * 26,
+                 "features.3.weight": np.prod(shapes["features.3.weight"]) * 24 * 24,
+                 "classifier.0.weight": 50 * np.prod(shapes["classifier.0.weight"]),
+                 "classifier.2.weight": np.prod(shapes["classifier.2.weight"])}
+        return {name: float(value) / 1e6 for name, value in times.items()}
+
+    def __call__(self, model: onnx.ModelProto) -> float:
+        return sum(self.weight_times(model).values())
+
+
+def test_latency_costs_follow_the_measured_layer_times(monkeypatch) -> None:
+    from spa.planning import Planner
+
+    monkeypatch.setattr(spa.model, "LatencyMeter", SlowClassifier)
+    model = spa.load(demo_model_path())
+    plan = model.plan(criterion="l1", target_latency=0.3, allocation="sensitivity")
+    groups, weights = model.coupling_groups(), model.weights()
+    planner = Planner(model, groups, {n: a.shape for n, a in weights.items()}, {g.id: np.ones(g.channels)
+                                                                               for g in groups if g.prunable})
+    latency, macs = planner.costs("latency"), planner.costs("macs")
+    # Group 2 is the classifier's hidden width: by MACs it is cheap next to the convs, measured it is not.
+    assert latency[2] / latency[1] > 5 * macs[2] / macs[1]
+    model.prune(plan)
+    assert SlowClassifier({})(model.to_onnx()) <= 0.7 * SlowClassifier({})(spa.load(demo_model_path()).to_onnx())
