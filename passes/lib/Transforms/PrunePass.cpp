@@ -307,10 +307,8 @@ struct PrunePass : public spa::impl::SPAPruneBase<PrunePass> {
                                                        RankedTensorType resultType, bool binary) {
     if (auto transpose = dyn_cast<onnx::TransposeOp>(op)) {
       SmallVector<int64_t> permuted;
-      for (int64_t i = 0, rank = shape.size(); i < rank; ++i) {
-        std::optional<ArrayAttr> perm = transpose.getPerm();
-        permuted.push_back(shape[perm ? cast<IntegerAttr>((*perm)[i]).getInt() : rank - 1 - i]);
-      }
+      for (int64_t from : transposePerm(transpose, shape.size()))
+        permuted.push_back(shape[from]);
       return permuted;
     }
     if (isa<onnx::UnsqueezeOp>(op)) {
@@ -379,12 +377,6 @@ struct PrunePass : public spa::impl::SPAPruneBase<PrunePass> {
   /// output axis with the same elements before and after it as a changed input
   /// axis takes that axis' new size; std::nullopt if there is no single such axis.
   static std::optional<SmallVector<int64_t>> regroupedShape(ArrayRef<int64_t> input, ArrayRef<int64_t> oldResult) {
-    auto product = [](ArrayRef<int64_t> dims) {
-      int64_t p = 1;
-      for (int64_t d : dims)
-        p *= d;
-      return p;
-    };
     std::optional<SmallVector<int64_t>> found;
     for (size_t k = 0; k < input.size(); ++k)
       for (size_t j = 0; j < oldResult.size(); ++j) {

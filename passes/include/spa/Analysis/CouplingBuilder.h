@@ -18,6 +18,8 @@
 #ifndef SPA_ANALYSIS_COUPLINGBUILDER_H
 #define SPA_ANALYSIS_COUPLINGBUILDER_H
 
+#include "spa/Dialect/ONNX/OpHelper.h"
+
 #include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/IR/Operation.h"
 #include "mlir/IR/Value.h"
@@ -158,17 +160,6 @@ using ChannelRuleTable = llvm::StringMap<ChannelRule>;
 /// The rules of every op family (one registration function per family).
 const ChannelRuleTable &getChannelRules();
 
-/// Helpers shared by the rule files.
-/// The value's static dimension `axis`, or std::nullopt when unknown.
-std::optional<int64_t> staticDim(mlir::Value value, int64_t axis);
-/// The value's rank, or std::nullopt when unranked.
-std::optional<int64_t> rankOf(mlir::Value value);
-/// The constant elements behind `value` (onnx.Initializer / onnx.Constant), if any.
-mlir::ElementsAttr constantElements(mlir::Value value);
-/// True for values SPA can slice: constant elements, or a ConstantOfShape
-/// (a filled tensor) whose shape is constant.
-bool isSliceableConstant(mlir::Value value);
-
 /// Ops whose result has their first operand's shape and stays per-channel
 /// (Cast, Identity, Sqrt, Reciprocal, Neg, Abs, Exp): constant views pass through them.
 bool isShapePreservingView(mlir::Operation *op);
@@ -176,38 +167,6 @@ bool isShapePreservingView(mlir::Operation *op);
 /// True for a sliceable constant or a Transpose/Cast/Unsqueeze view of one (a weight
 /// an exporter left in another layout); members on views land on the source.
 bool isConstantOrView(mlir::Value value);
-/// Integer values of a constant operand (shape, axes, pads ...), if constant.
-std::optional<llvm::SmallVector<int64_t>> constantInts(mlir::Value value);
-/// One piece of a shape operand: `size` entries, from `value`; `constant`
-/// holds them when the piece is a constant, `shapeOf` the tensor when the
-/// piece is its whole shape (Shape(x): it follows x's sizes when x is pruned).
-struct ShapePiece {
-  mlir::Value value;
-  unsigned operandIndex; // in the Concat building the shape (0 for a plain constant)
-  int64_t size;
-  std::optional<llvm::SmallVector<int64_t>> constant;
-  mlir::Value shapeOf = {};
-  int64_t shapeOffset = 0; // the dim of `shapeOf` that entry 0 reads (Gather(Shape(x), k) reads k)
-};
-/// The pieces of a shape operand: itself when constant or a whole Shape(x),
-/// else the inputs of the Concat (axis 0) of 1-D pieces that computes it (e.g.
-/// Shape-derived batch dims next to constant feature dims); std::nullopt otherwise.
-std::optional<llvm::SmallVector<ShapePiece>> shapePieces(mlir::Value shape);
-/// The tensor and dim a 1-element shape piece reads (Unsqueeze(Gather(Shape(x), k))), or ({}, 0).
-std::pair<mlir::Value, int64_t> dimRead(mlir::Value piece);
-/// The range a Slice keeps along `axis` of its data (static size `size`):
-/// [first, last) with `entry` the index of that axis in its starts/ends, when
-/// the bounds are constants and the step is 1; std::nullopt otherwise.
-struct SliceRange {
-  int64_t first, last;
-  unsigned entry;
-};
-std::optional<SliceRange> sliceRange(mlir::Operation *slice, int64_t axis, int64_t size);
-/// The input axis a Reshape from `input` to `output` keeps intact as output axis
-/// `axis` (same size and static element count before it), if any.
-std::optional<int64_t> reshapedAxisSource(mlir::Value input, mlir::Value output, int64_t axis);
-/// A human-readable label for an op: its ONNX node name, else its op name.
-std::string describe(mlir::Operation *op);
 
 } // namespace spa
 

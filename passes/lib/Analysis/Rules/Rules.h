@@ -33,8 +33,7 @@ using spa::constantInts;
 /// An integer attribute of `op`, or `fallback` when absent.
 int64_t intAttr(mlir::Operation *op, llvm::StringRef name, int64_t fallback);
 
-/// Normalises a possibly negative axis for a tensor of rank `rank`.
-inline int64_t normaliseAxis(int64_t axis, int64_t rank) { return axis < 0 ? axis + rank : axis; }
+using spa::normaliseAxis;
 
 } // namespace spa::rules
 

@@ -23,10 +23,6 @@ using namespace spa;
 
 namespace {
 
-int64_t product(ArrayRef<int64_t> dims) {
-  return std::accumulate(dims.begin(), dims.end(), int64_t{1}, std::multiplies<int64_t>());
-}
-
 /// Each atom repeated `inner` times, the whole list `outer` times.
 SmallVector<Atom> blockMap(ArrayRef<Atom> atoms, int64_t outer, int64_t inner) {
   SmallVector<Atom> positions;
@@ -417,15 +413,7 @@ void transposeRule(Operation *op, CouplingBuilder &builder) {
   std::optional<int64_t> rank = rankOf(transpose.getData());
   if (!input || !rank)
     return;
-  SmallVector<int64_t> perm;
-  if (std::optional<ArrayAttr> attr = transpose.getPerm()) {
-    for (Attribute a : *attr)
-      perm.push_back(cast<IntegerAttr>(a).getInt());
-  } else {
-    for (int64_t i = *rank - 1; i >= 0; --i)
-      perm.push_back(i);
-  }
-  for (auto [outAxis, inAxis] : llvm::enumerate(perm))
+  for (auto [outAxis, inAxis] : llvm::enumerate(transposePerm(transpose, *rank)))
     if (inAxis == input->axis)
       builder.track(transpose.getTransposed(), outAxis, input->atoms);
 }
