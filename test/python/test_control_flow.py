@@ -172,3 +172,44 @@ def test_a_branch_reading_a_shared_constant_gets_its_own_copy():
     assert branch_reads[1].startswith(f"shift{COPY_SUFFIX}")
     onnx.checker.check_model(model, full_check=True)
     np.testing.assert_array_equal(run(model, feeds)[0], before)
+
+
+def _if_before_a_classifier() -> onnx.ModelProto:
+    """conv1 -> relu -> conv2 -> relu -> If(relu | sigmoid, reading conv2's output from the branches) ->
+    global pool -> Gemm: the Gemm's input depends on conv2 only through the If's bodies (found by the
+    fuzzer: the sequential refit put the Gemm in conv2's level and lost conv2's input)."""
+    rng = np.random.default_rng(2)
+    conv1, w1 = _conv("conv1", "x", "h1", 3, 8, rng)
+    conv2, w2 = _conv("conv2", "r1", "h2", 8, 8, rng)
+    then_graph = helper.make_graph([helper.make_node("Relu", ["r2"], ["t"])], "then", [],
+                                   [helper.make_tensor_value_info("t", TensorProto.FLOAT, [None, 8, 6, 6])])
+    else_graph = helper.make_graph([helper.make_node("Sigmoid", ["r2"], ["e"])], "else", [],
+                                   [helper.make_tensor_value_info("e", TensorProto.FLOAT, [None, 8, 6, 6])])
+    weights = w1 + w2 + [numpy_helper.from_array(np.array(True), "flag"),
+                         numpy_helper.from_array(rng.standard_normal((5, 8)).astype(np.float32), "fc.w")]
+    nodes = [conv1, helper.make_node("Relu", ["h1"], ["r1"]), conv2, helper.make_node("Relu", ["h2"], ["r2"]),
+             helper.make_node("If", ["flag"], ["y"], then_branch=then_graph, else_branch=else_graph),
+             helper.make_node("GlobalAveragePool", ["y"], ["pooled"]),
+             helper.make_node("Flatten", ["pooled"], ["flat"]),
+             helper.make_node("Gemm", ["flat", "fc.w"], ["out"], transB=1)]
+    graph = helper.make_graph(nodes, "if_classifier",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 6, 6])],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["N", 5])], weights)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_sequential_refit_levels_follow_values_read_inside_branches():
+    from spa.obspa import OBSPAOptions
+    from spa.obspa.layers import LinearLayer
+    from spa.obspa.sequential import layer_levels
+
+    model = _if_before_a_classifier()
+    layers = [LinearLayer("conv2.w", "r1", "conv", False, (0, 8), (0, 8), None, "conv2.b", None),
+              LinearLayer("fc.w", "flat", "gemm", False, (0, 8), (0, 5), None, None, None)]
+    assert [[layer.weight for layer in level] for level in layer_levels(model, layers)] == [["conv2.w"], ["fc.w"]]
+    pruned = spa.load(model)
+    plan = pruned.plan("obspa", ratio=0.5, obspa=OBSPAOptions(synthesis_samples=16))
+    assert "sequentially" in plan.data_used
+    pruned.prune(plan)
+    x = np.random.default_rng(0).standard_normal((2, 3, 6, 6)).astype(np.float32)
+    assert run(pruned.to_onnx(), {"x": x})[0].shape == (2, 5)

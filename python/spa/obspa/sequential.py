@@ -34,7 +34,7 @@ from spa.obspa.hessians import layer_features
 from spa.obspa.layers import LinearLayer
 from spa.obspa.solver import reconstruct
 from spa.progress import progress_bar
-from spa.providers.segmented import SegmentedModel
+from spa.providers.segmented import SegmentedModel, node_reads
 
 
 def layer_levels(model: onnx.ModelProto, layers: Sequence[LinearLayer]) -> list[list[LinearLayer]]:
@@ -49,7 +49,7 @@ def layer_levels(model: onnx.ModelProto, layers: Sequence[LinearLayer]) -> list[
     depth: dict[str, int] = {}
     levels: dict[int, list[LinearLayer]] = {}
     for index, node in enumerate(model.graph.node):
-        level = max((depth.get(name, 0) for name in node.input), default=0)
+        level = max((depth.get(name, 0) for name in node_reads(node)), default=0)  # If bodies read too
         for layer in by_node.get(index, []):
             levels.setdefault(level, []).append(layer)
         for name in node.output:

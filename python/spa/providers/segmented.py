@@ -45,7 +45,7 @@ class SegmentedModel:
         self.overridable = {i.name for i in graph.input} & {t.name for t in graph.initializer}
         self.initializers = {t.name: t for t in graph.initializer}
         self.producer = {name: index for index, node in enumerate(self.nodes) for name in node.output if name}
-        self.reads = [_reads(node) for node in self.nodes]
+        self.reads = [node_reads(node) for node in self.nodes]
         self.opset_import, self.ir_version = list(prepared.opset_import), prepared.ir_version
         self.functions = list(prepared.functions)  # model-local functions the nodes may call
         self.done: set[int] = set()
@@ -120,7 +120,7 @@ class SegmentedModel:
                     del held[name]
 
 
-def _reads(node: onnx.NodeProto) -> list[str]:
+def node_reads(node: onnx.NodeProto) -> list[str]:
     """Values `node` reads: its inputs, and for If/Loop/Scan what their bodies read from outside."""
     names = [name for name in node.input if name]
     for attribute in node.attribute:
