@@ -9,10 +9,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
+import tempfile
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +48,7 @@ from spa.sensitivity import (
     sensitivity_table,
 )
 from spa.verify import Trial, Verification, generated_inputs, verified_prune
-from spa.verify.checks import Failure, Runner, check_signature, check_validity
+from spa.verify.checks import LARGE_MODEL_BYTES, Failure, Runner, check_signature, check_validity
 
 HEAD_PRUNING = ("dims", "whole")
 ROUNDINGS = (1, 8, 16)  # kept-channel multiples tried for a latency target (CPU kernels block by 8 or 16)
@@ -405,15 +407,15 @@ class Model:
             passes.apply_plan(self.module, plan, groups, self._heads)
             self._changed()
             return plan
-        original = self._bytecode()
-        trial = self._trial(original, inputs, input_shapes, opset, consume=True)
-        try:
-            with phase("pruning and verification"):
-                pruned, applied, self.verification = verified_prune(trial, plan)
-        except SPAError:
-            self.module = ir.Module.parse(original, context=new_context())  # the first trial pruned it
-            self._changed()
-            raise
+        with self._saved_state() as original:
+            trial = self._trial(original, inputs, input_shapes, opset, consume=True)
+            try:
+                with phase("pruning and verification"):
+                    pruned, applied, self.verification = verified_prune(trial, plan)
+            except SPAError:
+                self.module = _parsed(original)  # the first trial pruned it
+                self._changed()
+                raise
         for caught in pruned.warnings:
             warnings.warn_explicit(caught.message, caught.category, caught.filename, caught.lineno)
         self.module = pruned.module
@@ -429,7 +431,7 @@ class Model:
         (see prune for the arguments, and spa.verify.trial)."""
         return self._trial(self._bytecode(), inputs, input_shapes, opset)
 
-    def _trial(self, original: bytes, inputs: Mapping[str, np.ndarray] | None,
+    def _trial(self, original: bytes | Path, inputs: Mapping[str, np.ndarray] | None,
                input_shapes: Mapping[str, Sequence[int]] | None, opset: int | None, consume: bool = False) -> Trial:
         """A Trial whose copies come from `original` (this module as bytecode); with `consume`, the
         first trial prunes the module itself (one parse less: prune replaces it anyway)."""
@@ -447,10 +449,9 @@ class Model:
 
         return Trial(base, groups, feeds, prune_copy, export, self.label, memory.arrays)
 
-    def _pruned_copy(self, source: bytes | ir.Module, plan: Plan, groups: list[Group]) -> ir.Module:
-        """`source` (a module, or one saved as bytecode) with `plan` applied."""
-        copy = Model(source if isinstance(source, ir.Module) else ir.Module.parse(source, context=new_context()),
-                     self.label)
+    def _pruned_copy(self, source: bytes | Path | ir.Module, plan: Plan, groups: list[Group]) -> ir.Module:
+        """`source` (a module, or one saved as bytecode, in memory or in a file) with `plan` applied."""
+        copy = Model(source if isinstance(source, ir.Module) else _parsed(source), self.label)
         copy._heads, copy._groups = self._heads, groups
         if plan.weight_updates:
             copy.set_weights(plan.weight_updates)
@@ -521,6 +522,26 @@ class Model:
         buffer = io.BytesIO()
         self.module.operation.write_bytecode(buffer)
         return buffer.getvalue()
+
+    @contextlib.contextmanager
+    def _saved_state(self) -> Iterator[bytes | Path]:
+        """This module as bytecode, to copy or restore it: in memory, or for a model over 64 MB of weights
+        in a temporary file (one copy of the weights less in memory while verification holds others)."""
+        if initializer_bytes(self.module) <= LARGE_MODEL_BYTES:
+            yield self._bytecode()
+            return
+        with tempfile.TemporaryDirectory(prefix="spa-") as folder:
+            path = Path(folder) / "original.mlirbc"
+            with open(path, "wb") as file:
+                self.module.operation.write_bytecode(file)
+            yield path
+
+
+def _parsed(source: bytes | Path) -> ir.Module:
+    """A module saved by Model._saved_state, parsed into a context of its own."""
+    if isinstance(source, Path):
+        return ir.Module.parseFile(str(source), context=new_context())
+    return ir.Module.parse(source, context=new_context())
 
 
 _NORM_OPS = ("onnx.BatchNormalization", "onnx.InstanceNormalization", "onnx.LayerNormalization",

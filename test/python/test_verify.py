@@ -261,12 +261,14 @@ def test_bfloat16_models_import_and_get_generated_inputs() -> None:
 
 
 def test_big_models_are_checked_as_stubs_over_the_module_arrays(monkeypatch, tmp_path: Path) -> None:
-    """Over IN_MEMORY_BYTES (1 GiB; 0 here) the pruned model is checked with its weights left in the
-    module (protobuf cannot hold over 2 GB) and written by a fresh export; a broken group is still
-    blocked, by the checker's shape inference over the stubs' declared shapes."""
+    """Over IN_MEMORY_BYTES (64 MB; 0 here) the pruned model is checked with its weights left in the
+    module (protobuf cannot hold over 2 GB) and written by a fresh export, and the state each trial
+    copies is a file; a broken group is still blocked (the checker's shape inference over the stubs'
+    declared shapes), after trials parsed from that file."""
     from spa.verify import trial as trial_module
 
     monkeypatch.setattr(trial_module, "IN_MEMORY_BYTES", 0)
+    monkeypatch.setattr(spa.model, "LARGE_MODEL_BYTES", 0)  # the state to restore and copy goes to a file
     source = _mlp(hidden=96)  # weights over 1 KiB become stubs
     model = spa.load(source)
     plan = model.plan("l2", ratio=0.5)
