@@ -49,3 +49,17 @@ def assert_same_outputs(expected: list[np.ndarray], actual: list[np.ndarray], at
     for want, got in zip(expected, actual):
         assert want.shape == got.shape
         np.testing.assert_allclose(got, want, atol=atol, rtol=0)
+
+
+def scaling_rewrite(prune_copy, weight: str, factor: float = 1.01):
+    """A Trial's `prune_copy` that also scales the kept values of `weight`: a stand-in for a rewrite
+    bug that leaves shapes valid, which only the zero-mask oracle can catch."""
+    from spa.model import Model
+
+    def scaled(plan):
+        module = prune_copy(plan)
+        copy = Model(module)
+        copy.set_weights({weight: copy.weights()[weight] * factor})
+        return module
+
+    return scaled

@@ -14,6 +14,7 @@ import numpy as np
 import onnx
 import pytest
 import spa
+from helpers import scaling_rewrite
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import helper, numpy_helper
@@ -78,15 +79,7 @@ def test_a_wrong_kept_weight_is_caught(kind: str) -> None:
     group = _hidden_group(model)
     trial = model.trial()
     plan = Plan({group.id: (1, 4)})
-    honest = trial.prune_copy
-
-    def scaled(p: Plan):  # a rewrite that also changes a kept weight of the group by 1 %
-        module = honest(p)
-        copy = Model(module)
-        copy.set_weights({"head": copy.weights()["head"] * 1.01})
-        return module
-
-    trial.prune_copy = scaled
+    trial.prune_copy = scaling_rewrite(trial.prune_copy, "head")  # a kept weight of the group, 1 % off
     failure = trial.run(plan)
     assert isinstance(failure, Failure) and failure.check == "zero-mask oracle", failure
 

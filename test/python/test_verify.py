@@ -9,7 +9,7 @@ import numpy as np
 import onnx
 import pytest
 import spa
-from helpers import run
+from helpers import run, scaling_rewrite
 from onnx import helper, numpy_helper
 from spa import passes
 from spa.cli import main
@@ -140,15 +140,7 @@ def test_the_zero_mask_check_catches_a_wrong_weight() -> None:
     plan = model.plan("l1", ratio=0.5)
     trial = model.trial()
     assert not isinstance(trial.run(plan), Failure)
-    honest = trial.prune_copy
-
-    def scaled(p: Plan):  # a rewrite that also changes a kept weight by 1 %
-        module = honest(p)
-        copy = Model(module)
-        copy.set_weights({"w1": copy.weights()["w1"] * 1.01})
-        return module
-
-    trial.prune_copy = scaled
+    trial.prune_copy = scaling_rewrite(trial.prune_copy, "w1")  # a kept weight 1 % off
     failure = trial.run(plan)
     assert isinstance(failure, Failure) and failure.check == "zero-mask oracle"
 

@@ -175,6 +175,12 @@ private:
     return it->second;
   }
 
+  /// The group of the first channel in `channels` (-1 entries are other groups'), or nullptr for none.
+  ChannelGroup *groupOfFirst(ArrayRef<int64_t> channels) {
+    auto first = llvm::find_if(channels, [](int64_t c) { return c >= 0; });
+    return first == channels.end() ? nullptr : &groups[groupOf(*first)];
+  }
+
   std::optional<unsigned> groupOfAtom(Atom atom) {
     auto it = channelOfLeader.find(builder.leader(atom));
     if (it == channelOfLeader.end())
@@ -216,14 +222,10 @@ private:
   }
 
   void placeMembers() {
-    for (auto [member, channels] : llvm::zip_equal(builder.members(), memberChannels)) {
-      auto first = llvm::find_if(channels, [](int64_t c) { return c >= 0; });
-      if (first == channels.end())
-        continue;
-      ChannelGroup &group = groups[groupOf(*first)];
-      group.members.push_back(GroupMember{member.constant, constantName(member.constant), member.axis, member.role,
-                                          localize(group, channels)});
-    }
+    for (auto [member, channels] : llvm::zip_equal(builder.members(), memberChannels))
+      if (ChannelGroup *group = groupOfFirst(channels))
+        group->members.push_back(GroupMember{member.constant, constantName(member.constant), member.axis, member.role,
+                                             localize(*group, channels)});
     for (auto [space, channels] : llvm::zip_equal(spaces, spaceChannels)) {
       if (channels.empty())
         continue;
@@ -241,13 +243,9 @@ private:
 
   /// Each site, with the group channel of each position it reads.
   void placeSites() {
-    for (auto [site, channels] : llvm::zip_equal(builder.nonPreservingSites(), siteChannels)) {
-      auto first = llvm::find_if(channels, [](int64_t c) { return c >= 0; });
-      if (first == channels.end())
-        continue;
-      ChannelGroup &group = groups[groupOf(*first)];
-      group.nonPreservingSites.push_back(GroupSite{site.op, site.axis, localize(group, channels)});
-    }
+    for (auto [site, channels] : llvm::zip_equal(builder.nonPreservingSites(), siteChannels))
+      if (ChannelGroup *group = groupOfFirst(channels))
+        group->nonPreservingSites.push_back(GroupSite{site.op, site.axis, localize(*group, channels)});
   }
 
   /// Blocks and non-preserving marks, per group; blocks first in each group's reasons.
