@@ -532,8 +532,13 @@ class Model:
             return
         with tempfile.TemporaryDirectory(prefix="spa-") as folder:
             path = Path(folder) / "original.mlirbc"
-            with open(path, "wb") as file:
-                self.module.operation.write_bytecode(file)
+            try:
+                with open(path, "wb") as file:
+                    self.module.operation.write_bytecode(file)
+            except OSError:  # no room in the temporary folder: keep it in memory after all
+                path.unlink(missing_ok=True)
+                yield self._bytecode()
+                return
             yield path
 
 

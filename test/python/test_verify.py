@@ -150,6 +150,12 @@ def test_check_equal_is_relative_to_the_output_scale() -> None:
     assert check_equal(big, [np.array([1000.05, 0.05], np.float32)], ["y"]) is None
     assert check_equal(big, [np.array([1000.0, 0.2], np.float32)], ["y"]) is not None
     assert check_equal([np.array([np.nan])], [np.array([np.nan])], ["y"]) is None
+    # float16 outputs are held to a few of their own roundings (a fused LayerNorm kernel against separate
+    # ops differs by one), float32 ones to 1e-4
+    half = [np.array([1.0, 0.5], np.float16)]
+    assert check_equal(half, [np.array([1.0, 0.5005], np.float16)], ["y"]) is None
+    assert check_equal(half, [np.array([1.0, 0.51], np.float16)], ["y"]) is not None
+    assert check_equal([np.array([1.0, 0.5], np.float32)], [np.array([1.0, 0.5005], np.float32)], ["y"]) is not None
     assert check_equal([np.array([np.nan])], [np.array([0.0])], ["y"]) is not None
 
 
@@ -277,3 +283,32 @@ def test_big_models_are_checked_as_stubs_over_the_module_arrays(monkeypatch, tmp
     written = onnx.load(tmp_path / "p.onnx")
     onnx.checker.check_model(written, full_check=True)
     assert run(written, feeds)[0].shape == expected[0].shape == (3, 3)
+
+
+@pytest.mark.parametrize("stubs", [False, True])
+def test_bfloat16_weights_reach_onnxruntime_in_place(monkeypatch, stubs: bool) -> None:
+    """bfloat16 weights (cast to float32 where used) go to onnxruntime as raw bits with their ONNX type,
+    as overrides of the reference and as in-memory stubs of a big model (NumPy's dtype alone is refused)."""
+    from spa.verify import trial as trial_module
+
+    if stubs:
+        monkeypatch.setattr(trial_module, "IN_MEMORY_BYTES", 0)
+    bfloat16 = helper.tensor_dtype_to_np_dtype(onnx.TensorProto.BFLOAT16)
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(rng.standard_normal(shape).astype(np.float32).astype(bfloat16), name)
+             for name, shape in (("w0", (16, 96)), ("w1", (96, 8)))]  # over 1 KiB each
+    nodes = [helper.make_node("Cast", ["w0"], ["w0f"], to=onnx.TensorProto.FLOAT),
+             helper.make_node("Cast", ["w1"], ["w1f"], to=onnx.TensorProto.FLOAT),
+             helper.make_node("MatMul", ["x", "w0f"], ["h"]), helper.make_node("Relu", ["h"], ["r"]),
+             helper.make_node("MatMul", ["r", "w1f"], ["y"])]
+    graph = helper.make_graph(nodes, "bf16_weights", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT,
+                                                                                    ["n", 16])],
+                              [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["n", 8])], inits)
+    model = spa.load(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)]))
+    plan = model.plan("l2", ratio=0.5)
+    trial = model.trial()
+    assert {"w0", "w1"} <= trial.memory.keys()
+    made = trial.run(plan)
+    assert not isinstance(made, Failure), made
+    assert bool(made.memory) == stubs
+    assert trial.oracle_line(plan).startswith("zero-mask oracle over 1 function-preserving groups")

@@ -86,6 +86,8 @@ class Trial:
                  memory: Mapping[str, np.ndarray] | None = None) -> None:
         self.base = base
         self.memory = dict(memory or {})  # the arrays of base's in-memory stubs
+        self.plain = onnx.ModelProto()  # the original as exported, before the reference's rewrites (small:
+        self.plain.CopyFrom(base)  # its weights are stubs)
         self.groups = {group.id: group for group in groups}
         materialise_constants(base, {m.tensor for g in groups if g.prunable for m in g.members}, self.memory)
         self.emulation = emulate(base, groups)
@@ -189,15 +191,14 @@ class Trial:
         arrays = {**(plan.weight_updates or {}), **self.emulation.values(plan.removed)}
         overrides = masked_initializers(self.base, plan_dict, arrays, self.memory)
         outputs = self._base_runner(overrides).run(self.feeds) if overrides is not None else None
-        if not isinstance(outputs, list):  # a Constant node to mask, or onnxruntime refused the overrides
-            del overrides
-            reference = masked_model(self._full_base(), plan_dict, arrays).SerializeToString()
-            outputs = Runner(reference).run(self.feeds)
-            del reference
+        if outputs is None or (isinstance(outputs, Failure) and outputs.check == "onnxruntime load"):
+            del overrides  # a Constant node to mask, or onnxruntime refused the overrides: a masked copy
+            outputs = self._masked_copy_outputs(plan_dict, arrays)
         if isinstance(outputs, list):
             self.reference_outputs = outputs
             return outputs
-        original = self._base_runner({}).run(self.feeds)
+        # The original itself, as exported (not rewritten for the reference): is it the model or SPA?
+        original = Runner(self.plain.SerializeToString(), external=self.memory or None).run(self.feeds)
         if isinstance(original, Failure) and original.check == "onnxruntime load":
             self.runnable = False
             self.skipped.append(f"onnxruntime cannot load the original model ({original.message}), so the "
@@ -209,6 +210,13 @@ class Trial:
                            f"{original.message}; give real inputs with --inputs DATA.npz, sizes with "
                            "--input-shape NAME:DIMS, or skip verification with --no-verify")
         raise SPAError(f"{self.label}: verification: the zero-mask reference model fails ({outputs.line()})")
+
+    def _masked_copy_outputs(self, plan_dict, arrays: Mapping[str, np.ndarray]) -> list[np.ndarray] | Failure:
+        try:
+            reference = masked_model(self._full_base(), plan_dict, arrays).SerializeToString()
+        except ValueError as error:  # protobuf cannot hold a model over 2 GB
+            return Failure("zero-mask reference", first_line(error))
+        return Runner(reference).run(self.feeds)
 
     def _base_runner(self, overrides: Mapping[str, np.ndarray]) -> Runner:
         """An onnxruntime session of `base` with `overrides` (name -> array) in place of its own
