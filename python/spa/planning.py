@@ -88,7 +88,8 @@ class Planner:
         # counts its MACs at the model's average speed. The target itself is measured (calibrate).
         speed = self.total("latency") / max(self.total("macs"), 1.0)
         times = self.model.weight_times()
-        return self._per_channel({name: times.get(name) or count * speed for name, count in macs.items()})
+        return self._per_channel({name: times[name] if name in times else count * speed
+                                  for name, count in macs.items()})
 
     def uniform(self, target: Target) -> Plan:
         def same_ratio(fraction: float) -> Plan:
