@@ -220,3 +220,18 @@ func.func @main_graph(%x: tensor<2x3x4xf32>) -> tensor<6x2xf32> {
   %y = "onnx.MatMul"(%flat, %w2) : (tensor<6x8xf32>, tensor<8x2xf32>) -> tensor<6x2xf32>
   return %y : tensor<6x2xf32>
 }
+
+// -----
+
+// An empty axes list reduces every axis (noop_with_empty_axes = 0): the channels end there, as with
+// a reduction over them, and do not reach the graph output.
+// CHECK-LABEL: "groups"
+// CHECK-SAME: "function_preserving":false,"id":0,"members":[{"axis":0,{{[^}]*}}"tensor":"w"}],"non_preserving":[{"axis":1,{{[^}]*}}"op":"ReduceMean",{{[^}]*}}}],"prunable":true,"reasons":["onnx.ReduceMean reduces over the channels"]
+func.func @main_graph(%x: tensor<1x3x4x4xf32>) -> tensor<1x1x1x1xf32> {
+  %w = onnx.Initializer "w" = dense<1.0> : tensor<4x3x1x1xf32>
+  %all = onnx.Initializer "all" = dense<> : tensor<0xi64>
+  %none = onnx.NoValue
+  %y = "onnx.Conv"(%x, %w, %none) : (tensor<1x3x4x4xf32>, tensor<4x3x1x1xf32>, none) -> tensor<1x4x4x4xf32>
+  %m = "onnx.ReduceMean"(%y, %all) {keepdims = 1 : i64} : (tensor<1x4x4x4xf32>, tensor<0xi64>) -> tensor<1x1x1x1xf32>
+  return %m : tensor<1x1x1x1xf32>
+}

@@ -31,7 +31,8 @@ void reduceRule(Operation *op, CouplingBuilder &builder) {
     builder.block(input->atoms, where + " reduces over axes that are not constant");
     return;
   }
-  bool reducesAll = noAxes && rules::intAttr(op, "noop_with_empty_axes", 0) == 0;
+  // No axes, or an empty list, reduce every axis unless noop_with_empty_axes makes it the identity.
+  bool reducesAll = (noAxes || axes->empty()) && rules::intAttr(op, "noop_with_empty_axes", 0) == 0;
   SmallVector<int64_t> reduced;
   if (axes)
     for (int64_t a : *axes)
