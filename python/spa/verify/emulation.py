@@ -31,10 +31,9 @@ from spa.groups import Group, Site
 @dataclass
 class Emulation:
     """The emulated groups of a reference model: per group, each mask's name and the group channel of
-    each of its positions; and each mask's shape."""
+    each of its positions (shaped as the mask)."""
 
     masks: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)
-    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
     @property
     def groups(self) -> set[int]:
@@ -46,7 +45,7 @@ class Emulation:
         for group, channels in removed.items():
             gone = np.fromiter((int(c) for c in channels), np.int64)
             for name, channel_of_position in self.masks.get(group, {}).items():
-                result[name] = (~np.isin(channel_of_position, gone)).astype(np.float32).reshape(self.shapes[name])
+                result[name] = (~np.isin(channel_of_position, gone)).astype(np.float32)
         return result
 
 
@@ -150,8 +149,7 @@ def emulate(model: onnx.ModelProto, groups: Iterable[Group]) -> Emulation:
             node = model.graph.node[producers[site.output]]
             if node.op_type != site.op or not _EMULATIONS[site.op](graph, node, site, mask):
                 break
-            masks[mask] = np.asarray(site.channel_of_position, np.int64)
-            emulation.shapes[mask] = shape
+            masks[mask] = np.asarray(site.channel_of_position, np.int64).reshape(shape)
         else:
             emulation.masks[group.id] = masks
             for site, graph in staged:

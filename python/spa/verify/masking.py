@@ -75,13 +75,20 @@ def with_arrays(model: onnx.ModelProto, arrays: Mapping[str, np.ndarray]) -> onn
     """A copy of `model` whose constants named in `arrays` hold those arrays (cast to their type)."""
     result = _copy(model)
     constants = _Constants(result)
-    olds = {name: constants.value(name) for name in arrays}
-    for name, array in arrays.items():
-        if olds[name].shape != np.shape(array):
-            raise SPAError(f"zero-mask oracle: {name} has shape {list(olds[name].shape)}, "
-                           f"got {list(np.shape(array))}")
-        constants.replace(name, np.asarray(array, dtype=olds[name].dtype))
+    for name, value in _new_values(constants, arrays).items():
+        constants.replace(name, value)
     return result
+
+
+def _new_values(constants: _Constants, arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """`arrays` as new values of those constants: same shapes (SPAError otherwise), cast to their type."""
+    values = {}
+    for name, array in arrays.items():
+        old = constants.value(name)
+        if old.shape != np.shape(array):
+            raise SPAError(f"zero-mask oracle: {name} has shape {list(old.shape)}, got {list(np.shape(array))}")
+        values[name] = np.array(array, dtype=old.dtype)
+    return values
 
 
 def materialise_constants(model: onnx.ModelProto, names: Iterable[str],
@@ -145,12 +152,7 @@ def masked_initializers(base: onnx.ModelProto, plan_dict: Mapping[str, Any],
     names = {m["tensor"] for g in plan_dict["groups"] for m in g["members"] if m["indices"]} | set(arrays or ())
     if not names <= constants.initializers.keys():
         return None
-    values = {name: constants.value(name) for name in arrays or ()}
-    for name, array in (arrays or {}).items():
-        if values[name].shape != np.shape(array):
-            raise SPAError(f"zero-mask oracle: {name} has shape {list(values[name].shape)}, "
-                           f"got {list(np.shape(array))}")
-        values[name] = np.asarray(array, dtype=values[name].dtype).copy()
+    values = _new_values(constants, arrays or {})
     overlay = _Overlay(constants, values)
     values.update(_masked_arrays(overlay, plan_dict))
     return values
