@@ -96,6 +96,35 @@ def test_a_killed_local_worker_is_retried(tmp_path) -> None:
     assert marker.exists()
 
 
+UNGUARDED_SCRIPT = """
+from spa.execution import LocalBackend
+print("top level ran", flush=True)
+print(LocalBackend(2).map(divmod, 7, [2, 3, 4]), flush=True)
+"""
+
+GUARDED_SCRIPT_WITH_ITS_OWN_TASK = """
+from spa.execution import LocalBackend
+def task(shared, item):
+    return shared + item
+if __name__ == "__main__":
+    print(LocalBackend(2).map(task, 10, [1, 2, 3]), flush=True)
+"""
+
+
+@pytest.mark.parametrize("script, expected", [(UNGUARDED_SCRIPT, "[(3, 1), (2, 1), (1, 3)]"),
+                                              (GUARDED_SCRIPT_WITH_ITS_OWN_TASK, "[11, 12, 13]")])
+def test_workers_run_the_users_script_only_when_they_need_it(tmp_path, script, expected) -> None:
+    # Spawned workers re-run the parent's script unless SPA keeps it from them: the unguarded script
+    # would print its first line three times, and each worker's own pool would fail while the parent
+    # waited for ever. A task defined in the script still needs it, and gets it.
+    path = tmp_path / "prune_it.py"
+    path.write_text(script)
+    done = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("top level ran") == script.count("top level ran"), done.stdout
+    assert expected in done.stdout, done.stdout
+
+
 def test_a_killed_ray_worker_is_retried(ray_backend, tmp_path) -> None:
     marker = tmp_path / "died"
     done = []

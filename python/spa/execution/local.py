@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Callable, Iterable
+import pickle
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -57,11 +60,42 @@ class LocalBackend:
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(self.workers, mp_context=context, initializer=_receive,
                                  initargs=(shared,)) as pool:
-            futures = {pool.submit(_run, task, item): index for index, item in enumerate(items)
-                       if index not in results}
+            with _main_script_kept_from_workers(task, shared, items):  # the workers start at the submits
+                futures = {pool.submit(_run, task, item): index for index, item in enumerate(items)
+                           if index not in results}
             for future in as_completed(futures):
                 results[futures[future]] = future.result()
                 done(items[futures[future]])
 
     def close(self) -> None:
         """Nothing to release: each map starts and ends its own processes."""
+
+
+@contextmanager
+def _main_script_kept_from_workers(task: Task, shared: Any, items: list[Any]) -> Iterator[None]:
+    """While the workers start, hide the user's script from them, unless what they are sent needs it.
+
+    A spawned worker first runs the parent's `__main__` script again. A script that calls SPA at its top
+    level, with no `if __name__ == "__main__":` guard, would then prune again in every worker, and the
+    worker's own pool would fail and leave the parent waiting for ever. SPA's tasks live in SPA's modules,
+    so the workers need the script only when the task, the shared value or an item is defined in it (a
+    criterion class written in the script, say).
+    """
+    main = sys.modules.get("__main__")
+    hidden = {key: main.__dict__[key] for key in ("__file__", "__spec__") if main and key in main.__dict__}
+    if not hidden or _refers_to_main((task, shared, items)):
+        yield
+        return
+    main.__dict__.pop("__file__", None)
+    main.__spec__ = None
+    try:
+        yield
+    finally:
+        main.__dict__.update(hidden)
+
+
+def _refers_to_main(value: Any) -> bool:
+    try:
+        return b"__main__" in pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:  # noqa: BLE001 - unpicklable: let the pool report it as it would
+        return True
