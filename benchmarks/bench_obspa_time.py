@@ -1,6 +1,6 @@
 """OBSPA wall time on ResNet-50 (real size, random weights, BatchNorm kept) on this machine.
 
-    python benchmarks/bench_obspa_time.py [--samples 128]
+    python benchmarks/bench_obspa_time.py [--samples 128] [--runs "v2 calibration" ...]
 
 Times `Model.plan` + `Model.prune` (verified, as `spa prune` does) at
 30 % of MACs removed: L1; OBSPA v1 (uniform allocation, one-shot refit,
@@ -61,6 +61,8 @@ def phases(source: onnx.ModelProto, calibration, samples: int) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=128)
+    parser.add_argument("--runs", nargs="+", metavar="WORDS",
+                        help="only the runs whose label contains one of these (default: every run and the phases)")
     args = parser.parse_args()
     source = export()
     images = np.random.default_rng(0).standard_normal((args.samples, 3, 224, 224), dtype=np.float32)
@@ -75,6 +77,7 @@ def main() -> None:
             ("OBSPA v2 data-free", {"criterion": "obspa", "obspa": OBSPAOptions(samples=args.samples, batch_size=8)}),
             ("OBSPA v2 calibration", {"criterion": "obspa", "obspa": OBSPAOptions(batch_size=8),
                                       "calibration": calibration})]
+    runs = [(label, options) for label, options in runs if not args.runs or any(w in label for w in args.runs)]
     for label, options in runs:
         start = time.perf_counter()
         model = spa.load(source)
@@ -82,6 +85,8 @@ def main() -> None:
         model.prune(plan)
         print(f"{label}: {time.perf_counter() - start:.1f} s (load + plan + verified prune); {plan.data_used}",
               flush=True)
+    if args.runs:
+        return
     ratio = _tp_ratio_for_macs(torch.from_numpy(images), spa.load(source).stats().macs)
     for kind in ("L2", "Taylor", "Hessian"):
         start = time.perf_counter()

@@ -7,6 +7,7 @@ import sys
 import warnings
 
 import spa
+from spa.criteria import CRITERIA
 from spa.errors import SPAError, first_line
 
 
@@ -215,7 +216,7 @@ def _verify(args: argparse.Namespace) -> None:
     print(f"{args.pruned}: verified against {args.original}")
 
 
-CRITERION_CHOICES = ["l1", "l2", "random", "bn_scale", "fpgm", "obspa", "taylor", "snip", "grasp", "crop", "obd"]
+CRITERION_CHOICES = [*CRITERIA, "obspa"]  # the registry's criteria, and OBSPA, which also rewrites weights
 
 
 def _rounding(text: str) -> int | str:

@@ -559,14 +559,7 @@ def _sample_kind(calibration: Mapping[str, np.ndarray] | None, synthesized: bool
 
 def _data_used(criterion, provider: Provider | None, scored: int, prunable: int) -> str:
     """A sentence on what data a criterion read and how many groups it could score."""
-    if criterion.name == "random":
-        text = "no data (random scores)"
-    elif criterion.name == "bn_scale":
-        text = "normalisation scales from the graph"
-    elif criterion.needs:
-        text = f"{', '.join(criterion.needs)} from {type(provider).__name__}"
-    else:
-        text = "weights only"
+    text = criterion.data_read(provider)
     if scored < prunable:
         text += f"; {prunable - scored} of {prunable} prunable groups could not be scored and are kept"
     return text

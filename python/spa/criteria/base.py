@@ -44,6 +44,12 @@ class Criterion:
         """Per-channel importance of `group` (float64, shape (channels,)); lower is pruned first."""
         raise NotImplementedError
 
+    def data_read(self, provider: object | None) -> str:
+        """What the scores were computed from, for a plan's `data_used` (`provider` gave the `needs`)."""
+        if self.needs:
+            return f"{', '.join(self.needs)} from {type(provider).__name__}"
+        return "weights only"
+
 
 class SliceCriterion(Criterion):
     """Scores member positions, sums them per channel, normalises per member, reduces over members.

@@ -70,6 +70,9 @@ class BNScaleCriterion(SliceCriterion):
     needs = ("norm_scales",)
     skips_unscorable = True
 
+    def data_read(self, provider: object | None) -> str:
+        return "normalisation scales from the graph"
+
     def __init__(self, normalizer: str = "mean", reduction: str = "mean") -> None:
         """Normalisation and reduction as in SliceCriterion (only norm members are read)."""
         super().__init__(normalizer, reduction, roles=("norm",))
@@ -112,6 +115,9 @@ class RandomCriterion(Criterion):
     """Uniform random scores in [0, 1), reproducible per (seed, group id) whatever the call order."""
 
     name = "random"
+
+    def data_read(self, provider: object | None) -> str:
+        return "no data (random scores)"
 
     def __init__(self, seed: int = 0) -> None:
         """`seed`: a non-negative integer."""
