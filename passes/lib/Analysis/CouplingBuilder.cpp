@@ -125,8 +125,20 @@ void CouplingBuilder::markNotFunctionPreserving(Operation *op, const TrackedAxis
   markNotFunctionPreserving(input.atoms, reason);
 }
 
-bool spa::isShapePreservingView(Operation *op) {
-  return isa<onnx::CastOp, onnx::IdentityOp, onnx::SqrtOp, onnx::ReciprocalOp, onnx::NegOp, onnx::AbsOp, onnx::ExpOp>(op);
+LayoutView spa::layoutViewOf(Operation *op) {
+  if (isa<onnx::TransposeOp>(op))
+    return LayoutView::Transpose;
+  if (isa<onnx::CastOp, onnx::IdentityOp, onnx::SqrtOp, onnx::ReciprocalOp, onnx::NegOp, onnx::AbsOp, onnx::ExpOp>(op))
+    return LayoutView::SameShape;
+  if (isa<onnx::ReshapeOp>(op))
+    return LayoutView::Reshape;
+  if (isa<onnx::ExpandOp>(op))
+    return LayoutView::Expand;
+  if (isa<onnx::UnsqueezeOp>(op))
+    return LayoutView::Unsqueeze;
+  if (op->getNumOperands() == 2 && isa<onnx::AddOp, onnx::SubOp, onnx::MulOp, onnx::DivOp>(op))
+    return LayoutView::Arithmetic;
+  return LayoutView::None;
 }
 
 /// The only axis of `value` longer than 1, if its shape is static and has exactly one.
@@ -232,19 +244,23 @@ static ViewSource viewSource(Value value, int64_t axis) {
   Operation *op = value.getDefiningOp();
   if (!op)
     return std::nullopt;
-  if (auto transpose = dyn_cast<onnx::TransposeOp>(op))
-    return transposeSource(transpose, axis);
-  if (isShapePreservingView(op))
+  switch (layoutViewOf(op)) {
+  case LayoutView::None:
+    return std::nullopt;
+  case LayoutView::Transpose:
+    return transposeSource(cast<onnx::TransposeOp>(op), axis);
+  case LayoutView::SameShape:
     return std::make_pair(op->getOperand(0), axis);
-  if (auto reshape = dyn_cast<onnx::ReshapeOp>(op))
-    return reshapeSource(reshape, axis);
-  if (op->getNumOperands() == 2 && isa<onnx::AddOp, onnx::SubOp, onnx::MulOp, onnx::DivOp>(op))
-    return scalarArithmeticSource(op, value, axis);
-  if (auto expand = dyn_cast<onnx::ExpandOp>(op))
-    return expandSource(expand, axis);
-  if (isa<onnx::UnsqueezeOp>(op))
+  case LayoutView::Reshape:
+    return reshapeSource(cast<onnx::ReshapeOp>(op), axis);
+  case LayoutView::Expand:
+    return expandSource(cast<onnx::ExpandOp>(op), axis);
+  case LayoutView::Unsqueeze:
     return unsqueezeSource(op, axis);
-  return std::nullopt;
+  case LayoutView::Arithmetic:
+    return scalarArithmeticSource(op, value, axis);
+  }
+  llvm_unreachable("every layout view kind is handled");
 }
 
 /// The constant a weight is a layout view of: exporters for channels-last
@@ -270,11 +286,19 @@ static bool isConstantExpression(Value value, int depth) {
   Operation *op = value.getDefiningOp();
   if (depth == 0 || !op)
     return false;
-  if (isa<onnx::TransposeOp, onnx::UnsqueezeOp, onnx::ReshapeOp, onnx::ExpandOp>(op) || isShapePreservingView(op))
-    return isConstantExpression(op->getOperand(0), depth - 1);
-  if (op->getNumOperands() == 2 && isa<onnx::AddOp, onnx::SubOp, onnx::MulOp, onnx::DivOp>(op))
+  switch (layoutViewOf(op)) {
+  case LayoutView::None:
+    return false;
+  case LayoutView::Arithmetic:
     return isConstantExpression(op->getOperand(0), depth - 1) && isConstantExpression(op->getOperand(1), depth - 1);
-  return false;
+  case LayoutView::Transpose:
+  case LayoutView::SameShape:
+  case LayoutView::Reshape:
+  case LayoutView::Expand:
+  case LayoutView::Unsqueeze:
+    return isConstantExpression(op->getOperand(0), depth - 1);
+  }
+  llvm_unreachable("every layout view kind is handled");
 }
 
 bool spa::isConstantOrView(Value value) { return isSliceableConstant(throughLayoutViews(value, 0).first); }

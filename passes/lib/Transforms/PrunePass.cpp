@@ -283,13 +283,13 @@ struct PrunePass : public spa::impl::SPAPruneBase<PrunePass> {
     module.walk([&](Operation *op) {
       if (op->getNumResults() != 1 || op->getNumOperands() < 1)
         return;
-      bool binary = op->getNumOperands() == 2 && isa<onnx::AddOp, onnx::SubOp, onnx::MulOp, onnx::DivOp>(op);
+      bool binary = layoutViewOf(op) == LayoutView::Arithmetic;
       auto inputType = dyn_cast<RankedTensorType>(op->getOperand(0).getType());
       auto resultType = dyn_cast<RankedTensorType>(op->getResult(0).getType());
       if (!isConstant(op->getOperand(0)) || (binary && !isConstant(op->getOperand(1))) || !inputType ||
           !resultType)
         return;
-      std::optional<SmallVector<int64_t>> shape = viewShape(op, inputType.getShape(), resultType, binary);
+      std::optional<SmallVector<int64_t>> shape = viewShape(op, inputType.getShape(), resultType);
       if (!shape)
         return;
       constantDerived.insert(op->getResult(0));
@@ -304,39 +304,46 @@ struct PrunePass : public spa::impl::SPAPruneBase<PrunePass> {
 
   /// The shape of view `op` of a constant now shaped `shape` (None: not a view SPA refreshes).
   static std::optional<SmallVector<int64_t>> viewShape(Operation *op, ArrayRef<int64_t> shape,
-                                                       RankedTensorType resultType, bool binary) {
-    if (auto transpose = dyn_cast<onnx::TransposeOp>(op)) {
+                                                       RankedTensorType resultType) {
+    switch (layoutViewOf(op)) {
+    case LayoutView::None:
+      return std::nullopt;
+    case LayoutView::Transpose: {
       SmallVector<int64_t> permuted;
-      for (int64_t from : transposePerm(transpose, shape.size()))
+      for (int64_t from : transposePerm(cast<onnx::TransposeOp>(op), shape.size()))
         permuted.push_back(shape[from]);
       return permuted;
     }
-    if (isa<onnx::UnsqueezeOp>(op)) {
-      std::optional<SmallVector<int64_t>> axes = constantInts(op->getOperand(1));
-      int64_t outRank = resultType.getRank();
-      if (!axes)
-        return std::nullopt;
-      SmallVector<bool> inserted(outRank, false);
-      for (int64_t axis : *axes)
-        inserted[axis < 0 ? axis + outRank : axis] = true;
-      SmallVector<int64_t> expanded;
-      for (int64_t i = 0, next = 0; i < outRank; ++i)
-        expanded.push_back(inserted[i] ? 1 : shape[next++]);
-      return expanded;
-    }
-    if (isa<onnx::ReshapeOp>(op))
+    case LayoutView::SameShape:
+      return SmallVector<int64_t>(shape);
+    case LayoutView::Unsqueeze:
+      return unsqueezedViewShape(op, shape, resultType.getRank());
+    case LayoutView::Reshape:
       return reshapedViewShape(shape, resultType.getShape());
-    if (auto expand = dyn_cast<onnx::ExpandOp>(op))
-      return expandedViewShape(expand, shape, resultType);
-    if (binary) {
+    case LayoutView::Expand:
+      return expandedViewShape(cast<onnx::ExpandOp>(op), shape, resultType);
+    case LayoutView::Arithmetic: {
       auto other = dyn_cast<RankedTensorType>(op->getOperand(1).getType());
       if (!other)
         return std::nullopt;
       return broadcastShapes(shape, other.getShape());
     }
-    if (!isShapePreservingView(op))
+    }
+    llvm_unreachable("every layout view kind is handled");
+  }
+
+  static std::optional<SmallVector<int64_t>> unsqueezedViewShape(Operation *op, ArrayRef<int64_t> shape,
+                                                                 int64_t outRank) {
+    std::optional<SmallVector<int64_t>> axes = constantInts(op->getOperand(1));
+    if (!axes)
       return std::nullopt;
-    return SmallVector<int64_t>(shape);
+    SmallVector<bool> inserted(outRank, false);
+    for (int64_t axis : *axes)
+      inserted[axis < 0 ? axis + outRank : axis] = true;
+    SmallVector<int64_t> expanded;
+    for (int64_t i = 0, next = 0; i < outRank; ++i)
+      expanded.push_back(inserted[i] ? 1 : shape[next++]);
+    return expanded;
   }
 
   static std::optional<SmallVector<int64_t>> reshapedViewShape(ArrayRef<int64_t> shape, ArrayRef<int64_t> oldResult) {

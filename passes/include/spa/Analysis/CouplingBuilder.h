@@ -160,9 +160,24 @@ using ChannelRuleTable = llvm::StringMap<ChannelRule>;
 /// The rules of every op family (one registration function per family).
 const ChannelRuleTable &getChannelRules();
 
-/// Ops whose result has their first operand's shape and stays per-channel
-/// (Cast, Identity, Sqrt, Reciprocal, Neg, Abs, Exp): constant views pass through them.
-bool isShapePreservingView(mlir::Operation *op);
+/// How an op can be a layout view of a constant: exporters feed ops a Transpose, a
+/// Cast, an Unsqueeze, an Expand or a broadcasting Reshape of an initializer, or
+/// per-channel arithmetic on one. This is the one table of those ops: the analysis
+/// follows them to the initializer (throughLayoutViews, isConstantExpression) and
+/// the prune pass re-derives their shapes from it (refreshLayoutViews); a `switch`
+/// over the kinds in each place makes the compiler name any place a new kind misses.
+enum class LayoutView {
+  None,       ///< not a view
+  Transpose,  ///< permutes the axes
+  SameShape,  ///< Cast, Identity, Sqrt, Reciprocal, Neg, Abs, Exp: the input's shape, per element
+  Reshape,    ///< a broadcasting or regrouping Reshape
+  Expand,     ///< broadcasts to a target shape
+  Unsqueeze,  ///< inserts unit axes
+  Arithmetic, ///< Add, Sub, Mul or Div of two operands, broadcasting
+};
+
+/// The kind of layout view `op` is (LayoutView::None for any other op).
+LayoutView layoutViewOf(mlir::Operation *op);
 
 /// True for a sliceable constant or a Transpose/Cast/Unsqueeze view of one (a weight
 /// an exporter left in another layout); members on views land on the source.
