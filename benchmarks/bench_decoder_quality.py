@@ -78,8 +78,8 @@ def scores(dense: np.ndarray, pruned: np.ndarray, tokens: dict[str, np.ndarray])
 def tp_prune(decoder, tokens: dict[str, np.ndarray], dense_macs: int, target: float) -> onnx.ModelProto:
     """Torch-Pruning 1.6.1's magnitude (L2) pruner on the same PyTorch model, its ratio bisected to the
     MACs target as SPA measures it. It prunes the MLP widths only (gate and up outputs with down's
-    inputs): the hidden size and the attention projections are left out, as in its encoder row, since
-    its head handling does not know this model's grouped key/value heads."""
+    inputs). The hidden size is left out, as in the encoder's row; unlike there, the attention
+    projections are left out too, since its head handling does not know grouped key/value heads."""
     import copy
 
     import torch_pruning as tp
