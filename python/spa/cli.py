@@ -7,7 +7,6 @@ import sys
 import warnings
 
 import spa
-from spa.criteria import CRITERIA
 from spa.errors import SPAError, first_line
 
 
@@ -216,7 +215,12 @@ def _verify(args: argparse.Namespace) -> None:
     print(f"{args.pruned}: verified against {args.original}")
 
 
-CRITERION_CHOICES = [*CRITERIA, "obspa"]  # the registry's criteria, and OBSPA, which also rewrites weights
+def _criterion_choices() -> list[str]:
+    """The registry's criteria, and OBSPA, which also rewrites weights (imported here: `spa --help`
+    need not load NumPy)."""
+    from spa.criteria import CRITERIA
+
+    return [*CRITERIA, "obspa"]
 
 
 def _rounding(text: str) -> int | str:
@@ -297,7 +301,7 @@ def _add_prune_command(commands) -> None:
     prune = commands.add_parser("prune", help="remove channels from an ONNX model")
     prune.add_argument("model", help="ONNX model file (.onnx)")
     prune.add_argument("-o", "--output", required=True, help="pruned ONNX model file")
-    prune.add_argument("--criterion", default="l1", choices=CRITERION_CHOICES,
+    prune.add_argument("--criterion", default="l1", choices=_criterion_choices(),
                        help="how channels are scored (default l1); obspa also corrects the kept weights; "
                             "taylor, snip, grasp, crop and obd need gradients, which only the Python API "
                             "can provide (spa.providers.TorchProvider)")

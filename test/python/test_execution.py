@@ -125,6 +125,17 @@ def test_workers_run_the_users_script_only_when_they_need_it(tmp_path, script, e
     assert expected in done.stdout, done.stdout
 
 
+def test_workers_get_the_script_for_what_is_defined_in_it(monkeypatch) -> None:
+    from spa.criteria import CRITERIA, L1Criterion
+    from spa.execution.local import _needs_main
+
+    in_script = type("Mine", (L1Criterion,), {"__module__": "__main__", "name": "mine"})
+    assert not _needs_main((divmod, {"x": np.zeros(3)}, [1, 2]))
+    assert _needs_main((divmod, None, [in_script]))
+    monkeypatch.setitem(CRITERIA, "mine", in_script)  # a sweep's workers find criteria by name
+    assert _needs_main((divmod, None, ["mine"]))
+
+
 def test_a_killed_ray_worker_is_retried(ray_backend, tmp_path) -> None:
     marker = tmp_path / "died"
     done = []

@@ -6,6 +6,8 @@ import multiprocessing
 import os
 import pickle
 import sys
+import threading
+import types
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -71,6 +73,9 @@ class LocalBackend:
         """Nothing to release: each map starts and ends its own processes."""
 
 
+_MAIN_LOCK = threading.Lock()  # one pool at a time hides and restores the script
+
+
 @contextmanager
 def _main_script_kept_from_workers(task: Task, shared: Any, items: list[Any]) -> Iterator[None]:
     """While the workers start, hide the user's script from them, unless what they are sent needs it.
@@ -78,24 +83,51 @@ def _main_script_kept_from_workers(task: Task, shared: Any, items: list[Any]) ->
     A spawned worker first runs the parent's `__main__` script again. A script that calls SPA at its top
     level, with no `if __name__ == "__main__":` guard, would then prune again in every worker, and the
     worker's own pool would fail and leave the parent waiting for ever. SPA's tasks live in SPA's modules,
-    so the workers need the script only when the task, the shared value or an item is defined in it (a
-    criterion class written in the script, say).
+    so the workers need the script only when the task, the shared value or an item refers to a class or
+    function defined in it, or when the script registered a criterion of its own (a sweep's workers look
+    criteria up by name). Set SPA_WORKERS_RUN_MAIN=1 to always give the workers the script.
     """
-    main = sys.modules.get("__main__")
-    hidden = {key: main.__dict__[key] for key in ("__file__", "__spec__") if main and key in main.__dict__}
-    if not hidden or _refers_to_main((task, shared, items)):
-        yield
-        return
-    main.__dict__.pop("__file__", None)
-    main.__spec__ = None
-    try:
-        yield
-    finally:
-        main.__dict__.update(hidden)
+    with _MAIN_LOCK:
+        main = sys.modules.get("__main__")
+        missing = object()
+        hidden = {key: main.__dict__.get(key, missing) for key in ("__file__", "__spec__")} if main else {}
+        if (not main or hidden["__file__"] is missing and hidden["__spec__"] in (missing, None)
+                or os.environ.get("SPA_WORKERS_RUN_MAIN") == "1" or _needs_main((task, shared, items))):
+            yield
+            return
+        main.__dict__.pop("__file__", None)
+        main.__spec__ = None
+        try:
+            yield
+        finally:
+            for key, value in hidden.items():
+                if value is missing:
+                    main.__dict__.pop(key, None)
+                else:
+                    main.__dict__[key] = value
 
 
-def _refers_to_main(value: Any) -> bool:
+class _MainFinder(pickle.Pickler):
+    """Pickles into nothing, noting any class or function that lives in `__main__`."""
+
+    found = False
+
+    def reducer_override(self, obj: Any) -> Any:
+        if isinstance(obj, (type, types.FunctionType)) and getattr(obj, "__module__", None) == "__main__":
+            self.found = True
+        return NotImplemented
+
+
+class _Discard:
+    def write(self, data: bytes) -> int:
+        return len(data)
+
+
+def _needs_main(value: Any) -> bool:
+    criteria = getattr(sys.modules.get("spa.criteria"), "CRITERIA", {})
+    finder = _MainFinder(_Discard(), protocol=pickle.HIGHEST_PROTOCOL)
     try:
-        return b"__main__" in pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-    except Exception:  # noqa: BLE001 - unpicklable: let the pool report it as it would
-        return True
+        finder.dump((value, criteria))
+    except Exception:  # noqa: BLE001 - unpicklable: the pool reports it, with or without the script
+        pass
+    return finder.found
