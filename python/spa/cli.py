@@ -12,7 +12,7 @@ from spa.errors import SPAError, first_line
 
 def _import(args: argparse.Namespace) -> None:
     from spa.importer import ImportConfig, import_model
-    from spa.mlir_files import write_module
+    from spa.ir.files import write_module
 
     config = ImportConfig(check=not args.no_check, fold_shapes=args.fold_shapes)
     module = import_model(args.model, config)
@@ -21,7 +21,7 @@ def _import(args: argparse.Namespace) -> None:
 
 def _export(args: argparse.Namespace) -> None:
     from spa.exporter import save_module
-    from spa.mlir_files import read_module
+    from spa.ir.files import read_module
 
     save_module(read_module(args.module), args.output, external_data=True if args.external_data else None,
                 opset=args.opset)
@@ -170,7 +170,7 @@ def _plan(args: argparse.Namespace, model, ratio, calibration, options, backend)
 def _verification_inputs(args: argparse.Namespace, model):
     if not args.inputs:
         return None
-    from spa.importer.model_prep import SPA_OPSET
+    from spa.ir.names import SPA_OPSET
     from spa.verify import read_inputs
 
     return read_inputs(args.inputs, model.to_onnx(opset=SPA_OPSET), limit=8)

@@ -19,11 +19,12 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from spa.mlir_bindings import ir
+from spa.ir.bindings import ir
 
-from spa import passes, sensitivity, stats, tensors
+from spa import passes, sensitivity, stats
+from spa.ir import tensors
 from spa.calibration import held_out_split
-from spa.context import new_context
+from spa.ir.context import new_context
 from spa.criteria import make_criterion, score_groups
 from spa.errors import SPAError
 from spa.execution import Backend
@@ -32,7 +33,7 @@ from spa.exporter.external_data import InMemoryData, initializer_bytes
 from spa.exporter.graph_exporter import TensorSink
 from spa.groups import Group, Plan
 from spa.importer import ImportConfig, import_model
-from spa.importer.model_prep import SPA_OPSET
+from spa.ir.names import SPA_OPSET
 from spa.latency import LatencyMeter
 from spa.obspa import OBSPA, OBSPAOptions
 from spa.planning import Planner, Target, choose_allocation

@@ -6,7 +6,7 @@ import json
 
 from spa.errors import SPAError
 from spa.groups import Group, Plan, load_groups, plan_to_json
-from spa.mlir_bindings import PassManager, ir
+from spa.ir.bindings import PassManager, ir
 
 
 def run_pipeline(module: ir.Module, pipeline: str) -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-from spa.mlir_bindings import ir
+from spa.ir.bindings import ir
 
-from spa.exporter import MAIN_FUNCTION
+from spa.ir.names import MAIN_FUNCTION
 
 
 @dataclasses.dataclass(frozen=True)

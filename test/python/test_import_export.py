@@ -141,7 +141,7 @@ def test_model_over_2gb_round_trips(tmp_path: Path) -> None:
 
 def test_dense_text_constants_export(tmp_path: Path) -> None:
     # Hand-written IR uses inline dense<...> constants, including splats and bit-packed i1.
-    from spa.mlir_files import read_module
+    from spa.ir.files import read_module
 
     source = tmp_path / "consts.mlir"
     source.write_text("""

@@ -24,7 +24,7 @@ def test_spa_opt_lists_onnx_and_spa_dialects() -> None:
 
 
 def test_spa_opt_reads_what_the_importer_writes(tmp_path) -> None:
-    from spa.mlir_files import write_module
+    from spa.ir.files import write_module
 
     path = tmp_path / "model.mlir"
     write_module(import_model(LIGHT_MODELS[0]), path)

@@ -149,7 +149,7 @@ def test_operators_newer_than_the_target_are_written_as_their_function_bodies(ta
     enough to be left out of the copy the converter and inliner see."""
     rng = np.random.default_rng(0)
     weight = numpy_helper.from_array(rng.standard_normal((16, 3, 3, 3)).astype(np.float32), "w")
-    assert spa.importer.model_prep.is_big(weight)
+    assert spa.ir.onnx_model.is_big(weight)
     nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]), helper.make_node("Gelu", ["c"], ["y"])]
     graph = helper.make_graph(nodes, "gelu", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 3, 2, 2])],
                               [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 16, 2, 2])], [weight])

@@ -19,7 +19,7 @@ from helpers import LIGHT_MODELS, assert_same_outputs, random_inputs, run
 from spa.errors import SPAWarning
 from spa.exporter import export_module
 from spa.importer import import_model
-from spa.mlir_files import read_module, write_module
+from spa.ir.files import read_module, write_module
 
 
 def roundtrip(model: onnx.ModelProto | Path, through: Path) -> onnx.ModelProto:

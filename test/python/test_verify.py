@@ -41,7 +41,7 @@ def _mlp(hidden: int = 6, layers: int = 3, seed: int = 0) -> onnx.ModelProto:
 def _break_group(monkeypatch, model: Model, group_id: int) -> str:
     """Make SPA's rewrite of `group_id` leave a consumer weight one row too long (a stand-in for a
     rewrite bug that onnx's checker and onnxruntime reject); returns that weight's name."""
-    from spa.mlir_bindings import ir
+    from spa.ir.bindings import ir
 
     group = next(g for g in model.coupling_groups() if g.id == group_id)
     victim = next(m.tensor for m in group.members if m.role == "consumer")

@@ -16,21 +16,15 @@ import tempfile
 from pathlib import Path
 
 import onnx
-from spa.mlir_bindings import ir
+from spa.ir.bindings import ir
 
-from spa import tensors
+from spa.ir import tensors
 from spa.errors import SPAError
 from spa.exporter.external_data import ExternalDataWriter, initializer_bytes
 from spa.exporter.graph_exporter import GraphExporter, TensorSink
 from spa.exporter.opset import convert_opset
-from spa.importer import (
-    DEFAULT_DOMAIN,
-    INPUT_ORDER,
-    MAIN_FUNCTION,
-    SOURCE_IR_VERSION,
-    SOURCE_OPSET,
-)
-from spa.onnx_types import to_type_proto
+from spa.ir.names import DEFAULT_DOMAIN, INPUT_ORDER, MAIN_FUNCTION, SOURCE_IR_VERSION, SOURCE_OPSET
+from spa.ir.onnx_types import to_type_proto
 
 __all__ = ["export_module", "save_model", "save_module", "write_bytes_atomically", "write_text_atomically"]
 

@@ -26,7 +26,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from spa.importer.group_norm import PER_CHANNEL_GROUP_NORM, GraphConstants, unfuse_group_norms, value_ranks
+from spa.ir.group_norm import PER_CHANNEL_GROUP_NORM, GraphConstants, unfuse_group_norms, value_ranks
 
 DROPOUT_RATIO_INPUT = 12  # the opset at which Dropout's ratio became an input
 DROPOUT_RATIO_ATTRIBUTE = 7  # the oldest opset with today's attribute form (no is_test)
@@ -65,7 +65,7 @@ def write_older_forms(model: onnx.ModelProto, target: int) -> set[str]:
 
 def write_group_norm_primitives(model: onnx.ModelProto, target: int) -> None:
     """Below opset 21, GroupNormalization (which SPA fuses torch's GroupNorm into) as torch's primitives, for
-    the converter to take down (see importer/group_norm). onnx infers no shape past a GroupNormalization,
+    the converter to take down (see ir/group_norm). onnx infers no shape past a GroupNormalization,
     so each round's primitives give the ranks the next one needs."""
     if target < PER_CHANNEL_GROUP_NORM and _default_domain(model, ("GroupNormalization",)):
         while unfuse_group_norms(model, value_ranks(model)):

@@ -11,10 +11,10 @@ from typing import BinaryIO
 
 import numpy as np
 import onnx
-from spa.mlir_bindings import ir
+from spa.ir.bindings import ir
 
-from spa import tensors
-from spa.onnx_types import onnx_dtype
+from spa.ir import tensors
+from spa.ir.onnx_types import onnx_dtype
 
 _ALIGNMENT = 64  # bytes; keeps every tensor's offset aligned for memory mapping
 _INLINE_BYTES = 1024  # smaller tensors stay inside the model file

@@ -13,14 +13,14 @@ import itertools
 from typing import Callable
 
 import onnx
-from spa.mlir_bindings import ir
+from spa.ir.bindings import ir
 from onnx import defs
 
-from spa import onnx_attributes, tensors
+from spa.ir import onnx_attributes, tensors
 from spa.errors import SPAError
-from spa.importer.graph_importer import GRAPH_INPUT, GRAPH_NAME, INPUT_NAMES, NODE_NAME, OUTPUT_NAMES
-from spa.importer.model_prep import SPA_OPSET
-from spa.onnx_types import to_type_proto
+from spa.ir.names import GRAPH_INPUT, GRAPH_NAME, INPUT_NAMES, NODE_NAME, OUTPUT_NAMES
+from spa.ir.names import SPA_OPSET
+from spa.ir.onnx_types import to_type_proto
 
 _STRUCTURAL_OPS = {"onnx.NoValue", "onnx.Initializer", "onnx.Yield", "onnx.Custom", "func.return"}
 

@@ -26,8 +26,9 @@ from onnx import defs, version_converter
 from spa.errors import SPAError, SPAWarning, last_line
 from spa.exporter.down_adapters import OLDER_FORMS, write_group_norm_primitives, write_older_forms
 from spa.exporter.function_expansion import expand_newer_functions
-from spa.importer.model_prep import SPA_OPSET, check_structure, default_opset, is_big
-from spa.importer.private_domain import hide, restore
+from spa.ir.names import SPA_OPSET
+from spa.ir.onnx_model import check_structure, default_opset, is_big
+from spa.ir.private_domain import hide, restore
 
 UNCHANGED_DOMAIN = "spa.unchanged"  # where nodes the converter need not touch wait during conversion
 

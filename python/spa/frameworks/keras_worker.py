@@ -36,7 +36,7 @@ from spa.errors import SPAError, first_line
 
 def mlir_loads_here() -> bool:
     """Whether SPA's MLIR can be used in this process: loaded already, or TensorFlow not loaded yet
-    (see spa.mlir_bindings; Keras imports TensorFlow for file IO whenever it is installed)."""
+    (see spa.ir.bindings; Keras imports TensorFlow for file IO whenever it is installed)."""
     return "spa._native" in sys.modules or "tensorflow" not in sys.modules
 
 
@@ -117,7 +117,7 @@ def _load_problem(error: Exception) -> str:
 
 
 def main(folder: str) -> int:
-    import spa.mlir_bindings  # noqa: F401 - before Keras can import TensorFlow
+    import spa.ir.bindings  # noqa: F401 - before Keras can import TensorFlow
 
     work = Path(folder)
     request = pickle.loads((work / "request.pkl").read_bytes())

@@ -52,7 +52,7 @@ from spa.frameworks.pipeline import prune_exported
 from spa.frameworks.torch_calls import Call, by_position, flat_outputs, in_float32, tidy_export, without_cache
 from spa.frameworks.widths import pruned_groups
 from spa.groups import Plan
-from spa.importer.model_prep import default_opset
+from spa.ir.onnx_model import default_opset
 
 ONNX2TORCH_OPSET = 17  # the newest opset whose operators onnx2torch 1.5 converts
 # A half-precision model is pruned as float32 and its refitted weights rounded back: the check against the

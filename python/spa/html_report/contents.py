@@ -17,7 +17,7 @@ from spa import stats
 from spa.errors import SPAError
 from spa.groups import Group
 from spa.html_report.layer_graph import LayerGraph, layer_graph
-from spa.importer.model_prep import SPA_OPSET
+from spa.ir.names import SPA_OPSET
 
 
 @dataclass

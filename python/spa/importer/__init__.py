@@ -14,27 +14,23 @@ from pathlib import Path
 
 import onnx
 
-from spa.context import new_context
+from spa.ir.context import new_context
 from spa.errors import SPAError
-from spa.importer.graph_importer import GRAPH_INPUT, GraphImporter, Scope
+from spa.importer.graph_importer import GraphImporter, Scope
 from spa.importer.model_prep import (
     ImportConfig,
     LoadedModel,
-    default_opset,
     load,
     normalise,
 )
 from spa.importer.subgraph_constants import sub_graphs
-from spa.mlir_bindings import func, ir
-from spa.onnx_types import from_type_proto
+from spa.ir.bindings import func, ir
+from spa.ir.names import DEFAULT_DOMAIN, GRAPH_INPUT, INPUT_ORDER, MAIN_FUNCTION, SOURCE_IR_VERSION, SOURCE_OPSET
+from spa.ir.onnx_model import default_opset
+from spa.ir.onnx_types import from_type_proto
 
 __all__ = ["ImportConfig", "import_model"]
 
-MAIN_FUNCTION = "main_graph"
-INPUT_ORDER = "onnx.input_order"
-SOURCE_OPSET = "spa.source_opset"  # set when the importer converted the model up to SPA_OPSET
-SOURCE_IR_VERSION = "spa.source_ir_version"
-DEFAULT_DOMAIN = "ai.onnx"  # the default domain's name in `onnx.opset_import` (MLIR keys cannot be empty)
 
 
 def import_model(source: str | Path | onnx.ModelProto, config: ImportConfig = ImportConfig(),

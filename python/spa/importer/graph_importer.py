@@ -12,22 +12,16 @@ import dataclasses
 from pathlib import Path
 
 import onnx
-from spa.mlir_bindings import ir
+from spa.ir.bindings import ir
 from onnx import defs
 
-from spa import onnx_attributes, tensors
+from spa.ir import onnx_attributes, tensors
 from spa.errors import SPAError
-from spa.importer.model_prep import SPA_OPSET
-from spa.onnx_types import from_type_proto
+from spa.ir.names import GRAPH_NAME, INPUT_NAMES, NODE_NAME, OUTPUT_NAMES, SPA_OPSET
+from spa.ir.onnx_types import from_type_proto
 
 Param = defs.OpSchema.FormalParameterOption
 
-# Discardable attributes that carry ONNX names through MLIR.
-NODE_NAME = "onnx.node_name"
-OUTPUT_NAMES = "onnx.output_names"
-GRAPH_NAME = "onnx.graph_name"
-INPUT_NAMES = "onnx.input_names"
-GRAPH_INPUT = "onnx.graph_input"
 
 
 @dataclasses.dataclass

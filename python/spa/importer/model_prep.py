@@ -5,7 +5,7 @@ onnx.version_converter and ONNX shape inference annotates every value. Both
 run on the model with its large initializers taken out (only their shapes
 and types matter), so models over protobuf's 2 GB limit work and weights are
 never serialised back and forth. External data is not loaded here at all:
-the importer maps it from disk (see spa.tensors).
+the importer maps it from disk (see spa.ir.tensors).
 """
 
 from __future__ import annotations
@@ -13,15 +13,16 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import numpy as np
 import onnx
 from onnx import shape_inference, version_converter
 
 from spa.errors import SPAError
+from spa.ir.names import SPA_OPSET
+from spa.ir.onnx_model import check_structure, default_opset, first_line as _first_line, is_big
 from spa.importer.symbolic_dims import prove_reshape_sizes
 from spa.importer.canonical_forms import explicit_split_sizes, unshare_constants
 from spa.importer.subgraph_constants import hoist_subgraph_initializers
-from spa.importer.group_norm import PER_CHANNEL_GROUP_NORM, fuse_group_norms
+from spa.ir.group_norm import PER_CHANNEL_GROUP_NORM, fuse_group_norms
 from spa.importer.shape_folding import (
     fold_shape_arithmetic,
     has_shape_arithmetic,
@@ -29,8 +30,6 @@ from spa.importer.shape_folding import (
     resolve_reshape_wildcards,
 )
 
-SPA_OPSET = 26  # the newest opset onnxruntime 1.31 runs; the dialect is generated for it
-_DETACH_BYTES = 1024  # initializers larger than this are taken out during normalisation
 MAX_WILDCARD_ROUNDS = 8  # reshape chains resolve one link per round (resnest: view, softmax, reshape back)
 _DETACHED = "spa-detached"
 
@@ -90,13 +89,6 @@ def load(source: str | Path | onnx.ModelProto) -> LoadedModel:
     return LoadedModel(proto, str(path), path.resolve().parent)
 
 
-def default_opset(model: onnx.ModelProto) -> int:
-    for opset in model.opset_import:
-        if opset.domain in ("", "ai.onnx"):
-            return opset.version
-    return 1 if model.graph.node else SPA_OPSET
-
-
 def normalise(model: LoadedModel, config: ImportConfig) -> None:
     """Check, convert and shape-infer the model in place; raises SPAError naming the problem."""
     label = model.label
@@ -152,38 +144,6 @@ def _check(model: LoadedModel) -> None:
     check_structure(model.proto, model.label)
 
 
-def check_structure(proto: onnx.ModelProto, label: str, full_check: bool = False) -> None:
-    """onnx.checker on the graph's structure, with big initializers standing in as inputs.
-
-    Checking the weights' bytes too would cost more than loading the model;
-    their sizes are checked when they are read (spa.tensors). `full_check`
-    adds strict shape and type inference.
-    """
-    stubs = [t for t in proto.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
-    structure = onnx.ModelProto()
-    structure.CopyFrom(proto)
-    if stubs:
-        kept = [t for t in structure.graph.initializer if t.data_location != onnx.TensorProto.EXTERNAL]
-        del structure.graph.initializer[:]
-        structure.graph.initializer.extend(kept)
-        listed = {i.name for i in structure.graph.input}
-        structure.graph.input.extend(onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims))
-                                     for t in stubs if t.name not in listed)
-    try:
-        onnx.checker.check_model(structure, full_check=full_check)
-    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError, ValueError) as error:
-        raise SPAError(f"{label}: invalid ONNX model: {_first_line(error)}") from None
-
-
-def _nbytes(tensor: onnx.TensorProto) -> int:
-    """Size estimate from dims and type: cheaper than ByteSize(), which serialises."""
-    try:
-        itemsize = onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize
-    except (KeyError, TypeError, ValueError):
-        return 0
-    return int(np.prod(tensor.dims, dtype=np.int64)) * itemsize
-
-
 def _take_out_weights(model: LoadedModel) -> None:
     """Replace big in-file initializers by data-less stubs, keeping the originals aside."""
     initializers = model.proto.graph.initializer
@@ -197,13 +157,3 @@ def _take_out_weights(model: LoadedModel) -> None:
         stub = initializers.add(name=tensor.name, data_type=tensor.data_type, dims=tensor.dims,
                                 data_location=onnx.TensorProto.EXTERNAL)
         stub.external_data.add(key="location", value=_DETACHED)
-
-
-def is_big(tensor: onnx.TensorProto) -> bool:
-    """An in-file initializer worth keeping away from onnx's checker, converter and shape inference."""
-    return tensor.data_location != onnx.TensorProto.EXTERNAL and _nbytes(tensor) > _DETACH_BYTES
-
-
-def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

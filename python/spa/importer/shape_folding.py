@@ -21,7 +21,7 @@ import numpy as np
 import onnx
 
 from spa.importer.graph_names import fresh_name, known_dims
-from spa.importer.private_domain import hide, restore
+from spa.ir.private_domain import hide, restore
 
 SHAPE_OPS = {"Shape", "Size"}
 HIDDEN_DOMAIN = "spa.weight_copies"  # where Identity copies of weights wait while the folder runs

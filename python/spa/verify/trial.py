@@ -39,11 +39,11 @@ import onnx
 
 from spa.errors import SPAError, first_line
 from spa.groups import Group, Plan, plan_to_dict
-from spa.mlir_bindings import ir
+from spa.ir.bindings import ir
 from spa.verify.checks import LARGE_MODEL_BYTES, Failure, Runner, check_equal, check_signature, check_validity
 from spa.exporter.external_data import InMemoryData, initializer_bytes, inlined
 from spa.exporter.graph_exporter import TensorSink
-from spa.importer.model_prep import check_structure
+from spa.ir.onnx_model import check_structure
 from spa.verify.emulation import emulate
 from spa.verify.masking import masked_initializers, masked_model, materialise_constants
 

@@ -14,11 +14,11 @@ from typing import Callable
 
 import numpy as np
 import onnx
-from spa.mlir_bindings import ir
+from spa.ir.bindings import ir
 
-from spa import tensors
+from spa.ir import tensors
 from spa.errors import SPAError
-from spa.onnx_types import from_type_proto, to_type_proto
+from spa.ir.onnx_types import from_type_proto, to_type_proto
 
 AP = onnx.AttributeProto
 

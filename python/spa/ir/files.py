@@ -6,9 +6,9 @@ import os
 import tempfile
 from pathlib import Path
 
-from spa.mlir_bindings import ir
+from spa.ir.bindings import ir
 
-from spa.context import new_context
+from spa.ir.context import new_context
 from spa.errors import SPAError
 
 BYTECODE_SUFFIX = ".mlirbc"

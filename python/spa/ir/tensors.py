@@ -13,13 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from spa.mlir_bindings import ir
+from spa.ir.bindings import ir
 from onnx import numpy_helper
 from onnx.external_data_helper import ExternalDataInfo
 
 from spa import _native
 from spa.errors import SPAError
-from spa.onnx_types import numpy_dtype, onnx_dtype, tensor_type
+from spa.ir.onnx_types import numpy_dtype, onnx_dtype, tensor_type
 
 # ONNX types whose NumPy form is not one element per machine word of the MLIR type.
 _PACKED_TYPES = {onnx.TensorProto.INT4, onnx.TensorProto.UINT4, onnx.TensorProto.FLOAT4E2M1,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from spa.mlir_bindings import ir
+from spa.ir.bindings import ir
 
 from spa import _native
 

@@ -11,7 +11,7 @@ from spa.errors import SPAError
 
 if "tensorflow" in sys.modules:
     raise SPAError("SPA's MLIR cannot be loaded after TensorFlow in the same process (TensorFlow bundles its own "
-                   "MLIR and the two collide): import spa.mlir_bindings before tensorflow (or a Keras that uses it), "
+                   "MLIR and the two collide): import spa.ir.bindings before tensorflow (or a Keras that uses it), "
                    "or run SPA in another process such as the spa CLI")
 
 from mlir import ir

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
-from spa.mlir_bindings import ir
+from spa.ir.bindings import ir
 
 from spa.errors import SPAError
 
