@@ -52,7 +52,7 @@ def torch_resnet50(folder: Path) -> Path:
 def measure(path: Path, folder: Path, repeat: int) -> dict[str, float]:
     from spa.exporter import save_module
     from spa.importer import import_model
-    from spa.mlir_files import read_module, write_module
+    from spa.ir.files import read_module, write_module
 
     out = folder / "out.onnx"
 

@@ -12,6 +12,8 @@ from helpers import random_inputs, run
 from onnx import helper, numpy_helper
 from oracle import masked_model, random_plan
 from spa.cli import main
+from spa.ir.names import SPA_OPSET
+from spa.ir.onnx_model import is_big
 from spa.groups import plan_to_dict
 from spa.errors import SPAError, SPAWarning
 from spa.groups import plan_to_dict
@@ -67,7 +69,7 @@ def test_a_pruned_model_is_written_at_the_opset_it_came_with() -> None:
 
 def test_an_opset_asked_for_is_written() -> None:
     model = spa.load(_conv_net(13))
-    assert _opset(model.to_onnx(opset=spa.importer.model_prep.SPA_OPSET)) == spa.importer.model_prep.SPA_OPSET
+    assert _opset(model.to_onnx(opset=SPA_OPSET)) == SPA_OPSET
     assert _opset(model.to_onnx(opset=15)) == 15
 
 
@@ -75,7 +77,7 @@ def test_an_opset_onnx_cannot_convert_back_to_keeps_spas_and_says_why() -> None:
     model = spa.load(_conv_net(13, split=True))
     with pytest.warns(SPAWarning, match="cannot write the model at opset 13.*Split.*keeps opset"):
         exported = model.to_onnx()
-    assert _opset(exported) == spa.importer.model_prep.SPA_OPSET
+    assert _opset(exported) == SPA_OPSET
     onnx.checker.check_model(exported)
     with pytest.raises(SPAError, match="cannot write the model at opset 13"):
         model.to_onnx(opset=13)
@@ -87,7 +89,7 @@ def test_cli_opset_option_and_warning(tmp_path, capsys) -> None:
     out = tmp_path / "pruned.onnx"
     assert main(["prune", str(source), "-o", str(out)]) == 0
     assert "spa: warning: onnx's version converter cannot write the model at opset 13" in capsys.readouterr().err
-    assert _opset(onnx.load(out)) == spa.importer.model_prep.SPA_OPSET
+    assert _opset(onnx.load(out)) == SPA_OPSET
     refused = tmp_path / "refused.onnx"
     assert main(["prune", str(source), "-o", str(refused), "--opset", "13"]) == 1
     assert "Split" in capsys.readouterr().err and not refused.exists()
@@ -149,7 +151,7 @@ def test_operators_newer_than_the_target_are_written_as_their_function_bodies(ta
     enough to be left out of the copy the converter and inliner see."""
     rng = np.random.default_rng(0)
     weight = numpy_helper.from_array(rng.standard_normal((16, 3, 3, 3)).astype(np.float32), "w")
-    assert spa.ir.onnx_model.is_big(weight)
+    assert is_big(weight)
     nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]), helper.make_node("Gelu", ["c"], ["y"])]
     graph = helper.make_graph(nodes, "gelu", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 3, 2, 2])],
                               [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 16, 2, 2])], [weight])
