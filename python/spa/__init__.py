@@ -6,6 +6,10 @@
 
 __version__ = "0.1.0"
 
+from spa.target import Target  # noqa: E402 - light: loads no MLIR
+
+__all__ = ["Target", "load"]
+
 
 def load(source, config=None):
     """Import an ONNX model (path or ModelProto); see spa.model.load."""

@@ -8,6 +8,7 @@ import warnings
 
 import spa
 from spa.errors import SPAError, first_line
+from spa.target import Target
 
 
 def _import(args: argparse.Namespace) -> None:
@@ -63,9 +64,7 @@ def _prune(args: argparse.Namespace) -> None:
     Stage.name = "analysis"
     before = model.stats()
     groups = model.coupling_groups()
-    ratio = args.ratio
-    if ratio is None and args.target_params is None and args.target_flops is None and args.target_latency is None:
-        ratio = 0.3
+    target = _target(args)
     if args.criterion != "obspa" and args.hessian != "auto":
         raise SPAError("--hessian is an option of --criterion obspa")
     if args.calibration and args.criterion != "obspa" and args.allocation != "sensitivity":
@@ -79,7 +78,7 @@ def _prune(args: argparse.Namespace) -> None:
                            input_shapes=args.input_shape, sequential=not args.one_shot,
                            reestimate_batchnorm=args.reestimate_bn, synthesis=args.synthesis)
     try:
-        plan = _plan(args, model, ratio, calibration, options, backend)
+        plan = _plan(args, model, target, calibration, options, backend)
     finally:
         if backend is not None:
             backend.close()
@@ -158,11 +157,17 @@ def _sweep_outcome(row: dict) -> str:
     return f"MACs -{row['macs_removed']:.1%}, latency {row['latency_ms']:.2f} ms, quality {quality(row):.3f}"
 
 
-def _plan(args: argparse.Namespace, model, ratio, calibration, options, backend):
-    return model.plan(criterion=args.criterion, ratio=ratio, target_params=args.target_params,
-                      target_flops=args.target_flops, target_latency=args.target_latency,
-                      latency_threads=args.latency_threads, global_ranking=args.global_ranking,
-                      round_to=args.round_to, protect=args.protect, seed=args.seed,
+def _target(args: argparse.Namespace) -> Target:
+    """The amount the command asks for: one of the four options, or 30 % of the channels."""
+    given = (args.ratio, args.target_params, args.target_flops, args.target_latency)
+    if all(value is None for value in given):
+        return Target.channels(0.3)
+    return Target.of(None, *given)
+
+
+def _plan(args: argparse.Namespace, model, target: Target, calibration, options, backend):
+    return model.plan(criterion=args.criterion, target=target, latency_threads=args.latency_threads,
+                      global_ranking=args.global_ranking, round_to=args.round_to, protect=args.protect, seed=args.seed,
                       calibration=calibration, obspa=options, allocation=args.allocation,
                       input_shapes=args.input_shape, quiet=args.quiet, backend=backend)
 

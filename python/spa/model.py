@@ -36,7 +36,8 @@ from spa.importer import ImportConfig, import_model
 from spa.ir.names import SPA_OPSET
 from spa.latency import LatencyMeter
 from spa.obspa import OBSPA, OBSPAOptions
-from spa.planning import Planner, Target, choose_allocation
+from spa.planning import Planner, choose_allocation
+from spa.target import Target
 from spa.progress import phase
 from spa.providers import Provider
 from spa.sensitivity import (
@@ -142,12 +143,13 @@ class Model:
              criterion_options: Mapping[str, object] | None = None, allocation: str | None = None,
              input_shapes: Mapping[str, Sequence[int]] | None = None, quiet: bool = False,
              target_latency: float | None = None, latency_threads: int = 1,
-             backend: Backend | None = None) -> Plan:
+             backend: Backend | None = None, target: Target | None = None) -> Plan:
         """Choose channels to remove.
 
-        Exactly one of `ratio` (fraction of the channels), `target_params`,
-        `target_flops` or `target_latency` (fraction of the model's parameters,
-        MACs or onnxruntime latency on this machine to remove) must be given.
+        `target` (a spa.Target: `Target.macs(0.3)` removes 30 % of the MACs)
+        says how much to remove; `ratio`, `target_params`, `target_flops` and
+        `target_latency` are shorthands for Target.channels, .params, .macs
+        and .latency. Exactly one of the five must be given.
         Latency is measured on `latency_threads` threads, on inputs made from
         the declared ones (`input_shapes` sizes dynamic dims; the batch is
         one of them), and cached per model and machine. `round_to` keeps a
@@ -172,7 +174,7 @@ class Model:
         criterion's constructor. `plan.data_used` says what data was read;
         `quiet` silences progress displays.
         """
-        target = Target.of(ratio, target_params, target_flops, target_latency)
+        target = Target.of(target, ratio, target_params, target_flops, target_latency)
         allocation = choose_allocation(allocation, criterion, target, global_ranking)
         roundings = self._roundings(round_to, target, input_shapes, latency_threads)
         if calibration is not None and criterion != "obspa" and allocation != "sensitivity":

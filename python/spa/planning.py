@@ -16,33 +16,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
 from spa import select, stats
 from spa.errors import SPAError
 from spa.groups import Group, Plan
+from spa.target import Target
 
 ALLOCATIONS = ("uniform", "global", "sensitivity")
-
-
-@dataclass(frozen=True)
-class Target:
-    """What to remove: `measure` is "channels" (a ratio), "params", "macs" or "latency"; `fraction` in [0, 1]."""
-
-    measure: str
-    fraction: float
-
-    @classmethod
-    def of(cls, ratio: float | None, target_params: float | None, target_flops: float | None,
-           target_latency: float | None = None) -> Target:
-        """The one amount given; SPAError unless exactly one is."""
-        given = [(m, v) for m, v in (("channels", ratio), ("params", target_params), ("macs", target_flops),
-                                     ("latency", target_latency)) if v is not None]
-        if len(given) != 1:
-            raise SPAError("give exactly one of ratio, target_params, target_flops and target_latency")
-        return cls(*given[0])
 
 
 def choose_allocation(allocation: str | None, criterion: str, target: Target, global_ranking: bool) -> str:

@@ -12,8 +12,9 @@ import onnx
 
 from spa.errors import SPAError, first_line
 from spa.execution import Backend, LocalBackend
+from spa.target import Target
 
-MEASURES = {"flops": "target_flops", "params": "target_params", "channels": "ratio", "latency": "target_latency"}
+MEASURES = {"flops": "macs", "params": "params", "channels": "channels", "latency": "latency"}  # --measure -> Target
 
 
 @dataclass(frozen=True)
@@ -65,11 +66,10 @@ def prune_combination(inputs: SweepInputs, combination: Combination) -> dict[str
         model = spa.load(onnx.load_from_string(inputs.model))
         model.heads = inputs.heads
         before = model.stats()
-        amount = {MEASURES[inputs.measure]: combination.target}
         calibration = inputs.calibration if combination.criterion == "obspa" else None
         plan = model.plan(criterion=combination.criterion, calibration=calibration, quiet=True,
                           input_shapes=inputs.input_shapes, backend=LocalBackend(1), round_to=inputs.round_to,
-                          **amount)
+                          target=Target(MEASURES[inputs.measure], combination.target))
         applied = model.prune(plan, inputs=inputs.evaluation, input_shapes=inputs.input_shapes)
         written = model.to_onnx()
     except SPAError as error:
