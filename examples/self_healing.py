@@ -23,7 +23,7 @@ from onnx import helper, numpy_helper
 
 from spa import passes
 from spa.cli import main
-from spa.mlir_bindings import ir
+from spa.ir.bindings import ir
 from spa.stats import main_ops
 
 BROKEN_GROUP = 1

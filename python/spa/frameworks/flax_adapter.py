@@ -17,29 +17,17 @@ pruned module is checked against the pruned ONNX model in onnxruntime.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from spa.errors import SPAError, first_line
-from spa.frameworks.checking import compare_with_onnx
-from spa.frameworks.pipeline import as_tuple, prune_exported
-from spa.groups import Plan
+from spa.frameworks.pipeline import PrunedExport, as_tuple
+from spa.frameworks.protocol import FrameworkAdapter, PruneResult, as_list, prune_with
 
 
-@dataclass
-class FlaxPruneResult:
-    """`module`: the pruned copy; `params`: its variables as {path: array}; `onnx_model`: the pruned
-    ONNX model; `plan`: what was removed; `max_difference`: |module - onnxruntime| on the examples."""
-
-    module: Any
-    params: dict[tuple, np.ndarray]
-    onnx_model: onnx.ModelProto
-    plan: Plan
-    max_difference: float
+FlaxPruneResult = PruneResult  # `result.module` is the pruned module, `result.params` its variables
 
 
 def _variables(module: Any) -> list[tuple[tuple, Any]]:
@@ -88,7 +76,7 @@ def _match(fingerprinted: onnx.ModelProto, values: dict[tuple, np.ndarray]) -> d
 
 
 def prune(module: Any, example_inputs: Any, criterion: str = "l1", tolerance: float = 1e-4,
-          **plan_options: Any) -> FlaxPruneResult:
+          **plan_options: Any) -> PruneResult:
     """Prune a Flax NNX module (left unchanged) and return a pruned copy and its parameters.
 
     `example_inputs` is an array or tuple of arrays (the first axis is the
@@ -97,10 +85,51 @@ def prune(module: Any, example_inputs: Any, criterion: str = "l1", tolerance: fl
     or the pruned module differs from the pruned ONNX model by more than
     `tolerance`.
     """
+    inputs = tuple(np.asarray(x, dtype=np.float32) for x in as_tuple(example_inputs))
+    adapter = FlaxAdapter()
+    result = prune_with(adapter, module, inputs, criterion, tolerance, **plan_options)
+    result.extras["params"] = adapter.params
+    return result
+
+
+class FlaxAdapter(FrameworkAdapter):
+    """Flax NNX for spa.frameworks.protocol.prune_with. jax2onnx names initializers its own way, so each is
+    matched to its variable by exporting a copy whose variables hold random fingerprints."""
+
+    label, model_name = "Flax adapter", "module"
+
+    def __init__(self) -> None:
+        self.params: dict[tuple, np.ndarray] = {}  # the pruned module's variables by path
+        self._fingerprints: dict[tuple, np.ndarray] = {}
+        self._matches: dict[str, tuple[tuple, tuple]] = {}
+
+    def export(self, module: Any, inputs: tuple) -> onnx.ModelProto:
+        self._fingerprints, self._matches = _fingerprint(module, inputs)
+        return _export(module, inputs)
+
+    def pruned_copy(self, module: Any, pruned: PrunedExport) -> Any:
+        from flax import nnx
+
+        result = nnx.clone(module)
+        variables = dict(_variables(result))
+        self.params = {path: _get(variable) for path, variable in variables.items()}
+        for name, (path, perm) in self._matches.items():
+            if name in pruned.arrays:
+                self.params[path] = np.transpose(pruned.arrays[name], np.argsort(perm))
+        for path, variable in variables.items():
+            if path in self._fingerprints or self.params[path].shape != _get(variable).shape:
+                _set(variable, self.params[path])
+        _fix_widths(result)
+        return result
+
+    def outputs(self, module: Any, inputs: tuple) -> list[np.ndarray]:
+        return [np.asarray(e) for e in as_list(module(*inputs))]
+
+
+def _fingerprint(module: Any, inputs: tuple) -> tuple[dict[tuple, np.ndarray], dict[str, tuple[tuple, tuple]]]:
+    """Random values for a clone's float variables, and the initializers of its export they appear as."""
     from flax import nnx
 
-    inputs = as_tuple(example_inputs)
-    inputs = tuple(np.asarray(x, dtype=np.float32) for x in inputs)
     fingerprint = nnx.clone(module)
     rng = np.random.default_rng(0)
     fingerprints = {}
@@ -109,21 +138,7 @@ def prune(module: Any, example_inputs: Any, criterion: str = "l1", tolerance: fl
         if np.issubdtype(value.dtype, np.floating) and value.size:
             fingerprints[path] = rng.standard_normal(value.shape).astype(value.dtype)
             _set(variable, fingerprints[path])
-    matches = _match(_export(fingerprint, inputs), fingerprints)
-    pruned = prune_exported(_export(module, inputs), criterion, **plan_options)
-    arrays = pruned.arrays
-    result = nnx.clone(module)
-    variables = dict(_variables(result))
-    params = {path: _get(variable) for path, variable in variables.items()}
-    for name, (path, perm) in matches.items():
-        if name in arrays:
-            params[path] = np.transpose(arrays[name], np.argsort(perm))
-    for path, variable in variables.items():
-        if path in fingerprints or params[path].shape != _get(variable).shape:
-            _set(variable, params[path])
-    _fix_widths(result)
-    difference = _check(result, pruned.onnx_model, inputs, tolerance)
-    return FlaxPruneResult(result, params, pruned.onnx_model, pruned.plan, difference)
+    return fingerprints, _match(_export(fingerprint, inputs), fingerprints)
 
 
 def _fix_widths(module: Any) -> None:
@@ -138,15 +153,3 @@ def _fix_widths(module: Any) -> None:
         elif isinstance(layer, (nnx.BatchNorm, nnx.LayerNorm)):
             source = layer.scale if getattr(layer, "scale", None) is not None else layer.mean
             layer.num_features = int(_get(source).shape[-1])
-
-
-def _check(module: Any, pruned: onnx.ModelProto, inputs: tuple, tolerance: float) -> float:
-    try:
-        expected = module(*inputs)
-    except Exception as error:  # noqa: BLE001 - user code
-        raise SPAError(f"Flax adapter: the pruned module fails on the example inputs ({type(error).__name__}: "
-                       f"{first_line(error)}); its __call__ uses a width SPA cannot patch") from None
-    expected = [expected] if not isinstance(expected, (list, tuple)) else list(expected)
-    names = [i.name for i in pruned.graph.input if i.name not in {t.name for t in pruned.graph.initializer}]
-    return compare_with_onnx("Flax adapter: the pruned module", [np.asarray(e) for e in expected], pruned,
-                             dict(zip(names, inputs)), tolerance)

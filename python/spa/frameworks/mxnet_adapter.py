@@ -21,7 +21,6 @@ import sys
 import tempfile
 import types
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,23 +28,14 @@ import numpy as np
 import onnx
 
 from spa.errors import SPAError, first_line
-from spa.frameworks.checking import compare_with_onnx, forward_failure
-from spa.frameworks.pipeline import as_tuple, prune_exported
+from spa.frameworks.pipeline import PrunedExport, as_tuple
+from spa.frameworks.protocol import FrameworkAdapter, PruneResult, as_list, input_names, prune_with
 from spa.frameworks.widths import pruned_groups
-from spa.groups import Plan
 
 OPSET = 13  # the newest opset MXNet 1.9's translations are written for (it stamps onnx's newest on the model)
 
 
-@dataclass
-class MXNetPruneResult:
-    """`block`: the pruned copy; `onnx_model`: the pruned ONNX model; `plan`: what was removed;
-    `max_difference`: largest |block - onnxruntime| output difference on the example inputs."""
-
-    block: Any
-    onnx_model: onnx.ModelProto
-    plan: Plan
-    max_difference: float
+MXNetPruneResult = PruneResult  # `result.block` is the pruned block
 
 
 def export(block: Any, example_inputs: Sequence[np.ndarray]) -> onnx.ModelProto:
@@ -109,7 +99,7 @@ def _name_inputs(model: onnx.ModelProto) -> None:
     being graph inputs too (an old ONNX convention MXNet keeps, which makes them overridable at run time)."""
     weights = {t.name for t in model.graph.initializer}
     data = [value for value in model.graph.input if value.name not in weights]
-    renames = {value.name: f"input_{n}" for n, value in enumerate(data)}
+    renames = dict(zip((value.name for value in data), input_names(len(data))))
     for value in data:
         value.name = renames[value.name]
     del model.graph.input[:]
@@ -119,7 +109,7 @@ def _name_inputs(model: onnx.ModelProto) -> None:
 
 
 def prune(block: Any, example_inputs: Any, criterion: str = "l1", tolerance: float = 1e-4,
-          **plan_options: Any) -> MXNetPruneResult:
+          **plan_options: Any) -> PruneResult:
     """Prune an initialised Gluon `block` (left unchanged) and return a pruned deep copy of the same classes.
 
     `example_inputs` is an array or tuple of arrays (NumPy or NDArray; the
@@ -129,12 +119,34 @@ def prune(block: Any, example_inputs: Any, criterion: str = "l1", tolerance: flo
     model by more than `tolerance` (relative to the output scale).
     """
     inputs = tuple(_as_array(x) for x in as_tuple(example_inputs))
-    pruned = prune_exported(export(block, inputs), criterion, **plan_options)
-    result = copy.deepcopy(block)  # export() cleared its cached graph, so it copies
-    _replace_parameters(result, pruned.arrays)
-    _fix_layer_attributes(result)
-    difference = _check(result, pruned.onnx_model, inputs, tolerance)
-    return MXNetPruneResult(result, pruned.onnx_model, pruned.plan, difference)
+    return prune_with(MXNetAdapter(), block, inputs, criterion, tolerance, **plan_options)
+
+
+class MXNetAdapter(FrameworkAdapter):
+    """MXNet Gluon for spa.frameworks.protocol.prune_with."""
+
+    label, model_name = "MXNet adapter", "block"
+
+    def export(self, block: Any, inputs: tuple) -> onnx.ModelProto:
+        return export(block, inputs)
+
+    def pruned_copy(self, block: Any, pruned: PrunedExport) -> Any:
+        result = copy.deepcopy(block)  # export() cleared its cached graph, so it copies
+        _replace_parameters(result, pruned.arrays)
+        _fix_layer_attributes(result)
+        return result
+
+    def outputs(self, block: Any, inputs: tuple) -> list[np.ndarray]:
+        import mxnet as mx
+
+        try:
+            outputs = as_list(block(*[mx.nd.array(x) for x in inputs]))
+            mx.nd.waitall()  # MXNet runs operators asynchronously; their errors surface here, not at exit
+        except Exception:
+            with contextlib.suppress(Exception):
+                mx.nd.waitall()  # drain the failed operators' other errors
+            raise
+        return [e.asnumpy() for e in outputs]
 
 
 def _as_array(value: Any) -> np.ndarray:
@@ -182,19 +194,3 @@ def _fix_layer_attributes(block: Any) -> None:
     visit(block)
     if hasattr(block, "_clear_cached_op"):
         block._clear_cached_op()  # the cached graph was built for the old widths
-
-
-def _check(block: Any, pruned: onnx.ModelProto, inputs: tuple[np.ndarray, ...], tolerance: float) -> float:
-    import mxnet as mx
-
-    try:
-        expected = block(*[mx.nd.array(x) for x in inputs])
-        mx.nd.waitall()  # MXNet runs operators asynchronously; their errors surface here, not at exit
-    except Exception as error:  # any failure of user code means the same thing here
-        with contextlib.suppress(Exception):
-            mx.nd.waitall()  # drain the failed operators' other errors
-        raise forward_failure("MXNet adapter: the pruned block", error) from None
-    expected = list(expected) if isinstance(expected, (list, tuple)) else [expected]
-    feeds = {f"input_{i}": x for i, x in enumerate(inputs)}
-    return compare_with_onnx("MXNet adapter: the pruned block", [e.asnumpy() for e in expected], pruned, feeds,
-                             tolerance)

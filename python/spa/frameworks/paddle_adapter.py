@@ -18,7 +18,6 @@ from __future__ import annotations
 import copy
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,47 +25,34 @@ import numpy as np
 import onnx
 
 from spa.errors import SPAError, first_line
-from spa.frameworks.checking import compare_with_onnx, forward_failure
-from spa.frameworks.pipeline import as_tuple, prune_exported
+from spa.frameworks.pipeline import PrunedExport, as_tuple
+from spa.frameworks.protocol import FrameworkAdapter, PruneResult, as_list, in_inference_mode, input_names, prune_with
 from spa.frameworks.widths import pruned_groups
-from spa.groups import Plan
 
 OPSET = 17  # paddle2onnx 2.0 exports opsets 7 to 19
 
 
-@dataclass
-class PaddlePruneResult:
-    """`layer`: the pruned copy; `onnx_model`: the pruned ONNX model; `plan`: what was removed;
-    `max_difference`: largest |layer - onnxruntime| output difference on the example inputs."""
-
-    layer: Any
-    onnx_model: onnx.ModelProto
-    plan: Plan
-    max_difference: float
+PaddlePruneResult = PruneResult  # `result.layer` is the pruned layer
 
 
 def export(layer: Any, example_inputs: Sequence[np.ndarray]) -> onnx.ModelProto:
     """`layer` as ONNX through paddle2onnx, inputs named input_0, input_1, ... with a dynamic batch axis."""
     import paddle
 
-    specs = [paddle.static.InputSpec([None, *np.shape(x)[1:]], str(np.asarray(x).dtype), f"input_{i}")
-             for i, x in enumerate(example_inputs)]
-    was_training = layer.training
-    layer.eval()
+    specs = [paddle.static.InputSpec([None, *np.shape(x)[1:]], str(np.asarray(x).dtype), name)
+             for name, x in zip(input_names(len(example_inputs)), example_inputs)]
     try:
-        with tempfile.TemporaryDirectory(prefix="spa-paddle-") as folder:
+        with in_inference_mode(layer), tempfile.TemporaryDirectory(prefix="spa-paddle-") as folder:
             prefix = str(Path(folder) / "model")
             paddle.onnx.export(layer, prefix, input_spec=specs, opset_version=OPSET)
             return onnx.load(prefix + ".onnx")
     except Exception as error:
         raise SPAError(f"Paddle adapter: paddle.onnx.export failed on {type(layer).__name__} "
                        f"({type(error).__name__}: {first_line(error)})") from None
-    finally:
-        layer.train() if was_training else layer.eval()
 
 
 def prune(layer: Any, example_inputs: Any, criterion: str = "l1", tolerance: float = 1e-4,
-          **plan_options: Any) -> PaddlePruneResult:
+          **plan_options: Any) -> PruneResult:
     """Prune `layer` (left unchanged) and return a pruned deep copy of the same classes.
 
     `example_inputs` is an array or tuple of arrays (NumPy or paddle tensors;
@@ -76,12 +62,28 @@ def prune(layer: Any, example_inputs: Any, criterion: str = "l1", tolerance: flo
     model by more than `tolerance` (relative to the output scale).
     """
     inputs = tuple(_as_array(x) for x in as_tuple(example_inputs))
-    pruned = prune_exported(export(layer, inputs), criterion, **plan_options)
-    result = copy.deepcopy(layer)
-    _replace_parameters(result, layer, pruned.arrays)
-    _fix_layer_attributes(result)
-    difference = _check(result, pruned.onnx_model, inputs, tolerance)
-    return PaddlePruneResult(result, pruned.onnx_model, pruned.plan, difference)
+    return prune_with(PaddleAdapter(), layer, inputs, criterion, tolerance, **plan_options)
+
+
+class PaddleAdapter(FrameworkAdapter):
+    """PaddlePaddle for spa.frameworks.protocol.prune_with."""
+
+    label, model_name = "Paddle adapter", "layer"
+
+    def export(self, layer: Any, inputs: tuple) -> onnx.ModelProto:
+        return export(layer, inputs)
+
+    def pruned_copy(self, layer: Any, pruned: PrunedExport) -> Any:
+        result = copy.deepcopy(layer)
+        _replace_parameters(result, layer, pruned.arrays)
+        _fix_layer_attributes(result)
+        return result
+
+    def outputs(self, layer: Any, inputs: tuple) -> list[np.ndarray]:
+        import paddle
+
+        with in_inference_mode(layer), paddle.no_grad():
+            return [e.numpy() for e in as_list(layer(*[paddle.to_tensor(x) for x in inputs]))]
 
 
 def _as_array(value: Any) -> np.ndarray:
@@ -138,21 +140,3 @@ def _fix_layer_attributes(layer: Any) -> None:
         elif isinstance(sub, nn.Embedding):
             sub._num_embeddings, sub._embedding_dim = sub.weight.shape
             sub._size = list(sub.weight.shape)
-
-
-def _check(layer: Any, pruned: onnx.ModelProto, inputs: tuple[np.ndarray, ...], tolerance: float) -> float:
-    import paddle
-
-    was_training = layer.training
-    layer.eval()
-    try:
-        with paddle.no_grad():
-            expected = layer(*[paddle.to_tensor(x) for x in inputs])
-    except Exception as error:  # any failure of user code means the same thing here
-        raise forward_failure("Paddle adapter: the pruned layer", error) from None
-    finally:
-        layer.train() if was_training else layer.eval()
-    expected = list(expected) if isinstance(expected, (list, tuple)) else [expected]
-    feeds = {f"input_{i}": x for i, x in enumerate(inputs)}
-    return compare_with_onnx("Paddle adapter: the pruned layer", [e.numpy() for e in expected], pruned, feeds,
-                             tolerance)

@@ -37,7 +37,6 @@ import copy
 import io
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -45,13 +44,13 @@ import onnx
 
 from spa.errors import SPAError, SPAWarning, first_line
 from spa.exporter.opset import convert_opset
-from spa.frameworks.checking import compare_with_onnx, forward_failure
 from spa.frameworks.hf_rebuild import rebuild
 from spa.frameworks.hf_widths import ConfigWidths, hold_inexpressible, is_transformers_model, rounding_for_config
-from spa.frameworks.pipeline import prune_exported
+from spa.frameworks.pipeline import PrunedExport, prune_exported
+from spa.frameworks.protocol import (FrameworkAdapter, PruneResult, check_against_onnx, checked_copy,
+                                     in_inference_mode)
 from spa.frameworks.torch_calls import Call, by_position, flat_outputs, in_float32, tidy_export, without_cache
 from spa.frameworks.widths import pruned_groups
-from spa.groups import Plan
 from spa.ir.onnx_model import default_opset
 
 ONNX2TORCH_OPSET = 17  # the newest opset whose operators onnx2torch 1.5 converts
@@ -60,17 +59,7 @@ ONNX2TORCH_OPSET = 17  # the newest opset whose operators onnx2torch 1.5 convert
 HALF_PRECISION_SLACK = 4.0
 
 
-@dataclass
-class TorchPruneResult:
-    """`module`: the pruned copy; `onnx_model`: the pruned ONNX model; `plan`: what was removed;
-    `max_difference`: largest |module - onnxruntime| output difference on the example inputs;
-    `patched`: True when `module` has the original's classes, False when it was converted by onnx2torch."""
-
-    module: Any
-    onnx_model: onnx.ModelProto
-    plan: Plan
-    max_difference: float
-    patched: bool = True
+TorchPruneResult = PruneResult  # `result.module` is the pruned module; `result.patched` says whose classes
 
 
 def export(module: Any, example_inputs: Any) -> onnx.ModelProto:
@@ -81,24 +70,20 @@ def export(module: Any, example_inputs: Any) -> onnx.ModelProto:
     call = Call.of(example_inputs)
     buffer = io.BytesIO()
     module.named_parameters()  # a Keras model loaded from a file hands its variables to torch here, lazily
-    was_training = module.training
-    module.eval()
-    try:
-        with without_cache(module), in_float32(module, call) as (call, _), warnings.catch_warnings():
-            warnings.simplefilter("ignore", torch.jit.TracerWarning)
-            torch.onnx.export(by_position(module, call), call.tensors(), buffer, dynamo=False,
-                              do_constant_folding=False, keep_initializers_as_inputs=True,
-                              input_names=list(call.names),
-                              dynamic_axes=call.dynamic_axes())
-    finally:
-        module.train(was_training)
+    with in_inference_mode(module), without_cache(module), in_float32(module, call) as (call, _), \
+            warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        torch.onnx.export(by_position(module, call), call.tensors(), buffer, dynamo=False,
+                          do_constant_folding=False, keep_initializers_as_inputs=True,
+                          input_names=list(call.names),
+                          dynamic_axes=call.dynamic_axes())
     exported = onnx.load_from_string(buffer.getvalue())
     tidy_export(exported)
     return exported
 
 
 def prune(module: Any, example_inputs: Any, criterion: str = "l1", tolerance: float = 1e-4, fallback: bool = True,
-          **plan_options: Any) -> TorchPruneResult:
+          **plan_options: Any) -> PruneResult:
     """Prune `module` (left unchanged) and return a pruned deep copy of the same classes.
 
     `example_inputs` is a tensor, a tuple of tensors, or a mapping passed by
@@ -113,28 +98,60 @@ def prune(module: Any, example_inputs: Any, criterion: str = "l1", tolerance: fl
     """
     if is_transformers_model(module):
         return _prune_transformers(module, example_inputs, criterion, tolerance, plan_options)
-    pruned = prune_exported(export(module, example_inputs), criterion, keep=_unpatchable_parameters(module),
+    adapter = TorchAdapter(plan_options.get("heads", "dims"))
+    inputs = (example_inputs,)  # one Call's worth: a tensor, a tuple of them or a mapping (see torch_calls)
+    pruned = prune_exported(adapter.export(module, inputs), criterion, keep=_unpatchable_parameters(module),
                             **plan_options)
     try:
-        result = copy.deepcopy(module)
-        _replace_tensors(result, pruned.arrays)
-        _fix_layer_attributes(result)
-        _fix_attention_heads(result, plan_options.get("heads", "dims"))
-        difference = _check(result, pruned.onnx_model, example_inputs, tolerance)
-        return TorchPruneResult(result, pruned.onnx_model, pruned.plan, difference)
+        return checked_copy(adapter, module, pruned, inputs, tolerance)
     except SPAError as error:
         if not fallback:
             raise
         reason = error
     converted = _convert(pruned.onnx_model, reason).train(module.training)
-    difference = _check(converted, pruned.onnx_model, example_inputs, tolerance)
+    difference = check_against_onnx(adapter, converted, pruned.onnx_model, inputs, tolerance)
     warnings.warn(f"{reason}; returned the pruned ONNX model converted by onnx2torch instead (a torch.fx module, "
                   "not your classes; result.patched is False)", SPAWarning, stacklevel=2)
-    return TorchPruneResult(converted, pruned.onnx_model, pruned.plan, difference, patched=False)
+    return PruneResult(converted, pruned.onnx_model, pruned.plan, difference, patched=False, model_name="module")
+
+
+class TorchAdapter(FrameworkAdapter):
+    """PyTorch for spa.frameworks.protocol: `inputs` is a one-tuple of the example inputs as the user gave
+    them (a tensor, a tuple of tensors or a mapping by name; see torch_calls.Call). `heads` is how attention
+    was pruned (spa.Model.heads)."""
+
+    label, model_name = "PyTorch adapter", "module"
+
+    def __init__(self, heads: str = "dims") -> None:
+        self.heads = heads
+        self._rounding = 0.0  # of the dtype the last outputs were computed in (0 in float32)
+
+    def export(self, module: Any, inputs: tuple) -> onnx.ModelProto:
+        return export(module, inputs[0])
+
+    def pruned_copy(self, module: Any, pruned: PrunedExport) -> Any:
+        result = copy.deepcopy(module)
+        _replace_tensors(result, pruned.arrays)
+        _fix_layer_attributes(result)
+        _fix_attention_heads(result, self.heads)
+        return result
+
+    def outputs(self, module: Any, inputs: tuple) -> list[np.ndarray]:
+        import torch
+
+        with torch.no_grad(), in_inference_mode(module), without_cache(module), \
+                in_float32(module, Call.of(inputs[0])) as (call, self._rounding):
+            return flat_outputs(module(*call.args, **call.kwargs))
+
+    def feeds(self, pruned: onnx.ModelProto, inputs: tuple) -> dict[str, np.ndarray]:
+        return Call.of(inputs[0]).feeds({i.name for i in pruned.graph.input})
+
+    def tolerance(self, tolerance: float) -> float:
+        return max(tolerance, HALF_PRECISION_SLACK * self._rounding)  # refitted weights were rounded to the dtype
 
 
 def _prune_transformers(module: Any, example_inputs: Any, criterion: str, tolerance: float,
-                        plan_options: dict[str, Any]) -> TorchPruneResult:
+                        plan_options: dict[str, Any]) -> PruneResult:
     """A transformers model rebuilt from the config of its pruned widths (see the module doc). When the
     rebuilt model computes something else than the pruned ONNX model (Gemma scales its embeddings by
     sqrt(hidden_size), read from the config), the width whose change explains it is kept and the model
@@ -143,15 +160,16 @@ def _prune_transformers(module: Any, example_inputs: Any, criterion: str, tolera
     if not plan_options.get("global_ranking"):
         plan_options.setdefault("allocation", "uniform")
     widths = ConfigWidths(module, plan_options["heads"])
-    exported = export(module, example_inputs)
+    adapter, inputs = TorchAdapter(plan_options["heads"]), (example_inputs,)
+    exported = adapter.export(module, inputs)
     while True:
         pruned = prune_exported(exported, criterion, keep=_unpatchable_parameters(module),
                                 restrict=lambda model: _hold_for_config(model, widths),
                                 replan=lambda model, plan: rounding_for_config(model, plan, widths), **plan_options)
         result = rebuild(module, pruned.arrays, widths)
         try:
-            difference = _check(result, pruned.onnx_model, example_inputs, tolerance)
-            return TorchPruneResult(result, pruned.onnx_model, pruned.plan, difference)
+            difference = check_against_onnx(adapter, result, pruned.onnx_model, inputs, tolerance)
+            return PruneResult(result, pruned.onnx_model, pruned.plan, difference, model_name="module")
         except SPAError as error:
             changed = sorted(widths.changed_fields(result.config) - widths.held_fields, key=widths.fields.index)
             if not changed:
@@ -276,21 +294,3 @@ def _fix_attention_heads(module: Any, heads: str) -> None:
             if getattr(layer, "fused_attn", False):
                 layer.fused_attn = False
         layer.attn_dim = attn_dim
-
-
-def _check(module: Any, pruned: onnx.ModelProto, example_inputs: Any, tolerance: float) -> float:
-    import torch
-
-    call = Call.of(example_inputs)
-    was_training = module.training
-    module.eval()
-    try:
-        with torch.no_grad(), without_cache(module), in_float32(module, call) as (call, rounding):
-            expected = flat_outputs(module(*call.args, **call.kwargs))
-    except Exception as error:  # any failure of user code means the same thing here
-        raise forward_failure("PyTorch adapter: the pruned module", error) from None
-    finally:
-        module.train(was_training)
-    feeds = call.feeds({i.name for i in pruned.graph.input})
-    tolerance = max(tolerance, HALF_PRECISION_SLACK * rounding)  # refitted weights were rounded to the dtype
-    return compare_with_onnx("PyTorch adapter: the pruned module", expected, pruned, feeds, tolerance)

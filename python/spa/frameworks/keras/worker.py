@@ -9,12 +9,12 @@ KERAS_BACKEND=torch running the same adapter, and the pruned `.keras` file
 is loaded back on the caller's backend. The caller then checks the loaded
 model against the pruned ONNX model once more, on its own backend.
 
-Child protocol: `python -m spa.frameworks.keras_worker <folder>` reads
+Child protocol: `python -m spa.frameworks.keras.worker <folder>` reads
 `request.pkl` and `model.keras` there and writes `pruned.onnx`, `result.pkl`
 and the pruned model: `pruned.keras` when it was rebuilt from its config, or
 `weights.npz` (every variable's pruned value in `model.weights` order) for a
 subclassed model, which the caller applies to a copy of its own model (see
-keras_surgery); or `error.txt` (exit code 2) for an SPAError.
+surgery); or `error.txt` (exit code 2) for an SPAError.
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def _patched(model: Any, work: Path, names: list[tuple[str, tuple]]) -> Any:
     paths, are counted per process) and checked by name and original shape."""
     import numpy as np
 
-    from spa.frameworks.keras_surgery import patched_copy
+    from spa.frameworks.keras.surgery import patched_copy
 
     ours = [(variable.name, tuple(variable.shape)) for variable in model.weights]
     if len(ours) != len(names):
@@ -100,7 +100,7 @@ def _run_child(work: Path) -> None:
     # the child sees what this process imports from (modules next to the user's script, custom_modules)
     search_path = os.pathsep.join(entry or os.getcwd() for entry in sys.path)
     environment = {**os.environ, "KERAS_BACKEND": "torch", "PYTHONPATH": search_path}
-    done = subprocess.run([sys.executable, "-m", "spa.frameworks.keras_worker", str(work)], env=environment,
+    done = subprocess.run([sys.executable, "-m", "spa.frameworks.keras.worker", str(work)], env=environment,
                           capture_output=True, text=True, check=False)
     if (work / "error.txt").exists():
         raise SPAError((work / "error.txt").read_text())
@@ -131,7 +131,8 @@ def main(folder: str) -> int:
         import keras
         import numpy as np
 
-        from spa.frameworks.keras_adapter import call, prune_on_torch
+        from spa.frameworks.keras.calls import call
+        from spa.frameworks.keras.on_torch import prune_on_torch
 
         try:
             model = keras.saving.load_model(work / "model.keras", compile=False)

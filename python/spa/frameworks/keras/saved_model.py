@@ -82,7 +82,7 @@ def _check(folder: Path, path: Path, model: Any, example_inputs: tuple, toleranc
     import keras
     import tensorflow as tf
 
-    from spa.frameworks.keras_adapter import call
+    from spa.frameworks.keras.calls import call
 
     loaded = tf.saved_model.load(str(folder))  # held: its functions read variables that it owns
     served = loaded.serve(example_inputs[0] if len(example_inputs) == 1 else list(example_inputs))
