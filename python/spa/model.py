@@ -33,6 +33,7 @@ from spa.exporter.external_data import InMemoryData, initializer_bytes
 from spa.exporter.graph_exporter import TensorSink
 from spa.groups import Group, Plan
 from spa.importer import ImportConfig, import_model
+from spa.importer.canonical_forms import with_copies
 from spa.ir.names import SPA_OPSET
 from spa.latency import LatencyMeter
 from spa.obspa import OBSPA, OBSPAOptions
@@ -182,9 +183,11 @@ class Model:
                            f"not {criterion}")
         groups = self.coupling_groups()
         weights = self.weights()  # one walk over the constants for scores, names and shapes
+        protect = list(protect)
         unknown = set(protect) - set(weights)
         if unknown:
             raise SPAError(f"--protect: no initializer named {', '.join(sorted(unknown))}")
+        protect = with_copies(protect, weights)  # every use of a protected weight
         options = obspa or OBSPAOptions(seed=seed)
         if input_shapes and not options.input_shapes:
             options = dataclasses.replace(options, input_shapes=dict(input_shapes))

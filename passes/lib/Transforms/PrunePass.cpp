@@ -137,6 +137,30 @@ void unshareIdentityConstants(ModuleOp module) {
   }
 }
 
+/// Unsharing gave each use of a shared weight an initializer of its own. Float
+/// initializers the plan left equal (not sliced, or sliced alike) become
+/// Identity copies of the first one again, so the pruned model stores each
+/// value once and never holds more parameters than the original.
+void reshareEqualConstants(ModuleOp module) {
+  llvm::DenseMap<std::pair<Attribute, Type>, onnx::InitializerOp> firstWithValue;
+  SmallVector<onnx::InitializerOp> initializers;
+  module.walk([&](onnx::InitializerOp initializer) { initializers.push_back(initializer); });
+  for (onnx::InitializerOp initializer : initializers) {
+    Type type = initializer.getResult().getType();
+    auto shaped = dyn_cast<ShapedType>(type);
+    if (!shaped || !isa<FloatType>(shaped.getElementType()))
+      continue;
+    auto [first, inserted] = firstWithValue.try_emplace({initializer.getValue(), type}, initializer);
+    if (inserted || first->second->getBlock() != initializer->getBlock())
+      continue;
+    OpBuilder builder(initializer);
+    auto copy = builder.create<onnx::IdentityOp>(initializer.getLoc(), type, first->second.getResult());
+    copy->setAttr("onnx.output_names", builder.getStrArrayAttr({initializer.getTensorName()}));
+    initializer.getResult().replaceAllUsesWith(copy.getResult());
+    initializer.erase();
+  }
+}
+
 /// Rewrites an integer shape-like operand of `op` (Reshape target, Split sizes).
 void replaceIntOperand(Operation *op, unsigned index, ArrayRef<int64_t> values, unsigned &counter) {
   Value operand = op->getOperand(index);
@@ -273,6 +297,7 @@ struct PrunePass : public spa::impl::SPAPruneBase<PrunePass> {
     refreshLayoutViews(module);
     for (auto &[op, oldTypes] : oldResultTypes)
       fixChannelCounts(op, oldTypes);
+    reshareEqualConstants(module);
   }
 
   /// Transpose/Cast/Unsqueeze/Expand views of constants (see throughLayoutViews

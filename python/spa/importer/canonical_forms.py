@@ -14,6 +14,9 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable, Mapping
+
 import numpy as np
 import onnx
 from onnx import numpy_helper
@@ -22,15 +25,20 @@ from spa.importer.graph_names import fresh_name, known_dims
 from spa.importer.subgraph_constants import sub_graphs
 
 COPY_SUFFIX = "__use"
+LAYER_WEIGHT_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm")  # input 1 is the layer's weight
+EXPORTER_TEMPORARY = "onnx::"  # how TorchScript names values that are not the model's own parameters
 MAX_COPIED_BYTES = 64 * 1024
 
 
-def unshare_constants(graph: onnx.GraphProto) -> int:
-    """Give every use but the first of a shared vector or small initializer its own Identity copy;
-    returns the number of copies."""
+def unshare_constants(graph: onnx.GraphProto, detached: Mapping[str, onnx.TensorProto] | None = None) -> int:
+    """Give every use but the first of a shared vector or small initializer its own Identity copy,
+    unless it is a layer weight applied more than once; returns the number of copies. `detached`
+    holds the values of initializers the graph keeps as data-less stubs."""
     listed = {i.name for i in graph.input}
-    vectors = {t.name for t in graph.initializer if t.name not in listed and _copyable(t)}
     scopes = [graph, *sub_graphs(graph)]  # a branch reads the main graph's constants too
+    _read_weights_directly(graph, scopes, listed)
+    vectors = {t.name for t in graph.initializer if t.name not in listed and _copyable(t)}
+    vectors -= _reused_layer_weights(graph, scopes, vectors, detached or {})
     taken = {name for scope in scopes for node in scope.node for name in node.output} | {
         t.name for t in graph.initializer}
     seen: set[str] = set()
@@ -52,6 +60,64 @@ def unshare_constants(graph: onnx.GraphProto) -> int:
         del graph.node[:]
         graph.node.extend(copies + nodes)
     return len(copies)
+
+
+def _read_weights_directly(graph: onnx.GraphProto, scopes: list[onnx.GraphProto], listed: set[str]) -> None:
+    """TorchScript stores a transposed weight once per use and shares equal ones through Identity nodes
+    named as its own temporaries (`onnx::MatMul_421`): layers that read such a copy only as their weight
+    read the initializer itself, so that a weight the model applies twice is seen as one."""
+    initializers = {t.name for t in graph.initializer} - listed
+    outputs = {o.name for o in graph.output}
+    consumers: dict[str, list[tuple[onnx.NodeProto, int]]] = {}
+    for node in (node for scope in scopes for node in scope.node):
+        for slot, name in enumerate(node.input):
+            consumers.setdefault(name, []).append((node, slot))
+    inlined = []
+    for node in graph.node:
+        if node.op_type != "Identity" or node.input[0] not in initializers or node.output[0] in outputs \
+                or not node.output[0].startswith(EXPORTER_TEMPORARY):
+            continue
+        uses = consumers.get(node.output[0], [])
+        if uses and all(_is_layer_weight(user, slot) for user, slot in uses):
+            for user, slot in uses:
+                user.input[slot] = node.input[0]
+            inlined.append(node)
+    for node in inlined:
+        graph.node.remove(node)
+
+
+def _is_layer_weight(node: onnx.NodeProto, slot: int) -> bool:
+    return slot == 1 and node.op_type in LAYER_WEIGHT_OPS and node.domain in ("", "ai.onnx")
+
+
+def _reused_layer_weights(graph: onnx.GraphProto, scopes: list[onnx.GraphProto], names: set[str],
+                          detached: Mapping[str, onnx.TensorProto]) -> set[str]:
+    """Those of `names` read more than once, every time as a layer's weight, holding distinct values
+    (an exporter's shared zeros or ones are not one layer's weight, whatever reads them)."""
+    slots: dict[str, list[bool]] = {}
+    for node in (node for scope in scopes for node in scope.node):
+        for slot, name in enumerate(node.input):
+            if name in names:
+                slots.setdefault(name, []).append(_is_layer_weight(node, slot))
+    candidates = {name for name, weights in slots.items() if len(weights) > 1 and all(weights)}
+    tensors = {t.name: detached.get(t.name, t) for t in graph.initializer if t.name in candidates}
+    return {name for name, tensor in tensors.items() if len(tensor.dims) >= 2 and not _uniform(tensor)}
+
+
+def _uniform(tensor: onnx.TensorProto) -> bool:
+    """All elements equal; False when the values are not at hand (external data)."""
+    if tensor.data_location == onnx.TensorProto.EXTERNAL:
+        return False
+    values = numpy_helper.to_array(tensor)
+    return values.size == 0 or bool(np.all(values == values.flat[0]))
+
+
+def with_copies(names: Iterable[str], constants: Iterable[str]) -> list[str]:
+    """`names` and the per-use copies the importer made of them (`<name>__use`, `<name>__use_1`, ...)
+    among `constants`: protecting a weight protects every use of it."""
+    names = list(names)
+    pattern = re.compile("|".join(f"{re.escape(name)}{COPY_SUFFIX}(_[0-9]+)?" for name in names)) if names else None
+    return names + [c for c in constants if pattern is not None and pattern.fullmatch(c) and c not in names]
 
 
 def _copyable(tensor: onnx.TensorProto) -> bool:

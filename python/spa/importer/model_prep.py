@@ -111,7 +111,7 @@ def normalise(model: LoadedModel, config: ImportConfig) -> None:
         fuse_group_norms(proto)  # torch's GroupNorm primitives as one node, whose channels SPA follows
     if config.canonicalise:
         hoist_subgraph_initializers(proto.graph)
-        unshare_constants(proto.graph)
+        unshare_constants(proto.graph, model.weights)
     if config.infer_shapes:
         proto = _infer_shapes(proto, label)
         if config.fold_shapes and has_shape_arithmetic(proto.graph):

@@ -17,6 +17,10 @@ weights by name).
 
 from __future__ import annotations
 
+import contextlib
+import logging
+from collections.abc import Iterator
+
 import numpy as np
 import onnx
 
@@ -67,13 +71,26 @@ def fold_shape_arithmetic(model: onnx.ModelProto) -> onnx.ModelProto:
     finally:
         if hidden:
             restore(model, HIDDEN_DOMAIN)
-    fold_constants(ir_model, should_fold=should_fold, onnx_shape_inference=True)  # shapes of folded pads, ...)
+    with _quiet_logger("onnxscript.optimizer._constant_folding"):  # a node it cannot evaluate stays as it is
+        fold_constants(ir_model, should_fold=should_fold, onnx_shape_inference=True)  # shapes of folded pads, ...)
     _resolve_expand_wildcards(ir_model.graph)
     RemoveUnusedNodesPass()(ir_model)  # the arithmetic that became constants
     folded = ir.serde.serialize_model(ir_model)
     if hidden:
         restore(folded, HIDDEN_DOMAIN)
     return folded
+
+
+@contextlib.contextmanager
+def _quiet_logger(name: str) -> Iterator[None]:
+    """Hold back a library's warnings for the block: they would reach the user as stray lines."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _resolve_static_shape_entries(model: onnx.ModelProto) -> None:
