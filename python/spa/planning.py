@@ -89,7 +89,7 @@ class Planner:
         def plan_for(fraction: float) -> Plan:
             return select.select_target(self.groups, self.scores, costs, total, fraction, self.round_to, self.protect)
 
-        return self.calibrate(plan_for, target, target.fraction, min(0.999, target.fraction * 3 + 0.01))
+        return self.calibrate(plan_for, target, 0.0, min(0.999, target.fraction * 3 + 0.01), steps=10)
 
     def by_counts(self, target: Target, counts_for: Callable[[float], Mapping[int, int]]) -> Plan:
         """The plan of an allocation: `counts_for(cost)` gives per-group counts removing about that cost."""
@@ -100,7 +100,7 @@ class Planner:
             total = float(sum(g.channels for g in self.eligible()))
             return plan_for(math.floor(target.fraction * total + 1e-9) / total if total else 0.0)
         total = self.total(target.measure)
-        return self.calibrate(plan_for, target, target.fraction, min(0.999, target.fraction * 3 + 0.01))
+        return self.calibrate(plan_for, target, 0.0, min(0.999, target.fraction * 3 + 0.01), steps=10)
 
     def total(self, measure: str) -> float:
         return float(self.model.current_stat(measure))
@@ -108,7 +108,10 @@ class Planner:
     def calibrate(self, plan_for: Callable[[float], Plan], target: Target, low: float, high: float,
                   steps: int = 8) -> Plan:
         """The plan whose *measured* reduction first reaches the target: `plan_for(x)` for a setting
-        x in [low, high] removes more as x grows; x is bisected on pruned copies of the model."""
+        x in [low, high] removes more as x grows; x is bisected on pruned copies of the model. The
+        per-channel costs behind a setting can err either way: a layer whose inputs and outputs both
+        shrink is counted twice, while MatMuls between two activations (attention scores) carry no
+        weight to count them by, so the search starts from 0, not from the target."""
         before = self.total(target.measure)
         if before == 0:
             return plan_for(target.fraction)
