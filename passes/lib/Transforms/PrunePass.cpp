@@ -457,10 +457,11 @@ struct PrunePass : public spa::impl::SPAPruneBase<PrunePass> {
     fill.getOutput().setType(type.clone(shape));
   }
 
-  /// Rewrites the constant pieces of a Reshape or Expand target where the
-  /// result's size changed (an Expand target is aligned to the result's end).
-  void rewriteTargetCounts(Operation *op, RankedTensorType oldType) {
-    std::optional<SmallVector<ShapePiece>> pieces = shapePieces(op->getOperand(1));
+  /// Rewrites the constant pieces of a Reshape or Expand target, or of Resize's
+  /// sizes (operand `index`), where the result's size changed (an Expand target
+  /// is aligned to the result's end).
+  void rewriteTargetCounts(Operation *op, RankedTensorType oldType, unsigned index = 1) {
+    std::optional<SmallVector<ShapePiece>> pieces = shapePieces(op->getOperand(index));
     auto newType = cast<RankedTensorType>(op->getResult(0).getType());
     if (!pieces)
       return;
@@ -469,7 +470,8 @@ struct PrunePass : public spa::impl::SPAPruneBase<PrunePass> {
       entries += piece.size;
     int64_t position = oldType.getRank() - entries;
     Operation *concat =
-        pieces->size() == 1 && pieces->front().value == op->getOperand(1) ? nullptr : op->getOperand(1).getDefiningOp();
+        pieces->size() == 1 && pieces->front().value == op->getOperand(index) ? nullptr
+                                                                               : op->getOperand(index).getDefiningOp();
     for (ShapePiece &piece : *pieces) {
       bool changed = false;
       for (int64_t i = 0; i < piece.size; ++i, ++position) {
@@ -480,7 +482,7 @@ struct PrunePass : public spa::impl::SPAPruneBase<PrunePass> {
         changed = true;
       }
       if (changed)
-        replaceIntOperand(concat ? concat : op, concat ? piece.operandIndex : 1, *piece.constant, renamed);
+        replaceIntOperand(concat ? concat : op, concat ? piece.operandIndex : index, *piece.constant, renamed);
     }
   }
 
@@ -502,6 +504,11 @@ struct PrunePass : public spa::impl::SPAPruneBase<PrunePass> {
     }
     if (isa<onnx::ReshapeOp, onnx::ExpandOp>(op)) {
       rewriteTargetCounts(op, cast<RankedTensorType>(oldTypes[0]));
+      return;
+    }
+    if (auto resize = dyn_cast<onnx::ResizeOp>(op)) {
+      if (!isa<NoneType>(resize.getSizes().getType()) && !resize->hasAttr("axes"))
+        rewriteTargetCounts(op, cast<RankedTensorType>(oldTypes[0]), 3);
       return;
     }
     if (auto slice = dyn_cast<onnx::SliceOp>(op)) {

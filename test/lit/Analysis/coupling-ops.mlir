@@ -118,25 +118,31 @@ func.func @main_graph(%x: tensor<1x3x4x4xf32>) -> tensor<1x2x4x4xf32> {
 
 // -----
 
-// Resize by scales keeps channels; Resize to explicit sizes names the channel count, so it blocks.
+// Resize by scales keeps channels, and so do explicit sizes whose channel entry is the input's own
+// count (the prune pass rewrites it); sizes that resize the channel axis block.
 // CHECK-LABEL: "groups"
 // CHECK-SAME: "id":0,"members":[{"axis":0,{{[^}]*}}"tensor":"w1"},{"axis":1,{{[^}]*}}"role":"consumer","tensor":"wa"}],"prunable":true
-// CHECK-SAME: "tensor":"w0"}],"prunable":false,"reasons":["onnx.Resize has explicit output sizes"]
-func.func @main_graph(%x: tensor<1x3x4x4xf32>) -> (tensor<1x2x8x8xf32>, tensor<1x2x8x8xf32>) {
+// CHECK-SAME: "id":1,"members":[{"axis":0,{{[^}]*}}"tensor":"w0"},{"axis":1,{{[^}]*}}"role":"consumer","tensor":"wb"}],"prunable":true
+// CHECK-SAME: "tensor":"w2"}],"prunable":false,"reasons":["onnx.Resize has explicit output sizes that change or hide the channel count"]
+func.func @main_graph(%x: tensor<1x3x4x4xf32>) -> (tensor<1x2x8x8xf32>, tensor<1x2x8x8xf32>, tensor<1x8x8x8xf32>) {
   %w1 = onnx.Initializer "w1" = dense<1.0> : tensor<4x3x1x1xf32>
   %none = onnx.NoValue
   %y = "onnx.Conv"(%x, %w1, %none) : (tensor<1x3x4x4xf32>, tensor<4x3x1x1xf32>, none) -> tensor<1x4x4x4xf32>
   %w0 = onnx.Initializer "w0" = dense<1.0> : tensor<4x3x1x1xf32>
+  %w2 = onnx.Initializer "w2" = dense<1.0> : tensor<4x3x1x1xf32>
   %scales = onnx.Initializer "scales" = dense<[1.0, 1.0, 2.0, 2.0]> : tensor<4xf32>
   %sizes = onnx.Initializer "sizes" = dense<[1, 4, 8, 8]> : tensor<4xi64>
+  %wider = onnx.Initializer "wider" = dense<[1, 8, 8, 8]> : tensor<4xi64>
   %wa = onnx.Initializer "wa" = dense<1.0> : tensor<2x4x1x1xf32>
   %wb = onnx.Initializer "wb" = dense<1.0> : tensor<2x4x1x1xf32>
   %y0 = "onnx.Conv"(%x, %w0, %none) : (tensor<1x3x4x4xf32>, tensor<4x3x1x1xf32>, none) -> tensor<1x4x4x4xf32>
+  %y2 = "onnx.Conv"(%x, %w2, %none) : (tensor<1x3x4x4xf32>, tensor<4x3x1x1xf32>, none) -> tensor<1x4x4x4xf32>
   %r = "onnx.Resize"(%y, %none, %scales, %none) {mode = "nearest"} : (tensor<1x4x4x4xf32>, none, tensor<4xf32>, none) -> tensor<1x4x8x8xf32>
   %q = "onnx.Resize"(%y0, %none, %none, %sizes) {mode = "nearest"} : (tensor<1x4x4x4xf32>, none, none, tensor<4xi64>) -> tensor<1x4x8x8xf32>
+  %w = "onnx.Resize"(%y2, %none, %none, %wider) {mode = "nearest"} : (tensor<1x4x4x4xf32>, none, none, tensor<4xi64>) -> tensor<1x8x8x8xf32>
   %a = "onnx.Conv"(%r, %wa, %none) : (tensor<1x4x8x8xf32>, tensor<2x4x1x1xf32>, none) -> tensor<1x2x8x8xf32>
   %b = "onnx.Conv"(%q, %wb, %none) : (tensor<1x4x8x8xf32>, tensor<2x4x1x1xf32>, none) -> tensor<1x2x8x8xf32>
-  return %a, %b : tensor<1x2x8x8xf32>, tensor<1x2x8x8xf32>
+  return %a, %b, %w : tensor<1x2x8x8xf32>, tensor<1x2x8x8xf32>, tensor<1x8x8x8xf32>
 }
 
 // -----

@@ -44,13 +44,43 @@ void perChannelRule(Operation *op, CouplingBuilder &builder) {
   rules::passThrough(op, builder);
 }
 
+/// Whether Resize's explicit `sizes` keep the channel count of its input at
+/// `axis`: the axis is not resized (`axes` leaves it out), or its entry is the
+/// input's own channel count, read from Shape(x) (TorchScript's
+/// `Concat(Shape(x)[0:2], size)`) or a constant equal to it, which the prune
+/// pass rewrites.
+bool sizesKeepChannels(onnx::ResizeOp resize, int64_t axis) {
+  std::optional<int64_t> rank = rankOf(resize.getX());
+  if (!rank)
+    return false;
+  if (auto axes = resize->getAttrOfType<ArrayAttr>("axes"))
+    return llvm::none_of(axes.getAsValueRange<IntegerAttr>(), [&](const APInt &resized) {
+      return rules::normaliseAxis(resized.getSExtValue(), *rank) == axis;
+    });
+  std::optional<SmallVector<ShapePiece>> pieces = shapePieces(resize.getSizes());
+  std::optional<int64_t> channels = staticDim(resize.getX(), axis);
+  if (!pieces || !channels)
+    return false;
+  int64_t position = 0;
+  for (const ShapePiece &piece : *pieces) {
+    if (axis >= position && axis < position + piece.size) {
+      int64_t entry = axis - position;
+      if (piece.constant)
+        return (*piece.constant)[entry] == *channels;
+      return piece.shapeOf == resize.getX() && piece.shapeOffset + entry == axis;
+    }
+    position += piece.size;
+  }
+  return false;
+}
+
 void resizeRule(Operation *op, CouplingBuilder &builder) {
   auto resize = cast<onnx::ResizeOp>(op);
   const TrackedAxis *input = builder.lookup(resize.getX());
   if (!input)
     return;
-  if (!isa<NoneType>(resize.getSizes().getType())) {
-    builder.block(input->atoms, describe(op) + " has explicit output sizes");
+  if (!isa<NoneType>(resize.getSizes().getType()) && !sizesKeepChannels(resize, input->axis)) {
+    builder.block(input->atoms, describe(op) + " has explicit output sizes that change or hide the channel count");
     return;
   }
   rules::passThrough(op, builder);

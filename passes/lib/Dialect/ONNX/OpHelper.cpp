@@ -13,6 +13,7 @@
 #include "mlir/IR/BuiltinTypes.h"
 #include "mlir/IR/DialectResourceBlobManager.h"
 
+#include <algorithm>
 #include <functional>
 #include <numeric>
 
@@ -106,9 +107,22 @@ std::optional<SmallVector<ShapePiece>> spa::shapePieces(Value shape) {
       return std::nullopt;
     pieces.push_back(ShapePiece{piece, static_cast<unsigned>(index), type.getDimSize(0), constantInts(piece)});
     if (!pieces.back().constant)
-      std::tie(pieces.back().shapeOf, pieces.back().shapeOffset) = dimRead(piece);
+      std::tie(pieces.back().shapeOf, pieces.back().shapeOffset) = dimsRead(piece, type.getDimSize(0));
   }
   return pieces;
+}
+
+/// The tensor and first dim a shape piece of `size` entries reads: dimRead's
+/// single dims, or a run of dims read at once by Shape(x, start, end) (the
+/// dynamo exporter's `Shape(x)[0:2]`); ({}, 0) for anything else.
+std::pair<Value, int64_t> spa::dimsRead(Value piece, int64_t size) {
+  auto shape = piece.getDefiningOp<onnx::ShapeOp>();
+  std::optional<int64_t> rank = shape ? rankOf(shape.getData()) : std::nullopt;
+  if (!rank)
+    return size == 1 ? dimRead(piece) : std::pair<Value, int64_t>{};
+  int64_t start = std::clamp<int64_t>(normaliseAxis(shape.getStart(), *rank), 0, *rank);
+  int64_t end = shape.getEnd() ? std::clamp<int64_t>(normaliseAxis(*shape.getEnd(), *rank), 0, *rank) : *rank;
+  return end - start == size ? std::make_pair(shape.getData(), start) : std::pair<Value, int64_t>{};
 }
 
 /// One dim of a tensor read as a 1-element shape piece: Unsqueeze(Gather(Shape(x), k)),

@@ -59,6 +59,8 @@ struct ShapePiece {
 std::optional<llvm::SmallVector<ShapePiece>> shapePieces(mlir::Value shape);
 /// The tensor and dim a 1-element shape piece reads (Unsqueeze(Gather(Shape(x), k))), or ({}, 0).
 std::pair<mlir::Value, int64_t> dimRead(mlir::Value piece);
+/// The tensor and first dim a shape piece of `size` entries reads (dimRead, or Shape(x, start, end)).
+std::pair<mlir::Value, int64_t> dimsRead(mlir::Value piece, int64_t size);
 /// The range a Slice keeps along `axis` of its data (static size `size`):
 /// [first, last) with `entry` the index of that axis in its starts/ends, when
 /// the bounds are constants and the step is 1; std::nullopt otherwise.
