@@ -101,3 +101,21 @@ def test_a_group_with_an_op_that_has_no_masked_form_falls_back_to_the_second_pru
     plan = Plan({group.id: (0,)})
     assert not isinstance(trial.run(plan), Failure)
     assert trial.oracle_line(plan) is None
+
+
+@pytest.mark.parametrize("kind", ["layernorm", "softmax"])
+def test_a_removed_channel_that_becomes_infinite_does_not_poison_the_masked_reference(kind: str) -> None:
+    """Log(|h|) before the normalisation: in the zero-mask reference a removed channel is log(0) = -inf.
+    The pruned model has no such channel, and the masked reference must agree rather than turn
+    -inf * 0 into NaN everywhere."""
+    source = _model(kind)
+    for node in source.graph.node:
+        if node.name != "mm0":
+            node.input[:] = ["logged" if name == "h" else name for name in node.input]
+    source.graph.node.insert(1, helper.make_node("Abs", ["h"], ["magnitude"], name="abs"))
+    source.graph.node.insert(2, helper.make_node("Log", ["magnitude"], ["logged"], name="log"))
+    model = spa.load(source)
+    group = _hidden_group(model)
+    trial = model.trial()
+    assert trial.emulation.groups == {group.id}
+    assert not isinstance(trial.run(Plan({group.id: (2,)})), Failure)

@@ -62,8 +62,10 @@ class _Graph:
         return name
 
     def constant(self, array: np.ndarray, hint: str) -> str:
+        """An initializer named by `hint`; asked again for the same hint, the same one."""
         name = f"{self.prefix}/{hint}"
-        self.initializers.append(numpy_helper.from_array(np.asarray(array), name))
+        if all(t.name != name for t in self.initializers):
+            self.initializers.append(numpy_helper.from_array(np.asarray(array), name))
         return name
 
     def result(self, op_type: str, inputs: list[str], output: str) -> None:
@@ -78,9 +80,16 @@ def _statistics_axes(node: onnx.NodeProto, site: Site) -> list[int] | None:
     return list(range(first, site.rank)) if first <= site.axis < site.rank else None
 
 
+def _kept(graph: _Graph, x: str, mask: str, elsewhere: str | None = None) -> str:
+    """x at the kept positions, `elsewhere` (zero by default) at the removed ones. Where, not Mul by
+    the mask: an inf or NaN in a removed channel must not reach the kept ones (inf * 0 is NaN)."""
+    elsewhere = elsewhere or graph.constant(np.float32(0), "zero")
+    return graph.op("Where", [graph.op("Cast", [mask], to=TensorProto.BOOL), x, elsewhere])
+
+
 def _masked_mean(graph: _Graph, x: str, mask: str, axes: str, keepdims: int) -> tuple[str, str]:
     """(mean of x over `axes` counting kept positions only, the count), in float32."""
-    total = graph.op("ReduceSum", [graph.op("Mul", [x, mask]), axes], keepdims=keepdims)
+    total = graph.op("ReduceSum", [_kept(graph, x, mask), axes], keepdims=keepdims)
     count = graph.op("ReduceSum", [graph.op("Expand", [mask, graph.op("Shape", [x])]), axes], keepdims=keepdims)
     return graph.op("Div", [total, count]), count
 
@@ -93,7 +102,7 @@ def _layer_norm(graph: _Graph, node: onnx.NodeProto, site: Site, mask: str) -> b
     axes = graph.constant(np.asarray(axes_list, np.int64), "axes")
     x = graph.op("Cast", [node.input[0]], to=TensorProto.FLOAT)
     mean, count = _masked_mean(graph, x, mask, axes, 1)
-    centred = graph.op("Mul", [graph.op("Sub", [x, mean]), mask])
+    centred = _kept(graph, graph.op("Sub", [x, mean]), mask)
     variance = graph.op("Div", [graph.op("ReduceSum", [graph.op("Mul", [centred, centred]), axes], keepdims=1), count])
     spread = graph.op("Sqrt", [graph.op("Add", [variance, graph.constant(np.float32(epsilon), "epsilon")])])
     normal = graph.op("CastLike", [graph.op("Div", [centred, spread]), node.input[0]])
@@ -116,9 +125,8 @@ def _reduce_mean(graph: _Graph, node: onnx.NodeProto, site: Site, mask: str) -> 
 def _softmax(graph: _Graph, node: onnx.NodeProto, site: Site, mask: str) -> bool:
     axis = next((a.i for a in node.attribute if a.name == "axis"), -1)
     x = graph.op("Cast", [node.input[0]], to=TensorProto.FLOAT)
-    penalty = graph.op("Mul", [graph.op("Sub", [mask, graph.constant(np.float32(1), "one")]),
-                               graph.constant(np.float32(1e30), "large")])
-    probabilities = graph.op("Mul", [graph.op("Softmax", [graph.op("Add", [x, penalty])], axis=axis), mask])
+    scores = _kept(graph, x, mask, graph.constant(np.float32(-np.inf), "minus_inf"))  # exp gives 0 there
+    probabilities = _kept(graph, graph.op("Softmax", [scores], axis=axis), mask)
     graph.result("CastLike", [probabilities, node.input[0]], node.output[0])
     return True
 
