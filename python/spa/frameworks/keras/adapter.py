@@ -4,17 +4,12 @@
     result = spa.keras.prune(model, example_inputs, criterion="l2", ratio=0.3)
     pruned = result.model            # a Keras model of the same classes, with fewer units and filters
 
-On the torch backend a Keras model is a `torch.nn.Module` whose variables
-are parameters named `_torch_params.<variable path>`, so it is exported with
-those names kept (see torch_adapter.export). After SPA prunes the ONNX
-model, a Functional or Sequential model is rebuilt from its config with
-`filters` / `units` read off the pruned kernels (other widths follow from the
-inputs when Keras builds the layers), and every variable takes its pruned
-value by path; a subclassed model, whose widths are made in code, is made
-anew and patched in place (see surgery) and can be kept as a
-SavedModel (see saved_model). Models on the TensorFlow or JAX backend
-are pruned the same way in a torch-backend child process (see worker). Either way the returned
-model is checked against the pruned ONNX model in onnxruntime.
+On the torch backend the model is exported, pruned and rebuilt from its
+config (Functional, Sequential) or patched in place (subclassed) in this
+process (see on_torch); a patched model can be kept as a SavedModel (see
+saved_model). Models on the TensorFlow or JAX backend are pruned the same way
+in a torch-backend child process (see worker). Either way the returned model
+is checked against the pruned ONNX model in onnxruntime.
 """
 
 from __future__ import annotations
