@@ -137,3 +137,32 @@ def test_spatial_axes_merged_on_a_dynamic_batch_prune_like_the_oracle() -> None:
     assert plan["groups"] and plan["groups"][0]["removed"]
     feeds = {"input_0": np.random.default_rng(0).standard_normal((3, 4, 4, 3)).astype(np.float32)}
     np.testing.assert_allclose(run(pruned, feeds)[0], run(masked, feeds)[0], rtol=1e-5, atol=1e-5)
+
+
+def test_pads_computed_from_constants_are_folded_on_a_fixed_batch() -> None:
+    """TorchScript writes F.pad's pads as Concat/Reshape/Slice/Transpose of constants; with a fixed batch
+    there is no Shape in the graph, yet they must still fold so the channels around the Pad stay prunable."""
+    import io
+
+    torch = pytest.importorskip("torch")
+
+    class Stem(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = torch.nn.Conv2d(3, 8, 3), torch.nn.Conv2d(8, 4, 2)
+
+        def forward(self, x):
+            return self.b(torch.nn.functional.pad(torch.relu(self.a(x)), (0, 1, 0, 1)))
+
+    torch.manual_seed(0)
+    buffer = io.BytesIO()
+    torch.onnx.export(Stem().eval(), (torch.randn(1, 3, 10, 10),), buffer, dynamo=False, opset_version=17,
+                      input_names=["x"])
+    source = onnx.load_from_string(buffer.getvalue())
+    pad = next(n for n in source.graph.node if n.op_type == "Pad")
+    assert pad.input[1] not in {t.name for t in source.graph.initializer} and not any(
+        n.op_type == "Shape" for n in source.graph.node)  # computed pads, no shape read
+    model = spa.load(source)
+    assert [g.prunable for g in model.coupling_groups() if any(m.tensor == "a.weight" for m in g.members)] == [True]
+    applied = model.prune(model.plan("l2", ratio=0.5, quiet=True))  # verified on write
+    assert sum(map(len, applied.removed.values())) == 4 and not applied.blocked

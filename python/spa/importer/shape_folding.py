@@ -28,13 +28,23 @@ from spa.importer.graph_names import fresh_name, known_dims
 from spa.ir.private_domain import hide, restore
 
 SHAPE_OPS = {"Shape", "Size"}
+# Operands that hold sizes, pads or axes: computed from constants, they are worth folding.
+SHAPE_OPERANDS = {"Pad": (1,), "Reshape": (1,), "Expand": (1,), "Tile": (1,), "Resize": (2, 3), "Split": (1,),
+                  "Slice": (1, 2, 3, 4), "ConstantOfShape": (0,), "Unsqueeze": (1,), "Squeeze": (1,)}
 HIDDEN_DOMAIN = "spa.weight_copies"  # where Identity copies of weights wait while the folder runs
 MAX_INTEGER_ELEMENTS = 4096  # shape-like integer tensors are tiny; anything larger is data
 
 
 def has_shape_arithmetic(graph: onnx.GraphProto) -> bool:
-    """Whether any node reads a shape (only then is folding worth importing onnxscript)."""
-    return any(node.op_type in SHAPE_OPS and node.domain in ("", "ai.onnx") for node in graph.node)
+    """Whether any node reads a shape, or computes a shape-like operand from constants (TorchScript
+    writes F.pad's pads as Concat, Reshape, Slice and Transpose of constants): only then is folding
+    worth importing onnxscript."""
+    default = [node for node in graph.node if node.domain in ("", "ai.onnx")]
+    if any(node.op_type in SHAPE_OPS for node in default):
+        return True
+    computed = {output for node in default if node.op_type != "Constant" for output in node.output}
+    return any(node.input[slot] in computed for node in default
+               for slot in SHAPE_OPERANDS.get(node.op_type, ()) if slot < len(node.input))
 
 
 def fold_shape_arithmetic(model: onnx.ModelProto) -> onnx.ModelProto:
