@@ -241,3 +241,25 @@ func.func @main_graph(%x: tensor<1x3x4x4xf32>) -> tensor<1x1x1x1xf32> {
   %m = "onnx.ReduceMean"(%y, %all) {keepdims = 1 : i64} : (tensor<1x4x4x4xf32>, tensor<0xi64>) -> tensor<1x1x1x1xf32>
   return %m : tensor<1x1x1x1xf32>
 }
+
+// -----
+
+// GatherND picks slices by the leading axes its indices address: channels after them pass through to
+// the consumer; channels on an addressed axis block.
+// CHECK-LABEL: "groups"
+// CHECK-SAME: "id":0,"members":[{"axis":0,{{[^}]*}}"tensor":"w1"},{"axis":1,{{[^}]*}}"role":"consumer","tensor":"wa"}],"prunable":true
+// CHECK-SAME: "tensor":"w2"}],"prunable":false,"reasons":["onnx.GatherND gathers along the channel axis"]
+func.func @main_graph(%x: tensor<1x3x4x4xf32>) -> (tensor<1x2x4x4xf32>, tensor<1x4x4xf32>) {
+  %none = onnx.NoValue
+  %w1 = onnx.Initializer "w1" = dense<1.0> : tensor<4x3x1x1xf32>
+  %w2 = onnx.Initializer "w2" = dense<1.0> : tensor<4x3x1x1xf32>
+  %wa = onnx.Initializer "wa" = dense<1.0> : tensor<2x4x1x1xf32>
+  %first = onnx.Initializer "first" = dense<[[0]]> : tensor<1x1xi64>
+  %pairs = onnx.Initializer "pairs" = dense<[[0, 1]]> : tensor<1x2xi64>
+  %y = "onnx.Conv"(%x, %w1, %none) : (tensor<1x3x4x4xf32>, tensor<4x3x1x1xf32>, none) -> tensor<1x4x4x4xf32>
+  %z = "onnx.Conv"(%x, %w2, %none) : (tensor<1x3x4x4xf32>, tensor<4x3x1x1xf32>, none) -> tensor<1x4x4x4xf32>
+  %g = "onnx.GatherND"(%y, %first) : (tensor<1x4x4x4xf32>, tensor<1x1xi64>) -> tensor<1x4x4x4xf32>
+  %p = "onnx.GatherND"(%z, %pairs) : (tensor<1x4x4x4xf32>, tensor<1x2xi64>) -> tensor<1x4x4xf32>
+  %a = "onnx.Conv"(%g, %wa, %none) : (tensor<1x4x4x4xf32>, tensor<2x4x1x1xf32>, none) -> tensor<1x2x4x4xf32>
+  return %a, %p : tensor<1x2x4x4xf32>, tensor<1x4x4xf32>
+}

@@ -189,9 +189,33 @@ void gatherRule(Operation *op, CouplingBuilder &builder) {
   }
 }
 
+/// GatherND with batch_dims = 0 picks slices of `data` by its first r axes (r,
+/// the indices' last dim): the axes after them are carried whole, after the
+/// indices' leading axes (the dynamo exporter picks key/value heads of a fused
+/// QKV this way). Channels on a picked axis block.
+void gatherNDRule(Operation *op, CouplingBuilder &builder) {
+  Value data = op->getOperand(0), indices = op->getOperand(1), result = op->getResult(0);
+  std::string where = describe(op);
+  builder.blockValue(indices, where + " uses channels as indices");
+  const TrackedAxis *tracked = builder.lookup(data);
+  if (!tracked)
+    return;
+  std::optional<int64_t> indexRank = rankOf(indices), picked = staticDim(indices, rankOf(indices).value_or(1) - 1);
+  if (!indexRank || !picked || rules::intAttr(op, "batch_dims", 0) != 0) {
+    builder.block(tracked->atoms, where + " has indices of unknown shape or batch dims");
+    return;
+  }
+  if (tracked->axis < *picked) {
+    builder.block(tracked->atoms, where + " gathers along the channel axis");
+    return;
+  }
+  builder.track(result, tracked->axis - *picked + *indexRank - 1, tracked->atoms);
+}
+
 } // namespace
 
 void spa::rules::registerLinearRules(ChannelRuleTable &table) {
+  table["onnx.GatherND"] = gatherNDRule;
   table["onnx.Gemm"] = gemmRule;
   table["onnx.MatMul"] = matMulRule;
   table["onnx.Einsum"] = einsumRule;
