@@ -198,6 +198,14 @@ def _print_result(args: argparse.Namespace, model, plan, groups, before, after) 
 
     print(f"criterion {args.criterion}: removed {plan.removed_count()} channels from "
           f"{sum(1 for c in plan.removed.values() if c)} of {sum(g.prunable for g in groups)} prunable groups")
+    target = _target(args)
+    if target.measure == "channels":
+        small = [g for g in groups if g.prunable and not plan.removed.get(g.id)
+                 and int(target.fraction * g.channels) < g.divisor]
+        if small:
+            sizes = ", ".join(sorted({f"{g.channels} in steps of {g.divisor}" for g in small}))
+            print(f"kept whole: {len(small)} prunable groups are too small for --ratio {target.fraction:g} to "
+                  f"remove a step of them ({sizes}; with --heads whole a channel is a head)")
     print(f"data used: {plan.data_used}")
     if plan.weight_updates:
         print(f"corrected {len(plan.weight_updates)} weight tensors of the kept channels")

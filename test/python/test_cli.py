@@ -251,3 +251,21 @@ def test_prune_whole_heads_from_the_cli(tmp_path: Path, capsys) -> None:
     assert head_groups(target) == [2]
     feeds = random_inputs(onnx.load(source))
     assert run(target, feeds)[0].shape == run(source, feeds)[0].shape
+
+
+def test_groups_too_small_for_the_ratio_are_named(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    weights = [numpy_helper.from_array(rng.standard_normal(s).astype(np.float32), n)
+               for n, s in (("narrow", (4, 2)), ("wide", (4, 10)), ("out_n", (2, 3)), ("out_w", (10, 3)))]
+    nodes = [helper.make_node("MatMul", ["x", "narrow"], ["n"]), helper.make_node("MatMul", ["x", "wide"], ["w"]),
+             helper.make_node("MatMul", ["n", "out_n"], ["a"]), helper.make_node("MatMul", ["w", "out_w"], ["b"]),
+             helper.make_node("Add", ["a", "b"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", 1, ["n", 4])],
+                              [helper.make_tensor_value_info("y", 1, ["n", 3])], weights)
+    source = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), source)
+    result = spa("prune", str(source), "-o", str(tmp_path / "p.onnx"), "--ratio", "0.3", "--criterion", "l2")
+    assert result.returncode == 0, result.stderr
+    assert "removed 3 channels from 1 of 2 prunable groups" in result.stdout
+    assert "kept whole: 1 prunable groups are too small for --ratio 0.3 to remove a step of them (2 in steps of 1" \
+        in result.stdout
