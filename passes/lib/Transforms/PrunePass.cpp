@@ -297,6 +297,7 @@ struct PrunePass : public spa::impl::SPAPruneBase<PrunePass> {
     refreshLayoutViews(module);
     for (auto &[op, oldTypes] : oldResultTypes)
       fixChannelCounts(op, oldTypes);
+    module.walk([&](onnx::GatherOp gather) { renumberPickedChannels(gather); });
     reshareEqualConstants(module);
   }
 
@@ -445,6 +446,37 @@ struct PrunePass : public spa::impl::SPAPruneBase<PrunePass> {
     auto gathered = builder.create<onnx::GatherOp>(gather.user->getLoc(), type, operand, indices.getResult(),
                                                    static_cast<uint64_t>(gather.axis));
     gather.user->setOperand(gather.operandIndex, gathered.getResult());
+  }
+
+  /// A Gather that picks channels by constant indices (see the analysis'
+  /// pickChannels) keeps the picked channels that remain, renumbered.
+  void renumberPickedChannels(onnx::GatherOp gather) {
+    auto it = keptOf.find(gather.getData());
+    if (it == keptOf.end() || normaliseAxis(gather.getAxis(), rankOf(gather.getData()).value_or(0)) != it->second.axis)
+      return;
+    std::optional<SmallVector<int64_t>> picked = constantInts(gather.getIndices());
+    auto indexType = dyn_cast<RankedTensorType>(gather.getIndices().getType());
+    if (!picked || !indexType)
+      return;
+    const KeptPositions &data = it->second;
+    SmallVector<int64_t> renumbered;
+    for (int64_t index : *picked) {
+      index = index < 0 ? index + data.size : index;
+      if (llvm::is_contained(data.kept, index))
+        renumbered.push_back(llvm::count_if(data.kept, [&](int64_t p) { return p < index; }));
+    }
+    if (renumbered.empty())
+      return; // the plan broke a keep-one set; checkSlicesKeepChannels' counterpart in the plan check refuses it
+    if (indexType.getRank() == 1) {
+      replaceIntOperand(gather, 1, renumbered, renamed);
+      return;
+    }
+    OpBuilder builder(gather); // a scalar index: its channel is always kept (a keep-one set of one)
+    auto type = RankedTensorType::get({}, builder.getI64Type());
+    std::string name = "spa_picked_channel" + std::to_string(renamed++);
+    auto index = builder.create<onnx::InitializerOp>(gather.getLoc(), builder.getStringAttr(name),
+                                                     DenseIntElementsAttr::get(type, renumbered.front()));
+    gather->setOperand(1, index.getResult());
   }
 
   /// A ConstantOfShape member only needs its shape operand (and type) shrunk.

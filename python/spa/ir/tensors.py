@@ -88,10 +88,10 @@ def to_array(attribute: ir.Attribute) -> np.ndarray:
     if bit_packed:
         count = 1 if splat else int(np.prod(shape))
         bits = np.unpackbits(raw, bitorder="little")[:count].astype(np.bool_)
-        return np.broadcast_to(bits, shape).copy() if splat else bits.reshape(shape)
+        return np.broadcast_to(bits[0], shape).copy() if splat else bits.reshape(shape)
     values = raw.view(dtype)
-    if splat:
-        return np.broadcast_to(values[:1], shape).copy()
+    if splat:  # one value for every element, a scalar's included
+        return np.broadcast_to(values[0], shape).copy()
     return values.reshape(shape)
 
 

@@ -160,6 +160,35 @@ void einsumRule(Operation *op, CouplingBuilder &builder) {
   }
 }
 
+/// Gather of constant, distinct indices along the channel axis picks channels,
+/// as a channel Slice does: 1-D indices give a result carrying the picked
+/// channels (at least one stays; spa-prune renumbers the indices), and a
+/// scalar index keeps the one channel it names (Falcon's fused QKV gives its
+/// key and value heads this way).
+void pickChannels(onnx::GatherOp gather, const TrackedAxis &tracked, CouplingBuilder &builder) {
+  std::string where = describe(gather);
+  std::optional<SmallVector<int64_t>> picked = constantInts(gather.getIndices());
+  std::optional<int64_t> indexRank = rankOf(gather.getIndices());
+  int64_t size = static_cast<int64_t>(tracked.atoms.size());
+  if (!picked || !indexRank || *indexRank > 1 || staticDim(gather.getData(), tracked.axis) != size) {
+    builder.block(tracked.atoms, where + " gathers along the channel axis with indices SPA cannot follow");
+    return;
+  }
+  SmallVector<Atom> atoms;
+  llvm::SmallDenseSet<int64_t> seen;
+  for (int64_t index : *picked) {
+    index = index < 0 ? index + size : index;
+    if (index < 0 || index >= size || !seen.insert(index).second) {
+      builder.block(tracked.atoms, where + " gathers channels out of range or twice");
+      return;
+    }
+    atoms.push_back(tracked.atoms[index]);
+  }
+  builder.keepOneOf(atoms);
+  if (*indexRank == 1)
+    builder.track(gather.getOutput(), tracked.axis, atoms);
+}
+
 void gatherRule(Operation *op, CouplingBuilder &builder) {
   auto gather = cast<onnx::GatherOp>(op);
   Value data = gather.getData(), indices = gather.getIndices(), result = gather.getOutput();
@@ -174,7 +203,7 @@ void gatherRule(Operation *op, CouplingBuilder &builder) {
   const TrackedAxis *tracked = builder.lookup(data);
   if (tracked) {
     if (tracked->axis == axis)
-      builder.block(tracked->atoms, where + " gathers along the channel axis");
+      pickChannels(gather, *tracked, builder);
     else
       builder.track(result, tracked->axis < axis ? tracked->axis : tracked->axis + *indexRank - 1, tracked->atoms);
     return;
