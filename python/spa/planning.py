@@ -129,8 +129,10 @@ class Planner:
                 high, best = middle, plan
             else:
                 low = middle
-        first = plan_for(low)
-        return first if achieved(first) >= target.fraction else best
+        if low > 0:  # the search never evaluated its lower end (0 removes nothing, which meets no target)
+            first = plan_for(low)
+            return first if achieved(first) >= target.fraction else best
+        return best
 
     def _per_channel(self, per_weight: Mapping[str, float]) -> dict[int, float]:
         """Per group, what one channel carries of its members' costs (a member's cost spread evenly

@@ -26,7 +26,8 @@ class Target:
     def __post_init__(self) -> None:
         if self.measure not in MEASURES:
             raise SPAError(f"a target measures one of {', '.join(MEASURES)}, not {self.measure!r}")
-        if not 0.0 <= self.fraction < 1.0:
+        if isinstance(self.fraction, bool) or not isinstance(self.fraction, (int, float)) \
+                or not 0.0 <= self.fraction < 1.0:
             raise SPAError(f"a {self.measure} target is a fraction in [0, 1), not {self.fraction}")
 
     @classmethod
@@ -51,6 +52,8 @@ class Target:
         """The one amount given, as a Target or by a shorthand keyword; SPAError unless exactly one is."""
         given = [cls(m, v) for m, v in (("channels", ratio), ("params", target_params), ("macs", target_flops),
                                         ("latency", target_latency)) if v is not None]
+        if target is not None and not isinstance(target, Target):
+            raise SPAError(f"target must be a spa.Target (Target.macs(0.3), say), not {target!r}")
         given += [target] if target is not None else []
         if len(given) != 1:
             raise SPAError("give exactly one target: target=Target..., or one of ratio, target_params, "

@@ -61,6 +61,8 @@ def test_a_layer_applied_twice_is_pruned_alike_and_never_grows(seed: int) -> Non
     kept = {t.name: list(t.dims) for t in pruned.graph.initializer}
     assert kept["w_in"] == [8, 8] and kept["w_out"] == [8, 8] and sum(map(len, applied.removed.values())) == 8
     assert _param_count(pruned) < _param_count(source)  # one weight, pruned once: not a copy per use
+    biases = [t.name for t in pruned.graph.initializer if t.name.startswith("bias")]
+    assert len(biases) == 1 and kept[biases[0]] == [8]  # the bias's per-use copies, sliced alike, stored once
     feeds = {"x": np.random.default_rng(seed).standard_normal((3, 8)).astype(np.float32)}
     assert run(pruned, feeds)[0].shape == (3, 8)
 

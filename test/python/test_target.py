@@ -31,6 +31,7 @@ def test_a_target_plans_what_its_shorthand_plans(target: spa.Target, shorthand: 
     ({}, "give exactly one target"),
     ({"target": spa.Target.macs(0.2), "ratio": 0.3}, "give exactly one target"),
     ({"ratio": 0.2, "target_flops": 0.3}, "give exactly one target"),
+    ({"target": 0.3}, "target must be a spa.Target"),
 ])
 def test_plan_needs_exactly_one_target(arguments: dict, message: str) -> None:
     with pytest.raises(SPAError, match=message):
@@ -41,6 +42,7 @@ def test_plan_needs_exactly_one_target(arguments: dict, message: str) -> None:
     ("flops", 0.3, "a target measures one of channels, params, macs, latency"),
     ("macs", 1.0, r"a fraction in \[0, 1\)"),
     ("params", -0.1, r"a fraction in \[0, 1\)"),
+    ("params", "0.1", r"a fraction in \[0, 1\)"),
 ])
 def test_targets_reject_unknown_measures_and_fractions_outside_zero_to_one(measure, fraction, message) -> None:
     with pytest.raises(SPAError, match=message):

@@ -255,3 +255,12 @@ def test_grouped_convolutions_keep_a_consistent_group_count() -> None:
     x = torch.randn(3, 3, 8, 8)
     with torch.no_grad():
         np.testing.assert_allclose(pruned(x).numpy(), _run_onnx(result.onnx_model, x), rtol=1e-4, atol=1e-5)
+
+
+def test_a_half_precision_cnn_with_half_precision_inputs_comes_back_patched() -> None:
+    """The model is exported and checked in float32; its float16 example images are fed widened."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.Conv2d(8, 4, 1)).half().eval()
+    result = spa.torch.prune(net, torch.randn(1, 3, 8, 8).half(), criterion="l2", ratio=0.5)
+    assert result.patched and result.module[0].out_channels == 4
+    assert next(result.module.parameters()).dtype == torch.float16

@@ -18,6 +18,7 @@
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinTypes.h"
+#include "mlir/IR/DialectResourceBlobManager.h"
 #include "llvm/ADT/MapVector.h"
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/JSON.h"
@@ -110,6 +111,8 @@ void setConstantValue(Operation *constant, ElementsAttr value) {
   constant->getResult(0).setType(value.getType());
 }
 
+constexpr llvm::StringLiteral kCopyOf = "spa.copy_of"; // the source of an initializer unsharing made
+
 /// Exporters share equal weights through Identity nodes; each use may belong
 /// to another group, so every Identity of an initializer becomes an
 /// initializer of its own (sharing the immutable data, not copying it).
@@ -130,6 +133,7 @@ void unshareIdentityConstants(ModuleOp module) {
     OpBuilder builder(identity);
     auto own = builder.create<onnx::InitializerOp>(identity.getLoc(), builder.getStringAttr(constantName(identity)),
                                                    source.getValue());
+    own->setAttr(kCopyOf, source.getTensorNameAttr());
     identity.getOutput().replaceAllUsesWith(own.getResult());
     identity.erase();
     if (source->use_empty())
@@ -137,24 +141,63 @@ void unshareIdentityConstants(ModuleOp module) {
   }
 }
 
-/// Unsharing gave each use of a shared weight an initializer of its own. Float
-/// initializers the plan left equal (not sliced, or sliced alike) become
-/// Identity copies of the first one again, so the pruned model stores each
-/// value once and never holds more parameters than the original.
-void reshareEqualConstants(ModuleOp module) {
-  llvm::DenseMap<std::pair<Attribute, Type>, onnx::InitializerOp> firstWithValue;
+/// The bytes of a constant's elements, when they are at hand.
+std::optional<ArrayRef<char>> elementBytes(ElementsAttr value) {
+  if (auto resource = dyn_cast<DenseResourceElementsAttr>(value)) {
+    if (AsmResourceBlob *blob = resource.getRawHandle().getBlob())
+      return blob->getData();
+    return std::nullopt;
+  }
+  if (auto dense = dyn_cast<DenseIntOrFPElementsAttr>(value); dense && !dense.isSplat())
+    return dense.getRawData();
+  return std::nullopt;
+}
+
+bool sameValue(ElementsAttr a, ElementsAttr b) {
+  if (a == b)
+    return true;
+  std::optional<ArrayRef<char>> left = elementBytes(a), right = elementBytes(b);
+  return left && right && *left == *right;
+}
+
+/// The constant an initializer was copied from: the one unsharing made it
+/// from, or the importer's `<name>__use[_k]` copies' `<name>`; else itself.
+std::string copiedFrom(onnx::InitializerOp initializer) {
+  if (auto source = initializer->getAttrOfType<StringAttr>(kCopyOf))
+    return source.getValue().str();
+  StringRef name = initializer.getTensorName();
+  size_t use = name.rfind("__use");
+  if (use == StringRef::npos)
+    return name.str();
+  StringRef rest = name.drop_front(use + 5);
+  bool suffix = rest.empty() || (rest.consume_front("_") && !rest.empty() && llvm::all_of(rest, llvm::isDigit));
+  return suffix ? name.take_front(use).str() : name.str();
+}
+
+/// Unsharing gave each use of a shared constant an initializer of its own.
+/// Copies of one constant that the plan left equal (unsliced, or sliced alike:
+/// the per-use copies of a bias of a layer applied twice) become Identity
+/// copies of the first again, so the pruned model stores each value once and
+/// never holds more parameters than the original. Distinct constants that
+/// merely hold equal values stay as they are.
+void reshareEqualCopies(ModuleOp module) {
+  llvm::DenseMap<std::pair<Attribute, Type>, SmallVector<onnx::InitializerOp>> bySource;
   SmallVector<onnx::InitializerOp> initializers;
   module.walk([&](onnx::InitializerOp initializer) { initializers.push_back(initializer); });
   for (onnx::InitializerOp initializer : initializers) {
-    Type type = initializer.getResult().getType();
-    auto shaped = dyn_cast<ShapedType>(type);
-    if (!shaped || !isa<FloatType>(shaped.getElementType()))
-      continue;
-    auto [first, inserted] = firstWithValue.try_emplace({initializer.getValue(), type}, initializer);
-    if (inserted || first->second->getBlock() != initializer->getBlock())
-      continue;
     OpBuilder builder(initializer);
-    auto copy = builder.create<onnx::IdentityOp>(initializer.getLoc(), type, first->second.getResult());
+    Type type = initializer.getResult().getType();
+    SmallVector<onnx::InitializerOp> &copies =
+        bySource[{builder.getStringAttr(copiedFrom(initializer)), type}];
+    initializer->removeAttr(kCopyOf);
+    auto equal = llvm::find_if(copies, [&](onnx::InitializerOp first) {
+      return first->getBlock() == initializer->getBlock() && sameValue(first.getValue(), initializer.getValue());
+    });
+    if (equal == copies.end()) {
+      copies.push_back(initializer);
+      continue;
+    }
+    auto copy = builder.create<onnx::IdentityOp>(initializer.getLoc(), type, equal->getResult());
     copy->setAttr("onnx.output_names", builder.getStrArrayAttr({initializer.getTensorName()}));
     initializer.getResult().replaceAllUsesWith(copy.getResult());
     initializer.erase();
@@ -298,7 +341,7 @@ struct PrunePass : public spa::impl::SPAPruneBase<PrunePass> {
     for (auto &[op, oldTypes] : oldResultTypes)
       fixChannelCounts(op, oldTypes);
     module.walk([&](onnx::GatherOp gather) { renumberPickedChannels(gather); });
-    reshareEqualConstants(module);
+    reshareEqualCopies(module);
   }
 
   /// Transpose/Cast/Unsqueeze/Expand views of constants (see throughLayoutViews

@@ -18,8 +18,7 @@ from onnx import defs
 
 from spa.ir import onnx_attributes, tensors
 from spa.errors import SPAError
-from spa.ir.names import GRAPH_INPUT, GRAPH_NAME, INPUT_NAMES, NODE_NAME, OUTPUT_NAMES
-from spa.ir.names import SPA_OPSET
+from spa.ir.names import GRAPH_INPUT, GRAPH_NAME, INPUT_NAMES, NODE_NAME, OUTPUT_NAMES, SPA_OPSET
 from spa.ir.onnx_types import to_type_proto
 
 _STRUCTURAL_OPS = {"onnx.NoValue", "onnx.Initializer", "onnx.Yield", "onnx.Custom", "func.return"}

@@ -119,6 +119,9 @@ def positional_feeds(model: onnx.ModelProto, inputs: Sequence[Any]) -> dict[str,
     inputs are not fed)."""
     constants = {t.name for t in model.graph.initializer}
     names = [i.name for i in model.graph.input if i.name not in constants]
+    if len(names) != len(inputs):
+        raise SPAError(f"the pruned ONNX model takes {len(names)} inputs ({', '.join(names)}) but {len(inputs)} "
+                       "example inputs were given")
     return dict(zip(names, (np.asarray(x) for x in inputs)))
 
 

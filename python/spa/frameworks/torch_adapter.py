@@ -51,7 +51,7 @@ from spa.frameworks.protocol import (FrameworkAdapter, PruneResult, check_agains
                                      in_inference_mode)
 from spa.frameworks.torch_calls import Call, by_position, flat_outputs, in_float32, tidy_export, without_cache
 from spa.frameworks.widths import pruned_groups
-from spa.ir.onnx_model import default_opset
+from spa.ir.onnx_model import default_opset, initializers_of_their_own
 
 ONNX2TORCH_OPSET = 17  # the newest opset whose operators onnx2torch 1.5 converts
 # A half-precision model is pruned as float32 and its refitted weights rounded back: the check against the
@@ -144,7 +144,10 @@ class TorchAdapter(FrameworkAdapter):
             return flat_outputs(module(*call.args, **call.kwargs))
 
     def feeds(self, pruned: onnx.ModelProto, inputs: tuple) -> dict[str, np.ndarray]:
-        return Call.of(inputs[0]).feeds({i.name for i in pruned.graph.input})
+        # a half-precision model was exported in float32 with its inputs widened (see in_float32); so are the
+        # feeds (`outputs`, which runs first, found the model's narrowest dtype)
+        call = Call.of(inputs[0])
+        return (call.in_float32() if self._rounding else call).feeds({i.name for i in pruned.graph.input})
 
     def tolerance(self, tolerance: float) -> float:
         return max(tolerance, HALF_PRECISION_SLACK * self._rounding)  # refitted weights were rounded to the dtype
@@ -211,8 +214,7 @@ def _convert(pruned: onnx.ModelProto, reason: SPAError) -> Any:
         raise SPAError(f"{reason} (install onnx2torch to get the pruned model as a converted torch module "
                        "instead)") from None
     try:
-        copy_ = onnx.ModelProto()
-        copy_.CopyFrom(pruned)  # converted in place; the result keeps the pruned model as it is
+        copy_ = initializers_of_their_own(pruned)  # a copy (converted in place); onnx2torch reads initializers only
         return convert(convert_opset(copy_, min(default_opset(pruned), ONNX2TORCH_OPSET), required=True))
     except Exception as error:
         raise SPAError(f"{reason}; onnx2torch cannot convert the pruned model either ({type(error).__name__}: "

@@ -32,7 +32,6 @@ from spa.ir.onnx_types import from_type_proto
 __all__ = ["ImportConfig", "import_model"]
 
 
-
 def import_model(source: str | Path | onnx.ModelProto, config: ImportConfig = ImportConfig(),
                  context: ir.Context | None = None) -> ir.Module:
     """Import an ONNX file or ModelProto into a new MLIR module.

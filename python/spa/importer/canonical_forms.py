@@ -7,7 +7,16 @@
   would make every layer drop the same head dims. Each extra use of a shared vector,
   or of any initializer up to 64 KiB, gets its own Identity copy (the analysis treats
   each copy as its own constant). Larger ones stay shared: they are tied weights
-  (an embedding and the output projection), and copies would grow the file.
+  (an embedding and the output projection), and copies would grow the file. So does
+  a layer weight of any size that the model applies more than once (ALBERT's shared
+  layers, a block called twice): a matrix or kernel of distinct values read only as
+  the weight of Conv, ConvTranspose, MatMul or Gemm. Shared, its uses are coupled and
+  pruned alike; copied, each use would be pruned its own way and the pruned model
+  would hold more parameters than the original. TorchScript's Identity copies of its
+  own temporaries (`onnx::MatMul_421`, a transposed weight stored once) are read
+  through to find such weights. Exporters also store layers whose weights are merely
+  equal once (an untrained stack of deep-copied layers): those are coupled too, which
+  is sound, though it prunes them alike.
 - `Split` with `num_outputs` (opset 18) has no sizes to rewrite when a channel goes;
   when the split axis has a known size, the sizes become an explicit input.
 """
@@ -67,7 +76,7 @@ def _read_weights_directly(graph: onnx.GraphProto, scopes: list[onnx.GraphProto]
     named as its own temporaries (`onnx::MatMul_421`): layers that read such a copy only as their weight
     read the initializer itself, so that a weight the model applies twice is seen as one."""
     initializers = {t.name for t in graph.initializer} - listed
-    outputs = {o.name for o in graph.output}
+    outputs = {o.name for scope in scopes for o in scope.output}  # a branch may output an outer value
     consumers: dict[str, list[tuple[onnx.NodeProto, int]]] = {}
     for node in (node for scope in scopes for node in scope.node):
         for slot, name in enumerate(node.input):

@@ -23,7 +23,6 @@ from spa.ir.onnx_types import from_type_proto
 Param = defs.OpSchema.FormalParameterOption
 
 
-
 @dataclasses.dataclass
 class Scope:
     """Value names visible in one graph, falling back to the enclosing graph's."""

@@ -44,7 +44,8 @@ class ImportConfig:
     fold_shapes: fold static shape arithmetic (Shape -> Slice -> Concat ...) into
         constants, so computed Reshape/Expand targets can be read and rewritten
         (spa.load does; a plain import keeps the graph as it is).
-    canonicalise: give each use of a shared vector or small initializer its own copy, Splits
+    canonicalise: give each use of a shared vector or small initializer its own copy (not a layer
+        weight the model applies more than once), Splits
         explicit sizes and sub-graph initializers a place in the main graph (spa.load does; see
         spa.importer.canonical_forms and spa.importer.subgraph_constants).
     """

@@ -58,3 +58,23 @@ def is_big(tensor: onnx.TensorProto) -> bool:
 def first_line(error: Exception) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+def initializers_of_their_own(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy in which each Identity of an initializer is an initializer of its own: converters such as
+    onnx2torch read a layer's weight and a BatchNorm's statistics only as initializers."""
+    from onnx import numpy_helper
+
+    result = onnx.ModelProto()
+    result.CopyFrom(model)
+    tensors = {t.name: t for t in result.graph.initializer}
+    nodes = []
+    for node in result.graph.node:
+        if node.op_type == "Identity" and node.input and node.input[0] in tensors:
+            result.graph.initializer.append(numpy_helper.from_array(numpy_helper.to_array(tensors[node.input[0]]),
+                                                                    node.output[0]))
+        else:
+            nodes.append(node)
+    del result.graph.node[:]
+    result.graph.node.extend(nodes)
+    return result

@@ -31,6 +31,7 @@ import onnx
 
 from spa.cache import digest, load_arrays, store_arrays
 from spa.errors import SPAError, first_line
+from spa.ir.onnx_model import initializers_of_their_own
 from spa.obspa.batchnorm import batchnorm_parameters
 from spa.obspa.hessians import input_normalisation, require_sized_floats, synthetic_batches
 from spa.progress import progress_bar
@@ -220,30 +221,10 @@ def _torch_module(model: onnx.ModelProto):
     from spa.exporter.opset import convert_opset
 
     try:
-        converted = convert_opset(_unshared(model), ONNX2TORCH_OPSET, required=True)
+        converted = convert_opset(initializers_of_their_own(model), ONNX2TORCH_OPSET, required=True)
         module = onnx2torch.convert(converted).eval()
     except Exception:  # noqa: BLE001 - an unconvertible model falls back to Gaussian inputs
         return None
     for parameter in module.parameters():
         parameter.requires_grad_(False)
     return module
-
-
-def _unshared(model: onnx.ModelProto) -> onnx.ModelProto:
-    """A copy in which each Identity of an initializer is an initializer of its own (so onnx2torch sees a
-    BatchNorm's statistics as constants and makes it a torch BatchNorm module)."""
-    from onnx import numpy_helper
-
-    result = onnx.ModelProto()
-    result.CopyFrom(model)
-    tensors = {t.name: t for t in result.graph.initializer}
-    nodes = []
-    for node in result.graph.node:
-        if node.op_type == "Identity" and node.input and node.input[0] in tensors:
-            result.graph.initializer.append(numpy_helper.from_array(numpy_helper.to_array(tensors[node.input[0]]),
-                                                                    node.output[0]))
-        else:
-            nodes.append(node)
-    del result.graph.node[:]
-    result.graph.node.extend(nodes)
-    return result

@@ -64,8 +64,11 @@ class _Graph:
     def constant(self, array: np.ndarray, hint: str) -> str:
         """An initializer named by `hint`; asked again for the same hint, the same one."""
         name = f"{self.prefix}/{hint}"
-        if all(t.name != name for t in self.initializers):
+        known = next((t for t in self.initializers if t.name == name), None)
+        if known is None:
             self.initializers.append(numpy_helper.from_array(np.asarray(array), name))
+        else:
+            assert np.array_equal(numpy_helper.to_array(known), array), f"{name} asked for with another value"
         return name
 
     def result(self, op_type: str, inputs: list[str], output: str) -> None:

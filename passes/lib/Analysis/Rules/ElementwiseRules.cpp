@@ -46,12 +46,14 @@ void perChannelRule(Operation *op, CouplingBuilder &builder) {
 
 /// Whether Resize's explicit `sizes` keep the channel count of its input at
 /// `axis`: the axis is not resized (`axes` leaves it out), or its entry is the
-/// input's own channel count, read from Shape(x) (TorchScript's
-/// `Concat(Shape(x)[0:2], size)`) or a constant equal to it, which the prune
-/// pass rewrites.
+/// input's own channel count, read from Shape(x) (the dynamo exporter's
+/// `Concat(Shape(x, 0, 2), size)`) or a constant equal to it, which the prune
+/// pass rewrites. The sizes must be applied as given (the `stretch` aspect
+/// policy) and the result must keep the count.
 bool sizesKeepChannels(onnx::ResizeOp resize, int64_t axis) {
   std::optional<int64_t> rank = rankOf(resize.getX());
-  if (!rank)
+  auto policy = resize->getAttrOfType<StringAttr>("keep_aspect_ratio_policy");
+  if (!rank || (policy && policy.getValue() != "stretch") || staticDim(resize.getY(), axis) != staticDim(resize.getX(), axis))
     return false;
   if (auto axes = resize->getAttrOfType<ArrayAttr>("axes"))
     return llvm::none_of(axes.getAsValueRange<IntegerAttr>(), [&](const APInt &resized) {

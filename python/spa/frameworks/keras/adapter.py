@@ -25,11 +25,20 @@ from spa.frameworks.keras.worker import mlir_loads_here, prune_in_worker
 from spa.frameworks.pipeline import as_tuple
 from spa.frameworks.protocol import PruneResult, check_against_onnx
 
-KerasPruneResult = PruneResult  # `result.model`; `result.rebuilt` and `result.export_saved_model(path)` too
+class KerasPruneResult(PruneResult):
+    """spa.frameworks.protocol's result with `rebuilt` (in `extras`) and a way to keep the model as a
+    TensorFlow SavedModel."""
+
+    def export_saved_model(self, path: str | Path, tolerance: float = 1e-4) -> Path:
+        """Write `model` as it is now (fine-tuned, say) as a TensorFlow SavedModel at `path`, checked against
+        it on the example inputs (TensorFlow or JAX backend; see saved_model)."""
+        from spa.frameworks.keras.saved_model import export_saved_model
+
+        return export_saved_model(self.model, path, self.extras["example_inputs"], tolerance)
 
 
 def prune(model: Any, example_inputs: Any, criterion: str = "l1", tolerance: float = 1e-4,
-          custom_modules: tuple[str, ...] = (), **plan_options: Any) -> PruneResult:
+          custom_modules: tuple[str, ...] = (), **plan_options: Any) -> KerasPruneResult:
     """Prune a built Keras model (left unchanged) and return a pruned Keras model of the same classes.
 
     A Functional or Sequential model is rebuilt from its config with the
@@ -56,27 +65,17 @@ def prune(model: Any, example_inputs: Any, criterion: str = "l1", tolerance: flo
     if keras.backend.backend() == "torch" and mlir_loads_here():
         from spa.frameworks.keras.on_torch import prune_on_torch
 
-        return _with_saved_model_export(prune_on_torch(model, arrays_in, criterion, tolerance, plan_options),
-                                        arrays_in)
+        return _keras_result(prune_on_torch(model, arrays_in, criterion, tolerance, plan_options), arrays_in)
     modules = _defining_modules(model, tuple(custom_modules))
     pruned, onnx_model, plan, rebuilt = prune_in_worker(model, arrays_in, criterion, tolerance, modules,
                                                         plan_options)
     difference = check_against_onnx(KerasAdapter(), pruned, onnx_model, arrays_in, tolerance)
-    return _with_saved_model_export(PruneResult(pruned, onnx_model, plan, difference, extras={"rebuilt": rebuilt}),
-                                    arrays_in)
+    return _keras_result(PruneResult(pruned, onnx_model, plan, difference, extras={"rebuilt": rebuilt}), arrays_in)
 
 
-def _with_saved_model_export(result: PruneResult, example_inputs: tuple) -> PruneResult:
-    """Give `result` its `export_saved_model(path, tolerance=1e-4)`: the model as it is then (fine-tuned, say),
-    written as a TensorFlow SavedModel and checked against it on the example inputs (see saved_model)."""
-
-    def export_saved_model(path: str | Path, tolerance: float = 1e-4) -> Path:
-        from spa.frameworks.keras.saved_model import export_saved_model as write
-
-        return write(result.model, path, example_inputs, tolerance)
-
-    result.extras.update(export_saved_model=export_saved_model, example_inputs=example_inputs)
-    return result
+def _keras_result(result: PruneResult, example_inputs: tuple) -> KerasPruneResult:
+    return KerasPruneResult(result.model, result.onnx_model, result.plan, result.max_difference,
+                            extras={**result.extras, "example_inputs": example_inputs})
 
 
 def _defining_modules(model: Any, custom_modules: tuple[str, ...]) -> tuple[str, ...]:

@@ -44,7 +44,8 @@ bool isSliceableConstant(mlir::Value value);
 std::optional<llvm::SmallVector<int64_t>> constantInts(mlir::Value value);
 /// One piece of a shape operand: `size` entries, from `value`; `constant`
 /// holds them when the piece is a constant, `shapeOf` the tensor when the
-/// piece is its whole shape (Shape(x): it follows x's sizes when x is pruned).
+/// piece reads its dims (Shape(x), Shape(x, start, end) or one dim of it: it
+/// follows x's sizes when x is pruned; entry i reads dim shapeOffset + i).
 struct ShapePiece {
   mlir::Value value;
   unsigned operandIndex; // in the Concat building the shape (0 for a plain constant)
