@@ -119,13 +119,16 @@ func.func @main_graph(%x: tensor<1x3x4x4xf32>) -> tensor<1x2x4x4xf32> {
 // -----
 
 // Resize by scales keeps channels, and so do explicit sizes whose channel entry is the input's own
-// count (the prune pass rewrites it); sizes that resize the channel axis block.
+// count (the prune pass rewrites it); sizes or scales that resize the channel axis block.
 // CHECK-LABEL: "groups"
 // CHECK-SAME: "id":0,"members":[{"axis":0,{{[^}]*}}"tensor":"w1"},{"axis":1,{{[^}]*}}"role":"consumer","tensor":"wa"}],"prunable":true
 // CHECK-SAME: "id":1,"members":[{"axis":0,{{[^}]*}}"tensor":"w0"},{"axis":1,{{[^}]*}}"role":"consumer","tensor":"wb"}],"prunable":true
 // CHECK-SAME: "tensor":"w2"}],"prunable":false,"reasons":["onnx.Resize has explicit output sizes that change or hide the channel count"]
-func.func @main_graph(%x: tensor<1x3x4x4xf32>) -> (tensor<1x2x8x8xf32>, tensor<1x2x8x8xf32>, tensor<1x8x8x8xf32>) {
+// CHECK-SAME: "tensor":"w3"}],"prunable":false,"reasons":["onnx.Resize resizes or crops the channel axis"]
+func.func @main_graph(%x: tensor<1x3x4x4xf32>) -> (tensor<1x2x8x8xf32>, tensor<1x2x8x8xf32>, tensor<1x8x8x8xf32>, tensor<1x8x8x8xf32>) {
   %w1 = onnx.Initializer "w1" = dense<1.0> : tensor<4x3x1x1xf32>
+  %w3 = onnx.Initializer "w3" = dense<1.0> : tensor<4x3x1x1xf32>
+  %doubling = onnx.Initializer "doubling" = dense<[1.0, 2.0, 2.0, 2.0]> : tensor<4xf32>
   %none = onnx.NoValue
   %y = "onnx.Conv"(%x, %w1, %none) : (tensor<1x3x4x4xf32>, tensor<4x3x1x1xf32>, none) -> tensor<1x4x4x4xf32>
   %w0 = onnx.Initializer "w0" = dense<1.0> : tensor<4x3x1x1xf32>
@@ -142,7 +145,9 @@ func.func @main_graph(%x: tensor<1x3x4x4xf32>) -> (tensor<1x2x8x8xf32>, tensor<1
   %w = "onnx.Resize"(%y2, %none, %none, %wider) {mode = "nearest"} : (tensor<1x4x4x4xf32>, none, none, tensor<4xi64>) -> tensor<1x8x8x8xf32>
   %a = "onnx.Conv"(%r, %wa, %none) : (tensor<1x4x8x8xf32>, tensor<2x4x1x1xf32>, none) -> tensor<1x2x8x8xf32>
   %b = "onnx.Conv"(%q, %wb, %none) : (tensor<1x4x8x8xf32>, tensor<2x4x1x1xf32>, none) -> tensor<1x2x8x8xf32>
-  return %a, %b, %w : tensor<1x2x8x8xf32>, tensor<1x2x8x8xf32>, tensor<1x8x8x8xf32>
+  %y3 = "onnx.Conv"(%x, %w3, %none) : (tensor<1x3x4x4xf32>, tensor<4x3x1x1xf32>, none) -> tensor<1x4x4x4xf32>
+  %d = "onnx.Resize"(%y3, %none, %doubling, %none) {mode = "nearest"} : (tensor<1x4x4x4xf32>, none, tensor<4xf32>, none) -> tensor<1x8x8x8xf32>
+  return %a, %b, %w, %d : tensor<1x2x8x8xf32>, tensor<1x2x8x8xf32>, tensor<1x8x8x8xf32>, tensor<1x8x8x8xf32>
 }
 
 // -----

@@ -85,6 +85,12 @@ void resizeRule(Operation *op, CouplingBuilder &builder) {
     builder.block(input->atoms, describe(op) + " has explicit output sizes that change or hide the channel count");
     return;
   }
+  std::optional<int64_t> in = staticDim(resize.getX(), input->axis), out = staticDim(resize.getY(), input->axis);
+  auto mode = resize->getAttrOfType<StringAttr>("coordinate_transformation_mode");
+  if ((in && out && *in != *out) || (mode && mode.getValue() == "tf_crop_and_resize")) {
+    builder.block(input->atoms, describe(op) + " resizes or crops the channel axis");
+    return;
+  }
   rules::passThrough(op, builder);
 }
 
