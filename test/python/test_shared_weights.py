@@ -86,3 +86,22 @@ def test_uses_the_plan_leaves_equal_are_stored_once() -> None:
     assert _param_count(pruned) == _param_count(source) and model.stats().params == spa.load(source).stats().params
     feeds = {"x": np.ones((2, 8), np.float32)}
     assert_same_outputs(run(source, feeds), run(pruned, feeds))
+
+
+def test_shared_integer_constants_stay_initializers() -> None:
+    """An axes constant read by two nodes is copied per use on import; written back it must stay an
+    initializer (onnx's converter and shape inference read axes only from constants), not an Identity."""
+    rng = np.random.default_rng(2)
+    weights = [numpy_helper.from_array(rng.standard_normal((4, 6)).astype(np.float32), "w"),
+               numpy_helper.from_array(rng.standard_normal((6, 3)).astype(np.float32), "head"),
+               numpy_helper.from_array(np.array([0, 1], np.int64), "axes")]
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["h"]), helper.make_node("Unsqueeze", ["h", "axes"], ["u"]),
+             helper.make_node("Squeeze", ["u", "axes"], ["s"]), helper.make_node("MatMul", ["s", "head"], ["y"])]
+    graph = helper.make_graph(nodes, "axes", [helper.make_tensor_value_info("x", 1, ["n", 4])],
+                              [helper.make_tensor_value_info("y", 1, ["n", 3])], weights)
+    model = spa.load(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+    model.prune(model.plan("l2", ratio=0.5, quiet=True))
+    pruned = model.to_onnx()
+    integers = {t.name for t in pruned.graph.initializer if t.data_type == onnx.TensorProto.INT64}
+    assert not [n for n in pruned.graph.node if n.op_type == "Identity" and n.input[0] in integers]
+    assert [list(t.dims) for t in pruned.graph.initializer if t.name == "w"] == [[4, 3]]

@@ -175,7 +175,7 @@ std::string copiedFrom(onnx::InitializerOp initializer) {
 }
 
 /// Unsharing gave each use of a shared constant an initializer of its own.
-/// Copies of one constant that the plan left equal (unsliced, or sliced alike:
+/// Float copies of one constant that the plan left equal (unsliced, or sliced alike:
 /// the per-use copies of a bias of a layer applied twice) become Identity
 /// copies of the first again, so the pruned model stores each value once and
 /// never holds more parameters than the original. Distinct constants that
@@ -187,9 +187,13 @@ void reshareEqualCopies(ModuleOp module) {
   for (onnx::InitializerOp initializer : initializers) {
     OpBuilder builder(initializer);
     Type type = initializer.getResult().getType();
-    SmallVector<onnx::InitializerOp> &copies =
-        bySource[{builder.getStringAttr(copiedFrom(initializer)), type}];
+    std::string source = copiedFrom(initializer);
     initializer->removeAttr(kCopyOf);
+    auto shaped = dyn_cast<ShapedType>(type);
+    if (!shaped || !isa<FloatType>(shaped.getElementType()))
+      continue; // integer constants (axes, shapes) stay initializers: onnx's converter and inference read them
+    SmallVector<onnx::InitializerOp> &copies =
+        bySource[{builder.getStringAttr(source), type}];
     auto equal = llvm::find_if(copies, [&](onnx::InitializerOp first) {
       return first->getBlock() == initializer->getBlock() && sameValue(first.getValue(), initializer.getValue());
     });
