@@ -1,7 +1,7 @@
 //===- ChannelCoupling.cpp - the channel-coupling analysis ----------------===//
 //
 // Algorithm: one forward walk over the function's ops in order. Each op's
-// rule (Rules/*.cpp) turns its operands' atoms into its results' atoms and
+// rule (lib/OpRules/) turns its operands' atoms into its results' atoms and
 // records ties (union-find), constant members and blocks; an If's branches are
 // walked the same way, in place. Ops without a rule, other ops with regions
 // (Loop, Scan) and graph outputs block the atoms they touch. Then:
@@ -14,7 +14,7 @@
 
 #include "spa/Analysis/ChannelCoupling.h"
 
-#include "Rules/Rules.h"
+#include "spa/OpRules/OpRule.h"
 
 #include "spa/Dialect/ONNX/ONNXDialect.h"
 
@@ -27,21 +27,6 @@
 
 using namespace mlir;
 using namespace spa;
-
-const ChannelRuleTable &spa::getChannelRules() {
-  static const ChannelRuleTable table = [] {
-    ChannelRuleTable rules;
-    rules::registerConvRules(rules);
-    rules::registerLinearRules(rules);
-    rules::registerNormalizationRules(rules);
-    rules::registerElementwiseRules(rules);
-    rules::registerShapeRules(rules);
-    rules::registerReductionRules(rules);
-    rules::registerRecurrentRules(rules);
-    return rules;
-  }();
-  return table;
-}
 
 std::string spa::constantName(Operation *constant) {
   if (auto initializer = dyn_cast<onnx::InitializerOp>(constant))
@@ -62,7 +47,7 @@ bool isStructural(Operation *op) {
 /// Every op of a graph body but its terminator: each op's rule, an If's branches
 /// (analysed like the graph, see rules::ifRule), and blocks for the rest.
 void analyseBody(Block &block, CouplingBuilder &builder) {
-  const ChannelRuleTable &rules = getChannelRules();
+  const OpRuleTable &rules = getOpRules();
   for (Operation &op : block) {
     if (isStructural(&op) || op.hasTrait<OpTrait::IsTerminator>())
       continue;
@@ -71,9 +56,8 @@ void analyseBody(Block &block, CouplingBuilder &builder) {
       continue;
     }
     if (op.getNumRegions() == 0) {
-      auto rule = rules.find(op.getName().getStringRef());
-      if (rule != rules.end()) {
-        rule->second(&op, builder);
+      if (const OpRule *rule = rules.lookup(&op)) {
+        rule->couple(&op, builder);
         continue;
       }
     }

@@ -6,14 +6,17 @@
 //      types are updated in place);
 //   2. collect, per constant, the positions to keep on each axis, and
 //      replace the constant's value by the sliced copy;
-//   3. fix the attributes and shape operands that count channels.
-// Nothing is changed unless the whole plan validates.
+//   3. let the rule of every op that lost channels (lib/OpRules/) fix the
+//      attributes and shape operands that count them.
+// Nothing is changed unless the whole plan validates, including each op's
+// own plan check.
 //
 //===----------------------------------------------------------------------===//
 
 #include "ConstantSlicing.h"
 
 #include "spa/Analysis/ChannelCoupling.h"
+#include "spa/OpRules/OpRule.h"
 #include "spa/Transforms/Passes.h"
 
 #include "mlir/IR/Builders.h"
@@ -208,47 +211,11 @@ void reshareEqualCopies(ModuleOp module) {
   }
 }
 
-/// Rewrites an integer shape-like operand of `op` (Reshape target, Split sizes).
-void replaceIntOperand(Operation *op, unsigned index, ArrayRef<int64_t> values, unsigned &counter) {
-  Value operand = op->getOperand(index);
-  Operation *constant = operand.getDefiningOp();
-  std::string name = constantName(constant) + "_pruned" + std::to_string(counter++);
-  OpBuilder builder(op);
-  ElementsAttr elements = makeInt64Elements(op->getContext(), values, name);
-  auto replacement = builder.create<onnx::InitializerOp>(op->getLoc(), builder.getStringAttr(name), elements);
-  op->setOperand(index, replacement.getResult());
-  if (constant->use_empty())
-    constant->erase();
-}
-
 /// The positions a value keeps along its channel axis (of `size` before pruning).
-struct KeptPositions {
-  int64_t axis, size;
-  SmallVector<int64_t> kept;
-};
-
 struct PrunePass : public spa::impl::SPAPruneBase<PrunePass> {
   using Base::Base;
-  unsigned renamed = 0; // suffix counter for the shape constants this pass makes
-  llvm::DenseMap<Value, KeptPositions> keptOf;
-
-  /// A Slice of the channels must keep at least one of them (checked before anything changes).
-  LogicalResult checkSlicesKeepChannels(ModuleOp module) {
-    WalkResult result = module.walk([&](onnx::SliceOp slice) {
-      auto it = keptOf.find(slice.getData());
-      if (it == keptOf.end())
-        return WalkResult::advance();
-      const KeptPositions &data = it->second;
-      std::optional<SliceRange> range = sliceRange(slice, data.axis, data.size);
-      if (!range || range->entry == ~0u ||
-          llvm::any_of(data.kept, [&](int64_t p) { return p >= range->first && p < range->last; }))
-        return WalkResult::advance();
-      slice.emitError() << "spa-prune: the plan removes every channel " << describe(slice)
-                        << " reads; keep at least one";
-      return WalkResult::interrupt();
-    });
-    return failure(result.wasInterrupted());
-  }
+  ChannelRewriter rewriter; // what the ops' rewrites see and the edits they make
+  llvm::DenseSet<Operation *> rewritten;
 
   /// The plan's (source, JSON text): from the plan file, or attached to the module (how the Python
   /// API hands it over; the attribute is taken off). None, with an error emitted, when neither or both.
@@ -292,60 +259,95 @@ struct PrunePass : public spa::impl::SPAPruneBase<PrunePass> {
       return signalPassFailure();
     unshareIdentityConstants(module);
     ChannelCoupling coupling(module, *headPruning); // the same groups, now without shared constants
-    keptOf.clear();
-    for (const ChannelGroup &group : coupling.getGroups()) {
-      auto it = removed->find(group.id);
-      if (it != removed->end() && !it->second.empty())
-        for (const GroupSpace &space : group.spaces)
-          keptOf[space.value] = KeptPositions{space.axis, static_cast<int64_t>(space.channelOfPosition.size()),
-                                              keptPositions(space.channelOfPosition, it->second)};
-    }
-    if (failed(checkSlicesKeepChannels(module)))
+    recordKeptPositions(coupling, *removed);
+    if (failed(checkOpsTakePlan(module)))
       return signalPassFailure();
+    llvm::MapVector<Operation *, SmallVector<AxisSlice>> slices = shrinkGroups(coupling, *removed);
+    if (failed(sliceConstants(slices)))
+      return signalPassFailure();
+    refreshLayoutViews(module);
+    module.walk([&](Operation *op) {
+      if (rewriter.touches(op))
+        rewriteOp(op);
+    });
+    reshareEqualCopies(module);
+  }
 
-    llvm::MapVector<Operation *, SmallVector<AxisSlice>> slices;
-    llvm::DenseMap<Operation *, SmallVector<Type>> oldResultTypes;
+  /// What every pruned value keeps, and the result types its producer had, for the ops' rewrites.
+  void recordKeptPositions(const ChannelCoupling &coupling, const RemovedChannels &removed) {
+    rewriter.clear();
+    rewritten.clear();
     for (const ChannelGroup &group : coupling.getGroups()) {
-      auto it = removed->find(group.id);
-      if (it == removed->end() || it->second.empty())
+      auto it = removed.find(group.id);
+      if (it == removed.end() || it->second.empty())
+        continue;
+      for (const GroupSpace &space : group.spaces) {
+        rewriter.setKept(space.value, KeptPositions{space.axis, static_cast<int64_t>(space.channelOfPosition.size()),
+                                                    keptPositions(space.channelOfPosition, it->second)});
+        if (Operation *owner = space.value.getDefiningOp())
+          rewriter.recordOldResultTypes(owner);
+      }
+    }
+  }
+
+  /// Each op's plan check (a channel Slice must keep a channel), before anything changes.
+  LogicalResult checkOpsTakePlan(ModuleOp module) {
+    const OpRuleTable &rules = getOpRules();
+    WalkResult result = module.walk([&](Operation *op) {
+      const OpRule *rule = rewriter.touches(op) ? rules.lookup(op) : nullptr;
+      if (rule && rule->check && failed(rule->check(op, rewriter)))
+        return WalkResult::interrupt();
+      return WalkResult::advance();
+    });
+    return failure(result.wasInterrupted());
+  }
+
+  /// Shrinks the channel axis of every value of a pruned group; returns what each member constant keeps.
+  llvm::MapVector<Operation *, SmallVector<AxisSlice>> shrinkGroups(const ChannelCoupling &coupling,
+                                                                     const RemovedChannels &removed) {
+    llvm::MapVector<Operation *, SmallVector<AxisSlice>> slices;
+    for (const ChannelGroup &group : coupling.getGroups()) {
+      auto it = removed.find(group.id);
+      if (it == removed.end() || it->second.empty())
         continue;
       numRemovedChannels += it->second.size();
       for (const GroupSpace &space : group.spaces) {
         Value value = space.value;
-        Operation *owner = value.getDefiningOp();
-        if (owner && !oldResultTypes.count(owner))
-          oldResultTypes[owner] = SmallVector<Type>(owner->getResultTypes());
-        value.setType(withDim(space.value.getType(), space.axis,
-                                    keptPositions(space.channelOfPosition, it->second).size()));
+        value.setType(withDim(value.getType(), space.axis, keptPositions(space.channelOfPosition, it->second).size()));
       }
       for (const GroupMember &member : group.members)
         slices[member.constant].push_back(AxisSlice{member.axis, keptPositions(member.channelOfPosition, it->second)});
       for (const GroupGather &gather : group.gathers)
         gatherKept(gather, keptPositions(gather.channelOfPosition, it->second));
     }
+    return slices;
+  }
+
+  LogicalResult sliceConstants(const llvm::MapVector<Operation *, SmallVector<AxisSlice>> &slices) {
     for (auto &[constant, axisSlices] : slices) {
+      ++numSlicedConstants;
       if (auto fill = dyn_cast<onnx::ConstantOfShapeOp>(constant)) {
         resizeFill(fill, axisSlices);
-        ++numSlicedConstants;
         continue;
       }
       ElementsAttr value = constantElements(constant->getResult(0));
       for (const AxisSlice &slice : axisSlices) {
         value = value ? sliceElements(value, slice, constantName(constant)) : value;
-        if (!value) {
-          constant->emitError() << "spa-prune: cannot slice constant '" << constantName(constant)
-                                << "' of type " << constant->getResult(0).getType();
-          return signalPassFailure();
-        }
+        if (!value)
+          return constant->emitError() << "spa-prune: cannot slice constant '" << constantName(constant)
+                                       << "' of type " << constant->getResult(0).getType();
       }
       setConstantValue(constant, value);
-      ++numSlicedConstants;
     }
-    refreshLayoutViews(module);
-    for (auto &[op, oldTypes] : oldResultTypes)
-      fixChannelCounts(op, oldTypes);
-    module.walk([&](onnx::GatherOp gather) { renumberPickedChannels(gather); });
-    reshareEqualCopies(module);
+    return success();
+  }
+
+  /// `op`'s rule fixes the attributes and shape operands that count its channels (once).
+  void rewriteOp(Operation *op) {
+    if (!rewritten.insert(op).second)
+      return;
+    if (const OpRule *rule = getOpRules().lookup(op); rule && rule->rewrite)
+      rule->rewrite(op, rewriter);
   }
 
   /// Transpose/Cast/Unsqueeze/Expand views of constants (see throughLayoutViews
@@ -367,10 +369,9 @@ struct PrunePass : public spa::impl::SPAPruneBase<PrunePass> {
         return;
       constantDerived.insert(op->getResult(0));
       if (resultType.getShape() != ArrayRef<int64_t>(*shape)) {
-        SmallVector<Type> oldTypes(op->getResultTypes());
+        rewriter.recordOldResultTypes(op);
         op->getResult(0).setType(resultType.clone(*shape));
-        if (isa<onnx::ReshapeOp>(op))
-          fixChannelCounts(op, oldTypes); // rewrites the target's constant pieces
+        rewriteOp(op); // a Reshape's target has constant pieces to rewrite
       }
     });
   }
@@ -486,7 +487,7 @@ struct PrunePass : public spa::impl::SPAPruneBase<PrunePass> {
   void gatherKept(const GroupGather &gather, ArrayRef<int64_t> kept) {
     Value operand = gather.user->getOperand(gather.operandIndex);
     OpBuilder builder(gather.user);
-    std::string name = "spa_kept_positions" + std::to_string(renamed++);
+    std::string name = rewriter.freshName("spa_kept_positions");
     auto indices = builder.create<onnx::InitializerOp>(gather.user->getLoc(), builder.getStringAttr(name),
                                                        makeInt64Elements(builder.getContext(), kept, name));
     Type type = withDim(operand.getType(), gather.axis, static_cast<int64_t>(kept.size()));
@@ -495,131 +496,16 @@ struct PrunePass : public spa::impl::SPAPruneBase<PrunePass> {
     gather.user->setOperand(gather.operandIndex, gathered.getResult());
   }
 
-  /// A Gather that picks channels by constant indices (see the analysis'
-  /// pickChannels) keeps the picked channels that remain, renumbered.
-  void renumberPickedChannels(onnx::GatherOp gather) {
-    auto it = keptOf.find(gather.getData());
-    if (it == keptOf.end() || normaliseAxis(gather.getAxis(), rankOf(gather.getData()).value_or(0)) != it->second.axis)
-      return;
-    std::optional<SmallVector<int64_t>> picked = constantInts(gather.getIndices());
-    auto indexType = dyn_cast<RankedTensorType>(gather.getIndices().getType());
-    if (!picked || !indexType)
-      return;
-    const KeptPositions &data = it->second;
-    SmallVector<int64_t> renumbered;
-    for (int64_t index : *picked) {
-      index = index < 0 ? index + data.size : index;
-      if (llvm::is_contained(data.kept, index))
-        renumbered.push_back(llvm::count_if(data.kept, [&](int64_t p) { return p < index; }));
-    }
-    if (renumbered.empty())
-      return; // the plan broke a keep-one set; checkSlicesKeepChannels' counterpart in the plan check refuses it
-    if (indexType.getRank() == 1) {
-      replaceIntOperand(gather, 1, renumbered, renamed);
-      return;
-    }
-    OpBuilder builder(gather); // a scalar index: its channel is always kept (a keep-one set of one)
-    auto type = RankedTensorType::get({}, builder.getI64Type());
-    std::string name = "spa_picked_channel" + std::to_string(renamed++);
-    auto index = builder.create<onnx::InitializerOp>(gather.getLoc(), builder.getStringAttr(name),
-                                                     DenseIntElementsAttr::get(type, renumbered.front()));
-    gather->setOperand(1, index.getResult());
-  }
-
   /// A ConstantOfShape member only needs its shape operand (and type) shrunk.
   void resizeFill(onnx::ConstantOfShapeOp fill, ArrayRef<AxisSlice> axisSlices) {
     auto type = cast<RankedTensorType>(fill.getOutput().getType());
     SmallVector<int64_t> shape(type.getShape());
     for (const AxisSlice &slice : axisSlices)
       shape[slice.axis] = slice.kept.size();
-    replaceIntOperand(fill, 0, shape, renamed);
+    rewriter.replaceIntOperand(fill, 0, shape);
     fill.getOutput().setType(type.clone(shape));
   }
 
-  /// Rewrites the constant pieces of a Reshape or Expand target, or of Resize's
-  /// sizes (operand `index`), where the result's size changed (an Expand target
-  /// is aligned to the result's end).
-  void rewriteTargetCounts(Operation *op, RankedTensorType oldType, unsigned index = 1) {
-    std::optional<SmallVector<ShapePiece>> pieces = shapePieces(op->getOperand(index));
-    auto newType = cast<RankedTensorType>(op->getResult(0).getType());
-    if (!pieces)
-      return;
-    int64_t entries = 0;
-    for (const ShapePiece &piece : *pieces)
-      entries += piece.size;
-    int64_t position = oldType.getRank() - entries;
-    Operation *concat =
-        pieces->size() == 1 && pieces->front().value == op->getOperand(index) ? nullptr
-                                                                               : op->getOperand(index).getDefiningOp();
-    for (ShapePiece &piece : *pieces) {
-      bool changed = false;
-      for (int64_t i = 0; i < piece.size; ++i, ++position) {
-        if (!piece.constant || (*piece.constant)[i] <= 1 || position < 0 ||
-            oldType.getDimSize(position) == newType.getDimSize(position))
-          continue;
-        (*piece.constant)[i] = newType.getDimSize(position);
-        changed = true;
-      }
-      if (changed)
-        replaceIntOperand(concat ? concat : op, concat ? piece.operandIndex : index, *piece.constant, renamed);
-    }
-  }
-
-  /// Attributes and shape operands that count the channels of `op`'s results.
-  void fixChannelCounts(Operation *op, ArrayRef<Type> oldTypes) {
-    if (auto conv = dyn_cast<onnx::ConvOp>(op)) {
-      // Depthwise (one group per channel) keeps one group per remaining channel;
-      // other grouped convs keep their groups and shrink each of them.
-      int64_t oldChannels = cast<RankedTensorType>(oldTypes[0]).getDimSize(1);
-      if (conv.getGroup() > 1 && static_cast<int64_t>(conv.getGroup()) == oldChannels)
-        conv.setGroup(cast<RankedTensorType>(conv.getY().getType()).getDimSize(1));
-      return;
-    }
-    if (isa<onnx::LSTMOp, onnx::GRUOp, onnx::RNNOp>(op)) {
-      // hidden_size counts the units: every output's last axis.
-      auto units = cast<RankedTensorType>(op->getResult(0).getType()).getShape().back();
-      op->setAttr("hidden_size", IntegerAttr::get(IntegerType::get(op->getContext(), 64), units));
-      return;
-    }
-    if (isa<onnx::ReshapeOp, onnx::ExpandOp>(op)) {
-      rewriteTargetCounts(op, cast<RankedTensorType>(oldTypes[0]));
-      return;
-    }
-    if (auto resize = dyn_cast<onnx::ResizeOp>(op)) {
-      if (!isa<NoneType>(resize.getSizes().getType()) && !resize->hasAttr("axes"))
-        rewriteTargetCounts(op, cast<RankedTensorType>(oldTypes[0]), 3);
-      return;
-    }
-    if (auto slice = dyn_cast<onnx::SliceOp>(op)) {
-      // The bounds on the channel axis count the kept positions before them.
-      auto it = keptOf.find(slice.getData());
-      if (it == keptOf.end())
-        return;
-      const KeptPositions &data = it->second;
-      std::optional<SliceRange> range = sliceRange(slice, data.axis, data.size);
-      std::optional<SmallVector<int64_t>> starts = constantInts(slice.getStarts()), ends = constantInts(slice.getEnds());
-      if (!range || range->entry == ~0u || !starts || !ends)
-        return;
-      auto keptBefore = [&](int64_t bound) { return llvm::count_if(data.kept, [&](int64_t p) { return p < bound; }); };
-      (*starts)[range->entry] = keptBefore(range->first);
-      (*ends)[range->entry] = keptBefore(range->last);
-      replaceIntOperand(op, 1, *starts, renamed);
-      replaceIntOperand(op, 2, *ends, renamed);
-      return;
-    }
-    if (auto split = dyn_cast<onnx::SplitOp>(op)) {
-      if (isa<NoneType>(split.getSplit().getType()))
-        return;
-      int64_t rank = cast<RankedTensorType>(split.getInput().getType()).getRank();
-      int64_t axis = static_cast<int64_t>(split.getAxis()); // the accessor is unsigned: -1 would not read as < 0
-      if (axis < 0)
-        axis += rank;
-      SmallVector<int64_t> sizes;
-      for (Value result : split.getOutputs())
-        sizes.push_back(cast<RankedTensorType>(result.getType()).getDimSize(axis));
-      replaceIntOperand(op, 1, sizes, renamed);
-    }
-  }
 };
 
 } // namespace

@@ -3,7 +3,7 @@
 // Channel coupling works on *atoms*: one atom per channel that some op
 // creates (a Conv's output channel, a Gemm's output feature, ...). Every
 // value whose channels SPA tracks carries one tracked axis and, per position
-// along it, the atom it holds. Op rules (lib/Analysis/Rules/) read the atoms of
+// along it, the atom it holds. Op rules (lib/OpRules/) read the atoms of
 // their operands and record what ties them:
 //   - the atoms of their results (the same ones, reordered, or fresh ones);
 //   - `unite`: two atoms must be removed together (residual Add, depthwise);
@@ -26,9 +26,7 @@
 #include "llvm/ADT/DenseMap.h"
 #include "llvm/ADT/EquivalenceClasses.h"
 #include "llvm/ADT/SmallVector.h"
-#include "llvm/ADT/StringMap.h"
 
-#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -150,15 +148,6 @@ private:
   llvm::SmallVector<GatheredOperand> gathered;
   llvm::SmallVector<NonPreservingSite> sites;
 };
-
-/// A channel rule: reads `op`'s operand atoms from the builder and records
-/// its results' atoms, ties and members. Ops without a rule block their
-/// operands' atoms.
-using ChannelRule = std::function<void(mlir::Operation *op, CouplingBuilder &builder)>;
-using ChannelRuleTable = llvm::StringMap<ChannelRule>;
-
-/// The rules of every op family (one registration function per family).
-const ChannelRuleTable &getChannelRules();
 
 /// How an op can be a layout view of a constant: exporters feed ops a Transpose, a
 /// Cast, an Unsqueeze, an Expand or a broadcasting Reshape of an initializer, or

@@ -18,6 +18,12 @@ void passThrough(Operation *op, CouplingBuilder &builder) {
       builder.track(result, input->axis, input->atoms);
 }
 
+void rewriteShapeOperand(Operation *op, ChannelRewriter &rewriter, unsigned index) {
+  ArrayRef<Type> oldTypes = rewriter.oldResultTypes(op);
+  if (auto oldType = oldTypes.empty() ? RankedTensorType() : dyn_cast<RankedTensorType>(oldTypes[0]))
+    rewriter.rewriteTargetCounts(op, oldType, index);
+}
+
 int64_t intAttr(Operation *op, StringRef name, int64_t fallback) {
   if (auto attr = op->getAttrOfType<IntegerAttr>(name))
     return attr.getInt();

@@ -17,27 +17,11 @@ using namespace spa;
 
 namespace {
 
-const char *const kElementwiseOps[] = {
-    // unary math and activations
-    "Abs", "Acos", "Acosh", "Asin", "Asinh", "Atan", "Atanh", "Ceil", "Cos", "Cosh", "Erf", "Exp", "Floor",
-    "IsInf", "IsNaN", "Log", "Neg", "Not", "Reciprocal", "Round", "Sign", "Sin", "Sinh", "Sqrt", "Tan",
-    "Tanh", "Relu", "LeakyRelu", "Elu", "Selu", "Celu", "Gelu", "Sigmoid", "HardSigmoid", "HardSwish",
-    "Mish", "Softplus", "Softsign", "ThresholdedRelu", "Shrink", "Swish", "Identity", "Cast", "CastLike",
-    "Dropout", "Clip", "PRelu",
-    // binary and variadic, broadcasting
-    "Add", "Sub", "Mul", "Div", "Pow", "Mod", "Max", "Min", "Sum", "Mean", "Where", "And", "Or", "Xor",
-    "Equal", "Greater", "GreaterOrEqual", "Less", "LessOrEqual", "BitShift", "BitwiseAnd", "BitwiseOr",
-    "BitwiseXor", "BitwiseNot"};
-
-/// Ops that work on each channel separately and keep the channel axis 1.
-const char *const kPerChannelOps[] = {"MaxPool", "AveragePool", "LpPool", "GlobalAveragePool",
-                                      "GlobalMaxPool", "GlobalLpPool", "MaxRoiPool", "DepthToSpace"};
-
 void perChannelRule(Operation *op, CouplingBuilder &builder) {
   const TrackedAxis *input = builder.lookup(op->getOperand(0));
   if (!input)
     return;
-  if (input->axis != 1 || op->getName().getStringRef() == "onnx.DepthToSpace") {
+  if (input->axis != 1 || isa<onnx::DepthToSpaceOp>(op)) {
     builder.block(input->atoms, describe(op) + " works on the channel axis");
     return;
   }
@@ -120,15 +104,34 @@ void softmaxLikeRule(Operation *op, CouplingBuilder &builder) {
   rules::passThrough(op, builder);
 }
 
+/// Explicit sizes (with no `axes`) count the channels: they follow the result.
+void resizeRewrite(Operation *op, ChannelRewriter &rewriter) {
+  auto resize = cast<onnx::ResizeOp>(op);
+  if (!isa<NoneType>(resize.getSizes().getType()) && !resize->hasAttr("axes"))
+    rules::rewriteShapeOperand(op, rewriter, 3);
+}
+
 } // namespace
 
-void spa::rules::registerElementwiseRules(ChannelRuleTable &table) {
-  for (const char *name : kElementwiseOps)
-    table[std::string("onnx.") + name] = broadcastElementwise;
-  for (const char *name : kPerChannelOps)
-    table[std::string("onnx.") + name] = perChannelRule;
-  table["onnx.Resize"] = resizeRule;
-  table["onnx.Pad"] = padRule;
-  for (const char *name : {"Softmax", "LogSoftmax", "Hardmax"})
-    table[std::string("onnx.") + name] = softmaxLikeRule;
+void spa::rules::registerElementwiseRules(OpRuleTable &table) {
+  // Unary math and activations.
+  table.add<onnx::AbsOp, onnx::AcosOp, onnx::AcoshOp, onnx::AsinOp, onnx::AsinhOp, onnx::AtanOp, onnx::AtanhOp,
+            onnx::CeilOp, onnx::CosOp, onnx::CoshOp, onnx::ErfOp, onnx::ExpOp, onnx::FloorOp, onnx::IsInfOp,
+            onnx::IsNaNOp, onnx::LogOp, onnx::NegOp, onnx::NotOp, onnx::ReciprocalOp, onnx::RoundOp, onnx::SignOp,
+            onnx::SinOp, onnx::SinhOp, onnx::SqrtOp, onnx::TanOp, onnx::TanhOp, onnx::ReluOp, onnx::LeakyReluOp,
+            onnx::EluOp, onnx::SeluOp, onnx::CeluOp, onnx::GeluOp, onnx::SigmoidOp, onnx::HardSigmoidOp,
+            onnx::HardSwishOp, onnx::MishOp, onnx::SoftplusOp, onnx::SoftsignOp, onnx::ThresholdedReluOp,
+            onnx::ShrinkOp, onnx::SwishOp, onnx::IdentityOp, onnx::CastOp, onnx::CastLikeOp, onnx::DropoutOp,
+            onnx::ClipOp, onnx::PReluOp>({broadcastElementwise});
+  // Binary and variadic, broadcasting.
+  table.add<onnx::AddOp, onnx::SubOp, onnx::MulOp, onnx::DivOp, onnx::PowOp, onnx::ModOp, onnx::MaxOp, onnx::MinOp,
+            onnx::SumOp, onnx::MeanOp, onnx::WhereOp, onnx::AndOp, onnx::OrOp, onnx::XorOp, onnx::EqualOp,
+            onnx::GreaterOp, onnx::GreaterOrEqualOp, onnx::LessOp, onnx::LessOrEqualOp, onnx::BitShiftOp,
+            onnx::BitwiseAndOp, onnx::BitwiseOrOp, onnx::BitwiseXorOp, onnx::BitwiseNotOp>({broadcastElementwise});
+  // Per channel, with the channel axis 1.
+  table.add<onnx::MaxPoolOp, onnx::AveragePoolOp, onnx::LpPoolOp, onnx::GlobalAveragePoolOp, onnx::GlobalMaxPoolOp,
+            onnx::GlobalLpPoolOp, onnx::MaxRoiPoolOp, onnx::DepthToSpaceOp>({perChannelRule});
+  table.add<onnx::ResizeOp>({resizeRule, resizeRewrite});
+  table.add<onnx::PadOp>({padRule});
+  table.add<onnx::SoftmaxOp, onnx::LogSoftmaxOp, onnx::HardmaxOp>({softmaxLikeRule});
 }

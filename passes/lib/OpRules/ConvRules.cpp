@@ -99,9 +99,20 @@ void convTransposeRule(Operation *op, CouplingBuilder &builder) {
   builder.track(conv.getY(), 1, out);
 }
 
+/// Depthwise (one group per channel) keeps one group per remaining channel;
+/// other grouped convs keep their groups and shrink each of them.
+void convRewrite(Operation *op, ChannelRewriter &rewriter) {
+  auto conv = cast<onnx::ConvOp>(op);
+  ArrayRef<Type> oldTypes = rewriter.oldResultTypes(op);
+  if (oldTypes.empty() || conv.getGroup() <= 1)
+    return;
+  if (static_cast<int64_t>(conv.getGroup()) == cast<RankedTensorType>(oldTypes[0]).getDimSize(1))
+    conv.setGroup(cast<RankedTensorType>(conv.getY().getType()).getDimSize(1));
+}
+
 } // namespace
 
-void spa::rules::registerConvRules(ChannelRuleTable &table) {
-  table["onnx.Conv"] = convRule;
-  table["onnx.ConvTranspose"] = convTransposeRule;
+void spa::rules::registerConvRules(OpRuleTable &table) {
+  table.add<onnx::ConvOp>({convRule, convRewrite});
+  table.add<onnx::ConvTransposeOp>({convTransposeRule});
 }

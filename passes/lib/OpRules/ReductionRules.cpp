@@ -38,9 +38,7 @@ void reduceRule(Operation *op, CouplingBuilder &builder) {
     for (int64_t a : *axes)
       reduced.push_back(rules::normaliseAxis(a, *rank));
   if (reducesAll || llvm::is_contained(reduced, input->axis)) {
-    StringRef name = op->getName().getStringRef();
-    if (name != "onnx.ReduceSum" && name != "onnx.ReduceSumSquare" && name != "onnx.ReduceL1" &&
-        name != "onnx.ReduceL2")
+    if (!isa<onnx::ReduceSumOp, onnx::ReduceSumSquareOp, onnx::ReduceL1Op, onnx::ReduceL2Op>(op))
       builder.markNotFunctionPreserving(op, *input, where + " reduces over the channels");
     return;
   }
@@ -53,8 +51,8 @@ void reduceRule(Operation *op, CouplingBuilder &builder) {
 
 } // namespace
 
-void spa::rules::registerReductionRules(ChannelRuleTable &table) {
-  for (const char *name : {"ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1",
-                           "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare"})
-    table[std::string("onnx.") + name] = reduceRule;
+void spa::rules::registerReductionRules(OpRuleTable &table) {
+  table.add<onnx::ReduceMeanOp, onnx::ReduceSumOp, onnx::ReduceMaxOp, onnx::ReduceMinOp, onnx::ReduceProdOp,
+            onnx::ReduceL1Op, onnx::ReduceL2Op, onnx::ReduceLogSumOp, onnx::ReduceLogSumExpOp,
+            onnx::ReduceSumSquareOp>({reduceRule});
 }

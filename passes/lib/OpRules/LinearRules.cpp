@@ -12,6 +12,8 @@
 
 #include "spa/Dialect/ONNX/ONNXDialect.h"
 
+#include "mlir/IR/Builders.h"
+
 using namespace mlir;
 using namespace spa;
 
@@ -241,12 +243,43 @@ void gatherNDRule(Operation *op, CouplingBuilder &builder) {
   builder.track(result, tracked->axis - *picked + *indexRank - 1, tracked->atoms);
 }
 
+/// A Gather that picks channels by constant indices (see pickChannels) keeps the
+/// picked channels that remain, renumbered.
+void gatherRewrite(Operation *op, ChannelRewriter &rewriter) {
+  auto gather = cast<onnx::GatherOp>(op);
+  const KeptPositions *data = rewriter.keptOf(gather.getData());
+  if (!data || normaliseAxis(gather.getAxis(), rankOf(gather.getData()).value_or(0)) != data->axis)
+    return;
+  std::optional<SmallVector<int64_t>> picked = constantInts(gather.getIndices());
+  auto indexType = dyn_cast<RankedTensorType>(gather.getIndices().getType());
+  if (!picked || !indexType)
+    return;
+  SmallVector<int64_t> renumbered;
+  for (int64_t index : *picked) {
+    index = index < 0 ? index + data->size : index;
+    if (llvm::is_contained(data->kept, index))
+      renumbered.push_back(data->keptBefore(index));
+  }
+  if (renumbered.empty())
+    return; // the plan broke a keep-one set, which spa-prune's plan check refuses
+  if (indexType.getRank() == 1) {
+    rewriter.replaceIntOperand(gather, 1, renumbered);
+    return;
+  }
+  OpBuilder builder(gather); // a scalar index: its channel is always kept (a keep-one set of one)
+  auto type = RankedTensorType::get({}, builder.getI64Type());
+  std::string name = rewriter.freshName("spa_picked_channel");
+  auto index = onnx::InitializerOp::create(builder, gather.getLoc(), builder.getStringAttr(name),
+                                                   DenseIntElementsAttr::get(type, renumbered.front()));
+  gather->setOperand(1, index.getResult());
+}
+
 } // namespace
 
-void spa::rules::registerLinearRules(ChannelRuleTable &table) {
-  table["onnx.GatherND"] = gatherNDRule;
-  table["onnx.Gemm"] = gemmRule;
-  table["onnx.MatMul"] = matMulRule;
-  table["onnx.Einsum"] = einsumRule;
-  table["onnx.Gather"] = gatherRule;
+void spa::rules::registerLinearRules(OpRuleTable &table) {
+  table.add<onnx::GatherNDOp>({gatherNDRule});
+  table.add<onnx::GemmOp>({gemmRule});
+  table.add<onnx::MatMulOp>({matMulRule});
+  table.add<onnx::EinsumOp>({einsumRule});
+  table.add<onnx::GatherOp>({gatherRule, gatherRewrite});
 }

@@ -65,10 +65,27 @@ void recurrentRule(Operation *op, CouplingBuilder &builder, int64_t gates) {
         builder.track(result, *rank - 1, units);
 }
 
+/// hidden_size counts the units: every output's last axis.
+void recurrentRewrite(Operation *op, ChannelRewriter &rewriter) {
+  if (rewriter.oldResultTypes(op).empty())
+    return;
+  for (Value result : op->getResults()) // Y may be absent; any output present counts the units
+    if (auto type = dyn_cast<RankedTensorType>(result.getType())) {
+      int64_t units = type.getShape().back();
+      op->setAttr("hidden_size", IntegerAttr::get(IntegerType::get(op->getContext(), 64), units));
+      return;
+    }
+}
+
+/// A recurrent op whose weights stack `gates` blocks of hidden units.
+OpRule recurrent(int gates) {
+  return {[gates](Operation *op, CouplingBuilder &builder) { recurrentRule(op, builder, gates); }, recurrentRewrite};
+}
+
 } // namespace
 
-void spa::rules::registerRecurrentRules(ChannelRuleTable &table) {
-  table["onnx.LSTM"] = [](Operation *op, CouplingBuilder &builder) { recurrentRule(op, builder, 4); };
-  table["onnx.GRU"] = [](Operation *op, CouplingBuilder &builder) { recurrentRule(op, builder, 3); };
-  table["onnx.RNN"] = [](Operation *op, CouplingBuilder &builder) { recurrentRule(op, builder, 1); };
+void spa::rules::registerRecurrentRules(OpRuleTable &table) {
+  table.add<onnx::LSTMOp>(recurrent(4));
+  table.add<onnx::GRUOp>(recurrent(3));
+  table.add<onnx::RNNOp>(recurrent(1));
 }

@@ -108,10 +108,10 @@ void groupNormRule(Operation *op, CouplingBuilder &builder) {
 
 } // namespace
 
-void spa::rules::registerNormalizationRules(ChannelRuleTable &table) {
-  table["onnx.BatchNormalization"] = batchNormRule;
-  table["onnx.InstanceNormalization"] = instanceNormRule;
-  table["onnx.LayerNormalization"] = layerNormRule;
-  table["onnx.LRN"] = acrossChannelsRule;
-  table["onnx.GroupNormalization"] = groupNormRule;
+void spa::rules::registerNormalizationRules(OpRuleTable &table) {
+  table.add<onnx::BatchNormalizationOp>({batchNormRule});
+  table.add<onnx::InstanceNormalizationOp>({instanceNormRule});
+  table.add<onnx::LayerNormalizationOp>({layerNormRule});
+  table.add<onnx::LRNOp>({acrossChannelsRule});
+  table.add<onnx::GroupNormalizationOp>({groupNormRule});
 }

@@ -424,9 +424,8 @@ void axisShiftRule(Operation *op, CouplingBuilder &builder) {
   std::optional<int64_t> inRank = rankOf(op->getOperand(0)), outRank = rankOf(op->getResult(0));
   if (!input || !inRank || !outRank)
     return;
-  StringRef name = op->getName().getStringRef();
   int64_t axis = input->axis;
-  if (name == "onnx.Expand") {
+  if (isa<onnx::ExpandOp>(op)) {
     builder.track(op->getResult(0), axis + (*outRank - *inRank), input->atoms);
     return;
   }
@@ -437,7 +436,7 @@ void axisShiftRule(Operation *op, CouplingBuilder &builder) {
     return;
   }
   int64_t shifted = axis;
-  if (name == "onnx.Squeeze") {
+  if (isa<onnx::SqueezeOp>(op)) {
     for (int64_t a : *axes) {
       a = rules::normaliseAxis(a, *inRank);
       if (a == axis) {
@@ -546,18 +545,71 @@ void sizeRule(Operation *op, CouplingBuilder &builder) {
     builder.markNotFunctionPreserving(op, *input, describe(op) + " reads the channel count");
 }
 
+/// Explicit split sizes become the results' new sizes on the split axis.
+void splitRewrite(Operation *op, ChannelRewriter &rewriter) {
+  auto split = cast<onnx::SplitOp>(op);
+  if (rewriter.oldResultTypes(op).empty() || isa<NoneType>(split.getSplit().getType()))
+    return;
+  int64_t rank = cast<RankedTensorType>(split.getInput().getType()).getRank();
+  int64_t axis = static_cast<int64_t>(split.getAxis()); // the accessor is unsigned: -1 would not read as < 0
+  if (axis < 0)
+    axis += rank;
+  SmallVector<int64_t> sizes;
+  for (Value result : split.getOutputs())
+    sizes.push_back(cast<RankedTensorType>(result.getType()).getDimSize(axis));
+  rewriter.replaceIntOperand(op, 1, sizes);
+}
+
+/// A Reshape or Expand target follows the result's new sizes.
+void targetRewrite(Operation *op, ChannelRewriter &rewriter) { rules::rewriteShapeOperand(op, rewriter, 1); }
+
+/// The channel range a Slice reads, when the plan prunes its data's channel axis.
+std::optional<SliceRange> prunedSliceRange(onnx::SliceOp slice, const ChannelRewriter &rewriter) {
+  const KeptPositions *data = rewriter.keptOf(slice.getData());
+  if (!data)
+    return std::nullopt;
+  std::optional<SliceRange> range = sliceRange(slice, data->axis, data->size);
+  if (!range || range->entry == ~0u)
+    return std::nullopt;
+  return range;
+}
+
+/// The bounds on the channel axis count the kept positions before them.
+void sliceRewrite(Operation *op, ChannelRewriter &rewriter) {
+  auto slice = cast<onnx::SliceOp>(op);
+  std::optional<SliceRange> range = prunedSliceRange(slice, rewriter);
+  std::optional<SmallVector<int64_t>> starts = constantInts(slice.getStarts()), ends = constantInts(slice.getEnds());
+  if (!range || !starts || !ends)
+    return;
+  const KeptPositions &data = *rewriter.keptOf(slice.getData());
+  (*starts)[range->entry] = data.keptBefore(range->first);
+  (*ends)[range->entry] = data.keptBefore(range->last);
+  rewriter.replaceIntOperand(op, 1, *starts);
+  rewriter.replaceIntOperand(op, 2, *ends);
+}
+
+/// A Slice of the channels must keep at least one of them.
+LogicalResult sliceCheck(Operation *op, const ChannelRewriter &rewriter) {
+  auto slice = cast<onnx::SliceOp>(op);
+  std::optional<SliceRange> range = prunedSliceRange(slice, rewriter);
+  if (!range || llvm::any_of(rewriter.keptOf(slice.getData())->kept,
+                             [&](int64_t p) { return p >= range->first && p < range->last; }))
+    return success();
+  return slice.emitError() << "spa-prune: the plan removes every channel " << describe(slice)
+                           << " reads; keep at least one";
+}
+
 } // namespace
 
-void spa::rules::registerShapeRules(ChannelRuleTable &table) {
-  table["onnx.Concat"] = concatRule;
-  table["onnx.Split"] = splitRule;
-  table["onnx.Reshape"] = reshapeRule;
-  table["onnx.Flatten"] = flattenRule;
-  table["onnx.Transpose"] = transposeRule;
-  table["onnx.Squeeze"] = axisShiftRule;
-  table["onnx.Unsqueeze"] = axisShiftRule;
-  table["onnx.Expand"] = axisShiftRule;
-  table["onnx.Slice"] = sliceRule;
-  table["onnx.Shape"] = shapeRule;
-  table["onnx.Size"] = sizeRule;
+void spa::rules::registerShapeRules(OpRuleTable &table) {
+  table.add<onnx::ConcatOp>({concatRule});
+  table.add<onnx::SplitOp>({splitRule, splitRewrite});
+  table.add<onnx::ReshapeOp>({reshapeRule, targetRewrite});
+  table.add<onnx::FlattenOp>({flattenRule});
+  table.add<onnx::TransposeOp>({transposeRule});
+  table.add<onnx::SqueezeOp, onnx::UnsqueezeOp>({axisShiftRule});
+  table.add<onnx::ExpandOp>({axisShiftRule, targetRewrite});
+  table.add<onnx::SliceOp>({sliceRule, sliceRewrite, sliceCheck});
+  table.add<onnx::ShapeOp>({shapeRule});
+  table.add<onnx::SizeOp>({sizeRule});
 }
