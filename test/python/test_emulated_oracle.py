@@ -34,24 +34,30 @@ def _model(kind: str) -> onnx.ModelProto:
     nodes = [helper.make_node("MatMul", ["x", "w0"], ["h"], name="mm0")]
     if kind == "layernorm":
         nodes.append(helper.make_node("LayerNormalization", ["h", "gamma", "beta"], ["n"], axis=-1, name="ln"))
-    elif kind == "rmsnorm":  # how torch exporters write an RMSNorm
+    elif kind in ("rmsnorm", "rmsnorm_opset17"):  # how torch exporters write an RMSNorm
         inits += [numpy_helper.from_array(np.array([-1], np.int64), "axes"),
                   numpy_helper.from_array(np.float32(2), "two"), numpy_helper.from_array(np.float32(1e-6), "eps")]
-        nodes += [helper.make_node("Pow", ["h", "two"], ["sq"], name="pow"),
-                  helper.make_node("ReduceMean", ["sq", "axes"], ["ms"], keepdims=1, name="mean"),
+        mean = (helper.make_node("ReduceMean", ["sq"], ["ms"], axes=[-1], keepdims=1, name="mean")
+                if kind == "rmsnorm_opset17" else  # axes were an attribute before opset 18
+                helper.make_node("ReduceMean", ["sq", "axes"], ["ms"], keepdims=1, name="mean"))
+        nodes += [helper.make_node("Pow", ["h", "two"], ["sq"], name="pow"), mean,
                   helper.make_node("Add", ["ms", "eps"], ["mse"], name="add_eps"),
                   helper.make_node("Sqrt", ["mse"], ["rms"], name="sqrt"),
                   helper.make_node("Div", ["h", "rms"], ["hn"], name="div"),
                   helper.make_node("Mul", ["hn", "gamma"], ["n"], name="scale")]
+    elif kind == "centred":  # h minus its mean over every axis (a ReduceMean with no axes)
+        nodes += [helper.make_node("ReduceMean", ["h"], ["m"], keepdims=1, name="mean"),
+                  helper.make_node("Sub", ["h", "m"], ["n"], name="centre")]
     else:
         nodes.append(helper.make_node("Softmax", ["h"], ["n"], axis=-1, name="softmax"))
     nodes.append(helper.make_node("MatMul", ["n", "head"], ["y"], name="mm1"))
     graph = helper.make_graph(nodes, kind, [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["n", 4])],
                               [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["n", 3])], inits)
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    opset = 17 if kind == "rmsnorm_opset17" else 18
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
 
 
-KINDS = ("layernorm", "rmsnorm", "softmax")
+KINDS = ("layernorm", "rmsnorm", "rmsnorm_opset17", "centred", "softmax")
 
 
 def _hidden_group(model: Model):

@@ -115,12 +115,24 @@ def _layer_norm(graph: _Graph, node: onnx.NodeProto, site: Site, mask: str) -> b
     return True
 
 
+def _reduced_axes(graph: _Graph, node: onnx.NodeProto, site: Site) -> str | None:
+    """The axes a ReduceMean averages over, as a tensor name: its `axes` input, or every axis when it
+    has none; None when it averages over none. (The reference is at SPA's opset, where axes are an
+    input, whatever opset the model came with.)"""
+    if len(node.input) > 1 and node.input[1]:
+        return node.input[1]
+    if next((a.i for a in node.attribute if a.name == "noop_with_empty_axes"), 0):
+        return None
+    return graph.constant(np.arange(site.rank, dtype=np.int64), "axes")
+
+
 def _reduce_mean(graph: _Graph, node: onnx.NodeProto, site: Site, mask: str) -> bool:
-    if len(node.input) < 2 or not node.input[1]:
-        return False  # every axis reduced (or none): not worth a rule of its own
+    axes = _reduced_axes(graph, node, site)
+    if axes is None:
+        return False
     keepdims = next((a.i for a in node.attribute if a.name == "keepdims"), 1)
     x = graph.op("Cast", [node.input[0]], to=TensorProto.FLOAT)
-    mean, _ = _masked_mean(graph, x, mask, node.input[1], keepdims)
+    mean, _ = _masked_mean(graph, x, mask, axes, keepdims)
     graph.result("CastLike", [mean, node.input[0]], node.output[0])
     return True
 
