@@ -10,9 +10,11 @@ sizes; latency does not depend on the weights' values), at batch 1:
 1. L1 at channel ratio 0.3 with no rounding and with kept widths rounded to
    multiples of 16: the speed-up divided by the MAC reduction (1.0: latency
    falls exactly as MACs do; the goal is >= 0.9).
-2. `--target-latency 0.3`: the latency reduction reached (goal: 0.30 within
-   5 %, i.e. a pruned latency <= 0.735 of the dense one), the rounding chosen
-   from measurements, the MACs removed, and the time the search took.
+2. `--target-latency 0.3`, with the uniform allocation (one ratio everywhere)
+   and the global one (channels priced by the latency table, layer times over
+   channel counts): the latency reduction reached (goal: 0.30 within 5 %,
+   i.e. a pruned latency <= 0.735 of the dense one), the rounding chosen from
+   measurements, the MACs removed, and the time the search took.
 
 Each latency is the median of 30 runs after warm-up, dense and pruned timed
 in the same process, with the latency cache off.
@@ -66,19 +68,20 @@ def efficiency(path: Path, threads: int, dense_ms: float, round_to: int) -> str:
             f"(/{speedup:.2f}), speed-up / MAC reduction = {speedup / macs_ratio:.2f}")
 
 
-def latency_target(path: Path, threads: int, dense_ms: float) -> str:
+def latency_target(path: Path, threads: int, dense_ms: float, allocation: str) -> str:
     import spa
 
     model = spa.load(path)
     dense_macs = model.stats().macs
     start = time.perf_counter()
-    plan = model.plan(criterion="l1", target_latency=0.3, latency_threads=threads, quiet=True)
+    plan = model.plan(criterion="l1", target_latency=0.3, latency_threads=threads, quiet=True,
+                      allocation=allocation)
     searched = time.perf_counter() - start
     model.prune(plan, verify=False)
     pruned_ms = latency(model.to_onnx(), threads)
     rounding = plan.data_used.split("multiples of ")[1].split(",")[0] if "multiples of" in plan.data_used else "?"
     macs_removed = 1 - model.stats().macs / dense_macs
-    return (f"--target-latency 0.3: latency removed {1 - pruned_ms / dense_ms:.1%} (pruned/dense "
+    return (f"--target-latency 0.3, {allocation:7s}: latency removed {1 - pruned_ms / dense_ms:.1%} (pruned/dense "
             f"{pruned_ms / dense_ms:.3f}), rounding {rounding}, MACs removed {macs_removed:.1%}, "
             f"search {searched:.0f} s")
 
@@ -87,6 +90,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="resnet50,mobilenet_v2,vit_b_16")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--allocations", default="uniform,global",
+                        help="allocations for the latency target (global prices channels by the latency table)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         for name in args.models.split(","):
@@ -95,7 +100,8 @@ def main() -> None:
             print(f"{name}: dense {dense_ms:.2f} ms (batch 1, {args.threads} thread(s), median of 30)", flush=True)
             for round_to in (1, 16):
                 print("  " + efficiency(path, args.threads, dense_ms, round_to), flush=True)
-            print("  " + latency_target(path, args.threads, dense_ms), flush=True)
+            for allocation in args.allocations.split(","):
+                print("  " + latency_target(path, args.threads, dense_ms, allocation), flush=True)
 
 
 if __name__ == "__main__":

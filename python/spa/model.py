@@ -36,6 +36,7 @@ from spa.importer import ImportConfig, import_model
 from spa.importer.canonical_forms import with_copies
 from spa.ir.names import SPA_OPSET
 from spa.latency import LatencyMeter
+from spa.latency_table import LatencyTable, measure_table
 from spa.obspa import OBSPA, OBSPAOptions
 from spa.planning import Planner, choose_allocation
 from spa.target import Target
@@ -70,6 +71,7 @@ class Model:
         self._reference: tuple[dict[str, np.ndarray], list[np.ndarray] | None] | None = None  # feeds, outputs
         self.verification: Verification | None = None  # what the last prune's verification checked
         self._latency_meter: LatencyMeter | None = None  # set by a plan for a latency target
+        self._latency_table: tuple[object, LatencyTable | None] = (None, None)  # (the meter it came from, table)
 
     @property
     def heads(self) -> str:
@@ -313,7 +315,7 @@ class Model:
         note = f"{criterion} {options} heads={self._heads} damage=centred-logit-mse"  # what the cache key covers
         table = sensitivity_table(run_model, batches, eligible, planner.scores, planner.round_to, note,
                                   correction, prune_model, quiet, backend)
-        choices = allocation_options(eligible, table, planner.costs(target.measure), planner.round_to)
+        choices = allocation_options(eligible, table, planner.costs(target.measure, target.fraction), planner.round_to)
         samples = sum(len(next(iter(b.values()))) for b in batches)
         measured = sum(len(c) for c in table.counts.values())
         return (planner.by_counts(target, lambda cost: allocate(choices, cost)),
@@ -323,11 +325,30 @@ class Model:
 
     def pruned_stat(self, plan: Plan, measure: str) -> float:
         """The params, MACs or latency (see current_stat) of a copy of this model pruned by `plan` (not verified)."""
+        return self._pruned_trial(plan).current_stat(measure)
+
+    def latency_table(self, plan_at: Callable[[float], Plan]) -> LatencyTable | None:
+        """Layer times over channel counts (spa.latency_table), profiled by the latency meter a latency
+        target set up on copies pruned by `plan_at(kept fraction)`; None without a meter that profiles
+        layers. Measured once per meter."""
+        meter = self._latency_meter
+        if meter is None or not hasattr(meter, "weight_times"):
+            return None
+        if self._latency_table[0] is not meter:
+            def times_at(kept: float) -> dict[str, float]:
+                trial = self if kept >= 1 else self._pruned_trial(plan_at(kept))
+                return meter.weight_times(trial._state_onnx())
+
+            self._latency_table = (meter, measure_table(times_at))
+        return self._latency_table[1]
+
+    def _pruned_trial(self, plan: Plan) -> Model:
+        """A copy of this model pruned by `plan` (not verified), sharing its latency meter."""
         trial = Model(self._clone(), self.label)
         trial.heads = self._heads  # group ids depend on the head granularity
         trial._latency_meter = self._latency_meter
         trial.prune(plan, verify=False)
-        return trial.current_stat(measure)
+        return trial
 
     def _clone(self) -> ir.Module:
         """A deep copy of the module (through bytecode: weights stay binary), in a context of its own:

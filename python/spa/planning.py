@@ -15,6 +15,7 @@ and latency follows MACs only loosely).
 from __future__ import annotations
 
 import math
+from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
@@ -22,6 +23,7 @@ import numpy as np
 from spa import select, stats
 from spa.errors import SPAError
 from spa.groups import Group, Plan
+from spa.latency_table import per_weight_prices
 from spa.target import Target
 
 ALLOCATIONS = ("uniform", "global", "sensitivity")
@@ -57,8 +59,9 @@ class Planner:
         """The groups selection may touch."""
         return select.eligible_groups(self.groups, self.scores, self.protect)
 
-    def costs(self, measure: str) -> dict[int, float]:
-        """Cost of one channel of each group: 1, its parameters, its MACs, or its milliseconds."""
+    def costs(self, measure: str, removed: float = 0.3) -> dict[int, float]:
+        """Cost of one channel of each group: 1, its parameters, its MACs, or its milliseconds (for
+        latency, the time saved per channel when about `removed` of the widths go)."""
         if measure == "channels":
             return {g.id: 1.0 for g in self.groups}
         if measure == "params":
@@ -66,12 +69,28 @@ class Planner:
         macs = stats.macs_per_weight(self.model.module)
         if measure != "latency":
             return self._per_channel(macs)
-        # Each layer's measured kernel time on this machine; a layer the profile did not attribute
-        # counts its MACs at the model's average speed. The target itself is measured (calibrate).
+        # Each layer's measured time saving on this machine (spa.latency_table); a layer the profiles
+        # did not attribute counts its MACs at the model's average speed. The target itself is
+        # measured (calibrate).
         speed = self.total("latency") / max(self.total("macs"), 1.0)
-        times = self.model.weight_times()
-        return self._per_channel({name: times[name] if name in times else count * speed
+        prices = self._latency_prices(removed)
+        return self._per_channel({name: prices[name] if name in prices else count * speed
                                   for name, count in macs.items()})
+
+    def _latency_prices(self, removed: float) -> dict[str, float]:
+        """Per weight, the measured time its layers save per unit of width (spa.latency_table), or {}
+        when latency is not profiled per layer."""
+        def uniform_at(kept: float) -> Plan:
+            return select.select_per_group(self.groups, self.scores, 1.0 - kept, 1, self.protect)
+
+        table = self.model.latency_table(uniform_at)
+        if table is None:
+            return {}
+        shrinking: dict[str, int] = defaultdict(int)  # per weight, the groups that narrow it
+        for group in self.eligible():
+            for tensor in {member.tensor for member in group.members}:
+                shrinking[tensor] += 1
+        return per_weight_prices(table, removed, shrinking)
 
     def uniform(self, target: Target) -> Plan:
         def same_ratio(fraction: float) -> Plan:
@@ -84,7 +103,7 @@ class Planner:
     def global_ranking(self, target: Target) -> Plan:
         if target.measure == "channels":
             return select.select_global(self.groups, self.scores, target.fraction, self.round_to, self.protect)
-        costs, total = self.costs(target.measure), self.total(target.measure)
+        costs, total = self.costs(target.measure, target.fraction), self.total(target.measure)
 
         def plan_for(fraction: float) -> Plan:
             return select.select_target(self.groups, self.scores, costs, total, fraction, self.round_to, self.protect)

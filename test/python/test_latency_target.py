@@ -122,3 +122,60 @@ def test_latency_costs_follow_the_measured_layer_times(monkeypatch) -> None:
     assert latency[2] / latency[1] > 5 * macs[2] / macs[1]
     model.prune(plan)
     assert SlowClassifier({})(model.to_onnx()) <= 0.7 * SlowClassifier({})(spa.load(demo_model_path()).to_onnx())
+
+
+class FlatSecondConv(SlowClassifier):
+    """A machine on which the second conv takes as long at any width (an overhead-bound kernel), and
+    every other layer as long as its MACs say. A dense profile cannot tell it from a machine where
+    that conv narrows like the rest; profiles at several widths can."""
+
+    flat = True
+
+    def weight_times(self, model: onnx.ModelProto) -> dict[str, float]:
+        times = super().weight_times(model)
+        times["classifier.0.weight"] /= 50  # no slow classifier here
+        if self.flat:
+            times["features.3.weight"] = 2.0  # whatever its widths
+        return times
+
+
+class ProportionalSecondConv(FlatSecondConv):
+    """The same conv, 2 ms at full width, narrowing like its MACs."""
+
+    flat = False
+
+    def weight_times(self, model: onnx.ModelProto) -> dict[str, float]:
+        times = super().weight_times(model)
+        times["features.3.weight"] *= 2.0 / (64 * 32 * 9 * 24 * 24 / 1e6)
+        return times
+
+
+def _latency_costs(machine, monkeypatch) -> dict[int, float]:
+    from spa.planning import Planner
+
+    monkeypatch.setattr(spa.model, "LatencyMeter", machine)
+    model = spa.load(demo_model_path())
+    model.plan(criterion="l1", target_latency=0.5)  # sets up the meter
+    groups, weights = model.coupling_groups(), model.weights()
+    planner = Planner(model, groups, {n: a.shape for n, a in weights.items()},
+                      {g.id: np.ones(g.channels) for g in groups if g.prunable})
+    return planner.costs("latency", 0.5)
+
+
+def test_latency_prices_come_from_layer_times_over_channel_counts(monkeypatch) -> None:
+    dense = spa.load(demo_model_path()).to_onnx()
+    proportional_dense = ProportionalSecondConv({}).weight_times(dense)
+    proportional_dense["features.3.weight"] = 2.0
+    assert FlatSecondConv({}).weight_times(dense) == proportional_dense  # one dense profile, two machines
+    flat, proportional = (_latency_costs(m, monkeypatch) for m in (FlatSecondConv, ProportionalSecondConv))
+    # Groups 0 and 1 are the widths the second conv reads and writes: narrowing them saves little there.
+    assert flat[0] < 0.5 * proportional[0] and flat[1] < 0.5 * proportional[1]
+    assert flat[2] == pytest.approx(proportional[2])  # the classifier's hidden width does not touch it
+
+
+def test_latency_target_is_met_on_a_machine_with_a_flat_kernel(monkeypatch) -> None:
+    monkeypatch.setattr(spa.model, "LatencyMeter", FlatSecondConv)
+    model = spa.load(demo_model_path())
+    dense = FlatSecondConv({})(model.to_onnx())
+    model.prune(model.plan(criterion="l1", target_latency=0.2, allocation="global"))
+    assert FlatSecondConv({})(model.to_onnx()) <= 0.8 * dense
