@@ -4,8 +4,9 @@ One profile of the dense model says what each layer costs, but not how its
 time falls as it narrows: a kernel that works in blocks of 16 channels, or
 one dominated by overhead at small widths, saves less than its share of
 MACs. So the table profiles the model pruned uniformly to a few kept
-fractions (every prunable width at 75 %, 50 %, 25 %) and records each
-layer's kernel time at each; the price of a channel is then the time its
+fractions (every prunable width at 75 %, 50 %, 25 %, rounded as the plan
+rounds: a width off a kernel's block costs more) and records each layer's
+kernel time at each; the price of a channel is then the time its
 layers save between the full width and the width the target asks for,
 read off the table (linear between the measured widths). The profiles come
 from the latency meter, which caches them per model and machine.
@@ -47,8 +48,9 @@ def measure_table(times_at: Callable[[float], Mapping[str, float]],
 
 def per_weight_prices(table: LatencyTable, removed: float, shrinking_axes: Mapping[str, int]) -> dict[str, float]:
     """Per weight, the time its layers save per unit of width removed, for one axis: the saving at
-    `removed` (read off the table, where every prunable axis of the layer shrank together) split
-    over the layer's `shrinking_axes` and divided by `removed`. For a layer whose time follows its
+    `removed` of every width (read off the table, where every prunable axis of the layer shrank
+    together) split over the layer's `shrinking_axes` (its axes some group narrows) and divided by
+    `removed`. For a layer whose time follows its
     MACs this is about its full time, as in a dense profile; for one whose time stays flat as it
     narrows it is near zero."""
     removed = min(max(removed, 0.05), 1.0 - table.kept[-1])

@@ -71,7 +71,7 @@ class Model:
         self._reference: tuple[dict[str, np.ndarray], list[np.ndarray] | None] | None = None  # feeds, outputs
         self.verification: Verification | None = None  # what the last prune's verification checked
         self._latency_meter: LatencyMeter | None = None  # set by a plan for a latency target
-        self._latency_table: tuple[object, LatencyTable | None] = (None, None)  # (the meter it came from, table)
+        self._latency_tables: tuple[object, dict[tuple, LatencyTable]] = (None, {})  # (their meter, by key)
 
     @property
     def heads(self) -> str:
@@ -327,20 +327,24 @@ class Model:
         """The params, MACs or latency (see current_stat) of a copy of this model pruned by `plan` (not verified)."""
         return self._pruned_trial(plan).current_stat(measure)
 
-    def latency_table(self, plan_at: Callable[[float], Plan]) -> LatencyTable | None:
+    def latency_table(self, plan_at: Callable[[float], Plan], key: tuple) -> LatencyTable | None:
         """Layer times over channel counts (spa.latency_table), profiled by the latency meter a latency
         target set up on copies pruned by `plan_at(kept fraction)`; None without a meter that profiles
-        layers. Measured once per meter."""
+        layers. Measured once per meter, head granularity and `key` (what else `plan_at` depends on:
+        the rounding, as a width off a kernel's block costs more, and the protected weights)."""
         meter = self._latency_meter
         if meter is None or not hasattr(meter, "weight_times"):
             return None
-        if self._latency_table[0] is not meter:
+        if self._latency_tables[0] is not meter:
+            self._latency_tables = (meter, {})
+        tables, key = self._latency_tables[1], (self._heads, *key)
+        if key not in tables:
             def times_at(kept: float) -> dict[str, float]:
                 trial = self if kept >= 1 else self._pruned_trial(plan_at(kept))
                 return meter.weight_times(trial._state_onnx())
 
-            self._latency_table = (meter, measure_table(times_at))
-        return self._latency_table[1]
+            tables[key] = measure_table(times_at)
+        return tables[key]
 
     def _pruned_trial(self, plan: Plan) -> Model:
         """A copy of this model pruned by `plan` (not verified), sharing its latency meter."""

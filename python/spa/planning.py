@@ -74,23 +74,28 @@ class Planner:
         # measured (calibrate).
         speed = self.total("latency") / max(self.total("macs"), 1.0)
         prices = self._latency_prices(removed)
-        return self._per_channel({name: prices[name] if name in prices else count * speed
-                                  for name, count in macs.items()})
+        # Never below a tenth of the MAC estimate: a profile's noise can show a layer saving nothing,
+        # and a free channel would be taken before any other.
+        return self._per_channel({name: max(prices.get(name, 0.0), 0.1 * count * speed) if name in prices
+                                  else count * speed for name, count in macs.items()})
 
     def _latency_prices(self, removed: float) -> dict[str, float]:
-        """Per weight, the measured time its layers save per unit of width (spa.latency_table), or {}
-        when latency is not profiled per layer."""
+        """Per weight, the measured time its layers save per unit of width (spa.latency_table) when
+        `removed` of the cost goes, or {} when latency is not profiled per layer."""
         def uniform_at(kept: float) -> Plan:
-            return select.select_per_group(self.groups, self.scores, 1.0 - kept, 1, self.protect)
+            return select.select_per_group(self.groups, self.scores, 1.0 - kept, self.round_to, self.protect)
 
-        table = self.model.latency_table(uniform_at)
+        table = self.model.latency_table(uniform_at, (self.round_to, self.protect))
         if table is None:
             return {}
-        shrinking: dict[str, int] = defaultdict(int)  # per weight, the groups that narrow it
+        axes: dict[str, set[int]] = defaultdict(set)  # per weight, the axes the eligible groups narrow
         for group in self.eligible():
-            for tensor in {member.tensor for member in group.members}:
-                shrinking[tensor] += 1
-        return per_weight_prices(table, removed, shrinking)
+            for member in group.members:
+                axes[member.tensor].add(member.axis)
+        # A cost that falls with the square of the width (a layer narrowed on both sides) loses
+        # `removed` of itself when about 1 - sqrt(1 - removed) of the widths go.
+        width = 1.0 - math.sqrt(max(1.0 - removed, 0.0))
+        return per_weight_prices(table, width, {name: len(found) for name, found in axes.items()})
 
     def uniform(self, target: Target) -> Plan:
         def same_ratio(fraction: float) -> Plan:

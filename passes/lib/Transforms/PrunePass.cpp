@@ -211,7 +211,6 @@ void reshareEqualCopies(ModuleOp module) {
   }
 }
 
-/// The positions a value keeps along its channel axis (of `size` before pruning).
 struct PrunePass : public spa::impl::SPAPruneBase<PrunePass> {
   using Base::Base;
   ChannelRewriter rewriter; // what the ops' rewrites see and the edits they make
@@ -325,9 +324,9 @@ struct PrunePass : public spa::impl::SPAPruneBase<PrunePass> {
 
   LogicalResult sliceConstants(const llvm::MapVector<Operation *, SmallVector<AxisSlice>> &slices) {
     for (auto &[constant, axisSlices] : slices) {
-      ++numSlicedConstants;
       if (auto fill = dyn_cast<onnx::ConstantOfShapeOp>(constant)) {
         resizeFill(fill, axisSlices);
+        ++numSlicedConstants;
         continue;
       }
       ElementsAttr value = constantElements(constant->getResult(0));
@@ -338,6 +337,7 @@ struct PrunePass : public spa::impl::SPAPruneBase<PrunePass> {
                                        << "' of type " << constant->getResult(0).getType();
       }
       setConstantValue(constant, value);
+      ++numSlicedConstants;
     }
     return success();
   }
