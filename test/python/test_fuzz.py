@@ -23,8 +23,8 @@ from pathlib import Path
 
 import onnx
 import pytest
-from helpers import run
-from hypothesis import HealthCheck, given, settings
+from helpers import run, session
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from spa.cli import main
 from spa.verify import generated_inputs
@@ -58,7 +58,19 @@ def _spa(*args: str) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
+def loads_in_onnxruntime(model: onnx.ModelProto) -> bool:
+    """Whether onnxruntime, as users run it (every graph optimisation on), builds a session of `model`.
+    Its pad fusion folds Pad -> Pad -> MaxPool into a pool whose pads reach the kernel, which its own
+    kernel then refuses: such an original is onnxruntime's problem, not a case for SPA."""
+    try:
+        session(model)
+    except Exception:  # onnxruntime raises its own Fail/InvalidGraph types
+        return False
+    return True
+
+
 def check_prune(model: onnx.ModelProto, options: list[str]) -> None:
+    assume(loads_in_onnxruntime(model))
     with tempfile.TemporaryDirectory() as folder:
         source, output, plan = (str(Path(folder) / name) for name in ("model.onnx", "pruned.onnx", "plan.json"))
         onnx.save(model, source)
