@@ -270,14 +270,6 @@ class Model:
             return self._latency_meter(self._state_onnx())
         return getattr(self.stats(), measure)
 
-    def weight_times(self) -> dict[str, float]:
-        """Weight name -> measured kernel time (ms) of the layers reading it, on the inputs of the
-        latency meter a latency target set up ({} without one)."""
-        meter = self._latency_meter
-        if meter is None or not hasattr(meter, "weight_times"):
-            return {}
-        return meter.weight_times(self._state_onnx())
-
     def _score(self, criterion: str, groups: list[Group], weights: Mapping[str, np.ndarray],
                provider: Provider | None, calibration: Mapping[str, np.ndarray] | None, options: OBSPAOptions,
                criterion_options: Mapping[str, object] | None, seed: int, quiet: bool = False,
