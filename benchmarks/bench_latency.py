@@ -16,8 +16,10 @@ sizes; latency does not depend on the weights' values), at batch 1:
    i.e. a pruned latency <= 0.735 of the dense one), the rounding chosen from
    measurements, the MACs removed, and the time the search took.
 
-Each latency is the median of 30 runs after warm-up, dense and pruned timed
-in the same process, with the latency cache off.
+Each latency is the median of 30 runs after warm-up, with the latency cache
+off; each pruned model is timed in alternation with the dense one (run by run),
+so that the machine's drift over the minutes a search takes does not enter the
+ratios. The dense latency on a model's first line is timed alone.
 """
 
 from __future__ import annotations
@@ -48,27 +50,37 @@ def export(name: str, folder: Path) -> Path:
     return path
 
 
+FEEDS = {"image": np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)}
+
+
 def latency(model: onnx.ModelProto, threads: int) -> float:
     from spa.latency import median_latency
 
-    feeds = {"image": np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)}
-    return median_latency(model, feeds, threads, repeats=30, budget=60.0).median_ms
+    return median_latency(model, FEEDS, threads, repeats=30, budget=60.0).median_ms
 
 
-def efficiency(path: Path, threads: int, dense_ms: float, round_to: int) -> str:
+def against_dense(path: Path, model, threads: int) -> tuple[float, float]:
+    """(dense ms, pruned ms) with the two timed in alternation (spa.latency.paired_latency)."""
+    from spa.latency import paired_latency
+
+    pair = paired_latency(onnx.load(path), model.to_onnx(), FEEDS, threads, repeats=30, budget=120.0)
+    return pair.reference_ms, pair.candidate_ms
+
+
+def efficiency(path: Path, threads: int, round_to: int) -> str:
     import spa
 
     model = spa.load(path)
     dense_macs = model.stats().macs
     model.prune(model.plan(criterion="l1", ratio=0.3, round_to=round_to), verify=False)
-    pruned_ms = latency(model.to_onnx(), threads)
+    dense_ms, pruned_ms = against_dense(path, model, threads)
     macs_ratio = dense_macs / model.stats().macs
     speedup = dense_ms / pruned_ms
-    return (f"ratio 0.3, round-to {round_to:2d}: MACs /{macs_ratio:.2f}, latency {pruned_ms:8.2f} ms "
-            f"(/{speedup:.2f}), speed-up / MAC reduction = {speedup / macs_ratio:.2f}")
+    return (f"ratio 0.3, round-to {round_to:2d}: MACs /{macs_ratio:.2f}, latency {dense_ms:8.2f} -> {pruned_ms:8.2f} "
+            f"ms (/{speedup:.2f}), speed-up / MAC reduction = {speedup / macs_ratio:.2f}")
 
 
-def latency_target(path: Path, threads: int, dense_ms: float, allocation: str) -> str:
+def latency_target(path: Path, threads: int, allocation: str) -> str:
     import spa
 
     model = spa.load(path)
@@ -78,7 +90,7 @@ def latency_target(path: Path, threads: int, dense_ms: float, allocation: str) -
                       allocation=allocation)
     searched = time.perf_counter() - start
     model.prune(plan, verify=False)
-    pruned_ms = latency(model.to_onnx(), threads)
+    dense_ms, pruned_ms = against_dense(path, model, threads)
     rounding = plan.data_used.split("multiples of ")[1].split(",")[0] if "multiples of" in plan.data_used else "?"
     macs_removed = 1 - model.stats().macs / dense_macs
     return (f"--target-latency 0.3, {allocation:7s}: latency removed {1 - pruned_ms / dense_ms:.1%} (pruned/dense "
@@ -99,9 +111,9 @@ def main() -> None:
             dense_ms = latency(onnx.load(path), args.threads)
             print(f"{name}: dense {dense_ms:.2f} ms (batch 1, {args.threads} thread(s), median of 30)", flush=True)
             for round_to in (1, 16):
-                print("  " + efficiency(path, args.threads, dense_ms, round_to), flush=True)
+                print("  " + efficiency(path, args.threads, round_to), flush=True)
             for allocation in args.allocations.split(","):
-                print("  " + latency_target(path, args.threads, dense_ms, allocation), flush=True)
+                print("  " + latency_target(path, args.threads, allocation), flush=True)
 
 
 if __name__ == "__main__":

@@ -76,5 +76,6 @@ def run_demo(out=print) -> None:
     out(change_line(original.stats(), model.stats()) +
         f"   speed-up {latency['before']['median_ms'] / latency['after']['median_ms']:.2f}x")
     out(f"(accuracy on the other {len(held_out[1])} bundled MNIST test images; latency: onnxruntime on this "
-        f"machine, batch {latency['batch']}, {latency['threads']} thread, median of {latency['repeats']} runs)")
+        f"machine, batch {latency['batch']}, {latency['threads']} thread, median of {latency['repeats']} runs each, "
+        f"before and after timed in alternation)")
     out(f"report: {report}  (open it in a browser)")

@@ -89,6 +89,52 @@ def median_latency(model: onnx.ModelProto | bytes, feeds: Mapping[str, np.ndarra
 
 
 @dataclass(frozen=True)
+class Comparison:
+    """Two models timed in alternation: the medians (ms) of each, and `ratio`, the median over rounds of
+    candidate time / reference time, with `spread`, the standard error of that median. Alternating
+    cancels what drifts on a timescale of seconds (clock boost, other processes), which separate
+    measurements minutes apart do not: a 7 ms model's ratio moved 6 points between two such runs."""
+
+    reference_ms: float
+    candidate_ms: float
+    ratio: float
+    spread: float
+    batch: int
+    threads: int
+    repeats: int
+
+
+def _paired_rounds(sessions: Sequence, feeds: Mapping[str, np.ndarray], rounds: int) -> np.ndarray:
+    """(rounds, 2) wall times of the two sessions, run back to back, the first one first in even rounds."""
+    times = np.zeros((rounds, 2))
+    for index in range(rounds):
+        for which in ((0, 1) if index % 2 == 0 else (1, 0)):
+            start = time.perf_counter()
+            sessions[which].run(None, dict(feeds))
+            times[index, which] = time.perf_counter() - start
+    return times
+
+
+def paired_latency(reference: onnx.ModelProto | bytes, candidate: onnx.ModelProto | bytes,
+                   feeds: Mapping[str, np.ndarray], threads: int = 1, repeats: int = 40, budget: float = 4.0,
+                   reference_session=None) -> Comparison:
+    """Time `candidate` against `reference` in alternation (see Comparison): up to `repeats` rounds,
+    fewer when they would take more than `budget` seconds, after WARMUP untimed runs of each.
+    `reference_session` reuses an onnxruntime session of `reference` (a search times many candidates
+    against one model)."""
+    first = reference_session or _session(reference, threads)
+    sessions = (first, _session(candidate, threads))
+    rounds = min(_warm_up(session, feeds, repeats, budget / 2) for session in sessions)
+    times = _paired_rounds(sessions, feeds, rounds)
+    ratios = times[:, 1] / times[:, 0]
+    median = float(np.median(ratios))
+    # The standard error of a median, from the median absolute deviation (both robust to a stray slow run).
+    spread = 1.2533 * 1.4826 * float(np.median(np.abs(ratios - median))) / np.sqrt(rounds)
+    reference_ms, candidate_ms = (1000 * float(np.median(times[:, which])) for which in (0, 1))
+    return Comparison(reference_ms, candidate_ms, median, spread, _batch(feeds), threads, rounds)
+
+
+@dataclass(frozen=True)
 class NodeProfile:
     """Per-node kernel times (ms, medians) of the graph onnxruntime ran after its own optimisations."""
 
@@ -214,13 +260,13 @@ class LatencyMeter:
         self.feeds, self.threads, self.budget = dict(feeds), threads, budget
         self.signature = machine_signature(threads)
         self.measured = 0  # models timed (not read from the cache)
+        self._reference: tuple | None = None  # (bytes, digest, session) of the model candidates are timed against
 
     def __call__(self, model: onnx.ModelProto) -> float:
         from spa.cache import digest, load_arrays, store_arrays
 
         blob = model.SerializeToString()
-        shapes = ";".join(f"{name}:{array.dtype}{array.shape}" for name, array in sorted(self.feeds.items()))
-        key = digest([blob, self.signature, shapes])
+        key = digest([blob, self.signature, self._shapes()])
         cached = load_arrays("latency", key)
         if cached is not None and "ms" in cached:
             return float(cached["ms"])
@@ -229,12 +275,33 @@ class LatencyMeter:
         store_arrays("latency", key, {"ms": np.asarray(milliseconds)})
         return milliseconds
 
+    def ratio(self, reference: bytes, candidate: onnx.ModelProto) -> float:
+        """An upper estimate of candidate latency / reference latency: the two timed in alternation
+        (paired_latency), the median ratio plus its standard error, so that a search for a target aims
+        past it by the measurement's own spread. Cached like the medians."""
+        from spa.cache import digest, load_arrays, store_arrays
+
+        blob = candidate.SerializeToString()
+        if self._reference is None or self._reference[0] is not reference:
+            self._reference = (reference, digest([reference]), _session(reference, self.threads))
+        key = digest([self._reference[1], blob, self.signature, self._shapes(), "paired"])
+        cached = load_arrays("latency", key)
+        if cached is not None and "ratio" in cached:
+            return float(cached["ratio"])
+        compared = paired_latency(reference, blob, self.feeds, self.threads, budget=2 * self.budget,
+                                  reference_session=self._reference[2])
+        self.measured += 1
+        store_arrays("latency", key, {"ratio": np.asarray(compared.ratio + compared.spread)})
+        return compared.ratio + compared.spread
+
+    def _shapes(self) -> str:
+        return ";".join(f"{name}:{array.dtype}{array.shape}" for name, array in sorted(self.feeds.items()))
+
     def weight_times(self, model: onnx.ModelProto) -> dict[str, float]:
         """`weight_times` of `model` on this meter's inputs, cached like the medians."""
         from spa.cache import digest, load_arrays, store_arrays
 
-        shapes = ";".join(f"{name}:{array.dtype}{array.shape}" for name, array in sorted(self.feeds.items()))
-        key = digest([model.SerializeToString(), self.signature, shapes, "per weight"])
+        key = digest([model.SerializeToString(), self.signature, self._shapes(), "per weight"])
         cached = load_arrays("latency", key)
         if cached is not None and {"names", "ms"} <= cached.keys():
             return dict(zip(cached["names"].tolist(), cached["ms"].tolist()))

@@ -72,6 +72,7 @@ class Model:
         self.verification: Verification | None = None  # what the last prune's verification checked
         self._latency_meter: LatencyMeter | None = None  # set by a plan for a latency target
         self._latency_tables: tuple[object, dict[tuple, LatencyTable]] = (None, {})  # (their meter, by key)
+        self._latency_reference: tuple[object, bytes] = (None, b"")  # (its meter, this model serialised)
 
     @property
     def heads(self) -> str:
@@ -252,8 +253,7 @@ class Model:
         fewest channels (or, when none does, that comes nearest); with its rounding also in the note."""
         if len(candidates) == 1:
             return candidates[0]
-        before = self.current_stat(target.measure)
-        achieved = [1 - self.pruned_stat(c[1], target.measure) / before for c in candidates]
+        achieved = [1 - self.remaining(c[1], target.measure) for c in candidates]
         meeting = [i for i, a in enumerate(achieved) if a >= target.fraction]
         best = min(meeting, key=lambda i: candidates[i][1].removed_count()) if meeting else \
             max(range(len(candidates)), key=lambda i: achieved[i])
@@ -315,9 +315,17 @@ class Model:
                 f"groups, {samples} {_sample_kind(calibration, synthesized)} samples)",
                 PlanDamage(run_model, batches, prune_model), table)
 
-    def pruned_stat(self, plan: Plan, measure: str) -> float:
-        """The params, MACs or latency (see current_stat) of a copy of this model pruned by `plan` (not verified)."""
-        return self._pruned_trial(plan).current_stat(measure)
+    def remaining(self, plan: Plan, measure: str) -> float:
+        """pruned/original params, MACs or latency (see current_stat) of a copy pruned by `plan` (not
+        verified). Latency is timed against this model's own in alternation (LatencyMeter.ratio), as
+        an upper estimate, when the meter can."""
+        trial, meter = self._pruned_trial(plan), self._latency_meter
+        if measure == "latency" and hasattr(meter, "ratio"):
+            if self._latency_reference[0] is not meter:
+                self._latency_reference = (meter, self._state_onnx().SerializeToString())
+            return meter.ratio(self._latency_reference[1], trial._state_onnx())
+        before = self.current_stat(measure)
+        return trial.current_stat(measure) / before if before else 1.0
 
     def latency_table(self, plan_at: Callable[[float], Plan], key: tuple) -> LatencyTable | None:
         """Layer times over channel counts (spa.latency_table), profiled by the latency meter a latency

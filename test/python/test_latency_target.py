@@ -7,6 +7,7 @@ widths) so that what it must choose is known; the real meter is tested for what 
 from __future__ import annotations
 
 import subprocess
+import time
 import sys
 
 import numpy as np
@@ -172,3 +173,74 @@ def test_latency_prices_come_from_layer_times_over_channel_counts(monkeypatch) -
     assert flat[0] < 0.5 * proportional[0] and flat[1] < 0.5 * proportional[1]
     assert flat[2] == pytest.approx(proportional[2])  # the classifier's hidden width does not touch it
 
+
+
+class DriftingMachine(BlockedKernels):
+    """BlockedKernels on a machine that slows down as it works (thermal throttling, a neighbour's job):
+    each separate timing reads 20 % more than the one before (and is cached per model, as the real
+    meter's are), while two models timed in alternation keep their true ratio."""
+
+    def __init__(self, feeds, threads: int = 1) -> None:
+        super().__init__(feeds, threads)
+        self.timed: dict[bytes, float] = {}
+
+    def __call__(self, model: onnx.ModelProto) -> float:
+        blob = model.SerializeToString()
+        if blob not in self.timed:
+            self.timed[blob] = super().__call__(model) * (1 + 0.2 * len(self.timed))
+        return self.timed[blob]
+
+    def ratio(self, reference: bytes, candidate: onnx.ModelProto) -> float:
+        return BlockedKernels.__call__(self, candidate) / BlockedKernels.__call__(self, onnx.load_from_string(reference))
+
+
+def test_latency_target_compares_candidates_with_the_original_in_alternation(monkeypatch) -> None:
+    monkeypatch.setattr(spa.model, "LatencyMeter", DriftingMachine)
+    model = spa.load(demo_model_path())
+    dense = BlockedKernels({})(model.to_onnx())
+    model.prune(model.plan(criterion="l1", target_latency=0.4))
+    pruned = BlockedKernels({})(model.to_onnx())
+    # Met, and not by pruning everything it can: separate timings would have read every later
+    # candidate as slower than it is and driven the search to its upper end.
+    assert 0.45 * dense <= pruned <= 0.6 * dense
+
+
+class FakeSession:
+    """A session whose run sleeps `base` seconds times a slowdown shared by every session's runs."""
+
+    clock = 0
+
+    def __init__(self, base: float) -> None:
+        self.base = base
+
+    def run(self, *_) -> None:
+        FakeSession.clock += 1
+        time.sleep(self.base * (1 + 0.05 * FakeSession.clock))
+
+
+def test_alternating_rounds_cancel_a_drifting_machine() -> None:
+    from spa.latency import _paired_rounds
+
+    times = _paired_rounds((FakeSession(0.002), FakeSession(0.004)), {}, 20)
+    ratios = times[:, 1] / times[:, 0]
+    assert np.median(ratios) == pytest.approx(2.0, rel=0.12)
+    # The machine slowed down by 3x over the run: timed one after the other, the ratio would be far off.
+    assert times[-1, 0] > 2 * times[0, 0]
+
+
+def test_paired_latency_and_the_meters_ratio_on_real_models() -> None:
+    from spa.latency import paired_latency
+
+    images, _ = load_demo_images()
+    feeds = {"image": images[:64]}
+    dense = spa.load(demo_model_path())
+    half = spa.load(demo_model_path())
+    half.prune(half.plan(criterion="l1", ratio=0.75, round_to=8))
+    same = paired_latency(dense.to_onnx(), dense.to_onnx(), feeds, budget=1.0)
+    assert abs(same.ratio - 1) < 0.15 and same.spread < 0.1 and same.repeats >= 5
+    faster = paired_latency(dense.to_onnx(), half.to_onnx(), feeds, budget=1.0)
+    assert faster.ratio < 0.7 and faster.candidate_ms < faster.reference_ms
+    meter = LatencyMeter(feeds, threads=1, budget=0.5)
+    reference = dense.to_onnx().SerializeToString()
+    first = meter.ratio(reference, half.to_onnx())
+    assert first < 0.8 and meter.ratio(reference, half.to_onnx()) == first and meter.measured == 1

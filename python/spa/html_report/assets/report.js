@@ -42,7 +42,7 @@
         : `${ms(latency.before.median_ms)} ms`;
       const speedup = latency.after ? `${(latency.before.median_ms / latency.after.median_ms).toFixed(2)}× faster; ` : '';
       totals.append(card('Latency (onnxruntime)', text,
-        `${speedup}median of ${latency.repeats} runs, batch ${latency.batch}, ${latency.threads} thread(s)`));
+        `${speedup}median of ${latency.repeats} runs${latency.after ? ' each, timed in alternation' : ''}, batch ${latency.batch}, ${latency.threads} thread(s)`));
     } else if (latency && latency.note) {
       totals.append(card('Latency', 'not measured', latency.note));
     }
