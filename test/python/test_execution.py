@@ -263,3 +263,42 @@ def test_backends_agree_bit_for_bit_on_obspa_hessians(ray_backend) -> None:
     assert all(np.array_equal(ray[key], workers[key]) for key in workers)  # one thread per task on both
     assert all(np.allclose(in_process[key], workers[key], rtol=1e-5, atol=1e-7 * np.abs(workers[key]).max())
                for key in workers)
+
+
+class _CountingBackend(LocalBackend):
+    """Two local workers that note how many tasks each map is given."""
+
+    def __init__(self) -> None:
+        super().__init__(2)
+        self.tasks = 0
+
+    def map(self, task, shared, items, on_done=None):
+        items = list(items)
+        self.tasks += len(items)
+        return super().map(task, shared, items, on_done)
+
+
+def test_backends_agree_bit_for_bit_on_obspa_reconstruction(ray_backend) -> None:
+    from spa.groups import Plan
+    from spa.obspa import OBSPA, OBSPAOptions
+
+    images, _ = load_demo_images()
+    model = spa.load(demo_model_path())
+    groups, weights = model.coupling_groups(), model.weights()
+    pruner = OBSPA(model.to_onnx(), groups, weights, {"image": images[:96]}, OBSPAOptions(batch_size=16),
+                   quiet=True)
+    plan = Plan({g.id: list(range(0, g.channels, 3)) for g in groups if g.prunable})
+    counting = _CountingBackend()
+    results = {}
+    for name, backend in (("workers", counting), ("ray", ray_backend), ("in process", None)):
+        pruner.backend = backend
+        results[name] = (pruner.updates(plan), pruner.reconstruction(plan, quiet=True))
+    # The one-shot refit's three layers ran as tasks; the sequential one goes level by level, and each
+    # level of this chain holds one layer, solved where it is (no pool for a single solve).
+    assert counting.tasks == 3 and pruner.sequential_used
+    for which in (0, 1):
+        workers, ray, in_process = (results[name][which] for name in ("workers", "ray", "in process"))
+        assert workers.keys() == ray.keys() == in_process.keys() and workers
+        assert all(np.array_equal(ray[key], workers[key]) for key in workers)
+        assert all(np.allclose(in_process[key], workers[key], rtol=1e-4, atol=1e-6 * np.abs(workers[key]).max())
+                   for key in workers)

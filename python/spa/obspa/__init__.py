@@ -40,11 +40,10 @@ from spa.obspa.solver import (
     damped,
     greedy_scores,
     inverse,
-    reconstruct,
-    reconstruct_with_inverse,
 )
 from spa.obspa.batchnorm import batchnorm_parameters, reestimated_statistics
 from spa.obspa.sequential import SequentialRefit, masked, removed_slices
+from spa.obspa.solve_tasks import Solve, solve_all
 from spa.obspa.synthesis import synthesized_inputs
 from spa.progress import progress, progress_bar
 from spa.verify.masking import constant_value
@@ -277,17 +276,22 @@ class OBSPA:
                 if member.role == "consumer" and member.tensor in self.layers and channels \
                         and member.axis == self.layers[member.tensor][0].input_axis:
                     removed_positions.setdefault(member.tensor, set()).update(group.positions(member, channels))
-        updates: dict[str, np.ndarray] = {}
+        layers, items = [], []
         for name, positions in removed_positions.items():
             for layer in self.layers[name]:
-                columns = _columns_of_positions(layer, sorted(positions))
-                matrix = self._matrix(layer)
-                if 2 * len(columns) < matrix.shape[1]:  # few columns go: downdate the (cached) inverse
-                    corrected = reconstruct_with_inverse(matrix, self._inverse(layer), columns)
-                else:
-                    corrected = reconstruct(matrix, self._hessians[layer.key], columns)
-                self._write(layer, corrected, updates)
+                layers.append(layer)
+                items.append(self._solve(layer, _columns_of_positions(layer, sorted(positions))))
+        updates: dict[str, np.ndarray] = {}
+        for layer, corrected in zip(layers, solve_all(items, self.backend)):
+            self._write(layer, corrected, updates)
         return updates
+
+    def _solve(self, layer: LinearLayer, columns: np.ndarray) -> Solve:
+        """The one-shot refit of `layer` without `columns`, as a task's item (spa.obspa.solve_tasks)."""
+        matrix = self._matrix(layer)
+        if 2 * len(columns) < matrix.shape[1]:  # few columns go: downdate the (cached) inverse
+            return Solve("downdate", matrix, self._inverse(layer), columns)
+        return Solve("refit", matrix, self._hessians[layer.key], columns)
 
     def _write(self, layer: LinearLayer, matrix: np.ndarray, updates: dict[str, np.ndarray]) -> None:
         weight = updates.setdefault(layer.weight, np.array(self.weights[layer.weight], copy=True))

@@ -32,7 +32,7 @@ import onnx
 from spa.groups import Group, Plan
 from spa.obspa.hessians import layer_features
 from spa.obspa.layers import LinearLayer
-from spa.obspa.solver import reconstruct
+from spa.obspa.solve_tasks import Solve, solve_all
 from spa.progress import progress_bar
 from spa.providers.segmented import SegmentedModel, node_reads
 
@@ -85,9 +85,10 @@ class SequentialRefit:
         for level in levels:
             inputs = sorted({layer.input for layer in level})
             dense, pruned = session.advance(inputs, overrides)
-            for layer in level:
-                self._refit(layer, dense[inputs.index(layer.input)], pruned[inputs.index(layer.input)],
-                            masks, updates)
+            items = [self._refit(layer, dense[inputs.index(layer.input)], pruned[inputs.index(layer.input)], masks)
+                     for layer in level]
+            for layer, refit in zip(level, solve_all(items, self.pruner.backend)):
+                self.pruner._write(layer, refit, updates)
             for name, array in updates.items():
                 overrides[name] = masked(array, masks.get(name, ()))
             bar.update(1)
@@ -95,7 +96,8 @@ class SequentialRefit:
         return {name: masked(array, masks.get(name, ())) for name, array in updates.items()}
 
     def _refit(self, layer: LinearLayer, dense: np.ndarray, pruned: np.ndarray,
-               masks: Mapping[str, Sequence[tuple[int, list[int]]]], updates: dict[str, np.ndarray]) -> None:
+               masks: Mapping[str, Sequence[tuple[int, list[int]]]]) -> Solve:
+        """The refit of one layer on its level's inputs, as a task's item (spa.obspa.solve_tasks)."""
         pruner = self.pruner
         with_bias = pruner._has_bias(layer)
         x_dense, x_pruned = layer_features(layer, dense), layer_features(layer, pruned)
@@ -105,19 +107,17 @@ class SequentialRefit:
         cross = (x_dense.T @ x_pruned).astype(np.float64) / len(x_dense)
         gram = (x_pruned.T @ x_pruned).astype(np.float64) / len(x_pruned)
         removed = _removed_columns(layer, masks.get(layer.weight, ()))
+        w = pruner._matrix(layer)
         if len(x_pruned) < ROWS_PER_COLUMN * gram.shape[0]:
             # Too few rows to fit so many columns (a classifier on a few samples) without overfitting
             # them: the one-shot refit on the dense Hessian instead.
-            pruner._write(layer, reconstruct(pruner._matrix(layer), pruner._hessians[layer.key], removed), updates)
-            return
+            return Solve("refit", w, pruner._hessians[layer.key], removed)
         kept = np.setdiff1d(np.arange(gram.shape[0]), removed)
-        w = pruner._matrix(layer)
         block = gram[np.ix_(kept, kept)]
         damping = pruner.options.damp * max(float(np.mean(np.diag(block))), 1e-12)
         block[np.diag_indices_from(block)] += damping
-        refit = np.zeros_like(w)  # ridge toward the dense weights: W' = W (damped) when nothing changed
-        refit[:, kept] = np.linalg.solve(block, (w @ cross[:, kept] + damping * w[:, kept]).T).T
-        pruner._write(layer, refit, updates)
+        # A ridge toward the dense weights: W' = W (damped) when nothing changed.
+        return Solve("ridge", w, block, kept, w @ cross[:, kept] + damping * w[:, kept])
 
 
 def removed_slices(plan: Plan, groups: Mapping[int, Group]) -> dict[str, list[tuple[int, list[int]]]]:
