@@ -305,3 +305,17 @@ def test_held_out_samples_are_spread_over_the_calibration_file() -> None:
     assert len(fit["x"]) == 96 and sorted(np.concatenate([fit["x"], held["x"]])) == sorted(labels)
     few = {"x": np.arange(16)}
     assert all(np.array_equal(part["x"], few["x"]) for part in held_out_split(few, 32))
+
+
+@pytest.mark.parametrize("with_bias", [False, True])
+def test_second_moments_border_the_bias_feature_as_an_appended_column_would(with_bias: bool) -> None:
+    from spa.obspa.sequential import second_moment
+
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((50, 7)).astype(np.float32), rng.standard_normal((50, 7)).astype(np.float32)
+    if with_bias:
+        ones = np.ones((50, 1), np.float32)
+        want = np.hstack([a, ones]).astype(np.float64).T @ np.hstack([b, ones]).astype(np.float64) / 50
+    else:
+        want = a.astype(np.float64).T @ b.astype(np.float64) / 50
+    np.testing.assert_allclose(second_moment(a, b, with_bias), want, rtol=1e-5, atol=1e-6)

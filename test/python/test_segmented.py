@@ -58,3 +58,30 @@ def test_pieces_give_what_whole_runs_give_as_weights_change_between_levels() -> 
         for conv in convs[sum(map(len, levels[:number + 1])) - len(level):][:len(level)]:
             overrides[conv.input[1]] = whole.values[conv.input[1]] * rng.uniform(0.5, 1.5)
     assert pieces.done and len(pieces.done) < len(model.graph.node)  # the head after the last target never ran
+
+
+def test_a_run_from_the_first_changed_node_gives_what_whole_runs_give() -> None:
+    from spa.providers.overridable import with_overridable
+    from spa.providers.pieces import GraphPieces
+    from spa.providers.suffix import SuffixRun, first_reader
+
+    model = _model()
+    convs = [node for node in model.graph.node if node.op_type == "Conv"]
+    names = [node.input[1] for node in convs] + ["norm.running_mean", "head.weight"]
+    pieces = GraphPieces(with_overridable(model, names))
+    outputs = [o.name for o in model.graph.output]
+    rng = np.random.default_rng(1)
+    batches = [{"x": rng.standard_normal((4, 3, 6, 6)).astype(np.float32)} for _ in range(2)]
+    whole = OverridableModel(model, names)
+    cuts = []
+    # each changed set alone: the stem (nothing before it), the side branch (the skip from the stem's
+    # output crosses the cut), the tail, and the head after every conv
+    for changed in ([convs[0].input[1]], [convs[2].input[1]], [convs[3].input[1]], ["head.weight"]):
+        rest = SuffixRun(pieces, outputs, changed, batches)
+        cuts.append(first_reader(pieces, changed, outputs))
+        overrides = {name: whole.values[name] * rng.uniform(0.5, 1.5, whole.values[name].shape).astype(np.float32)
+                     for name in changed}
+        for a, b in zip(rest.run(overrides), whole.run(batches, overrides)):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert cuts[0] < cuts[1] < cuts[2] < cuts[3]  # later changes run less of the model
+    assert first_reader(pieces, [], outputs) == 0  # nothing changed: the whole model, for the dense outputs

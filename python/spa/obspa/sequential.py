@@ -34,7 +34,8 @@ from spa.obspa.hessians import layer_features
 from spa.obspa.layers import LinearLayer
 from spa.obspa.solve_tasks import Solve, solve_all
 from spa.progress import progress_bar
-from spa.providers.segmented import SegmentedModel, node_reads
+from spa.providers.pieces import node_reads
+from spa.providers.segmented import SegmentedModel
 
 
 def layer_levels(model: onnx.ModelProto, layers: Sequence[LinearLayer]) -> list[list[LinearLayer]]:
@@ -101,11 +102,7 @@ class SequentialRefit:
         pruner = self.pruner
         with_bias = pruner._has_bias(layer)
         x_dense, x_pruned = layer_features(layer, dense), layer_features(layer, pruned)
-        if with_bias:
-            x_dense = np.hstack([x_dense, np.ones((len(x_dense), 1), x_dense.dtype)])
-            x_pruned = np.hstack([x_pruned, np.ones((len(x_pruned), 1), x_pruned.dtype)])
-        cross = (x_dense.T @ x_pruned).astype(np.float64) / len(x_dense)
-        gram = (x_pruned.T @ x_pruned).astype(np.float64) / len(x_pruned)
+        cross, gram = second_moment(x_dense, x_pruned, with_bias), second_moment(x_pruned, x_pruned, with_bias)
         removed = _removed_columns(layer, masks.get(layer.weight, ()))
         w = pruner._matrix(layer)
         if len(x_pruned) < ROWS_PER_COLUMN * gram.shape[0]:
@@ -118,6 +115,20 @@ class SequentialRefit:
         block[np.diag_indices_from(block)] += damping
         # A ridge toward the dense weights: W' = W (damped) when nothing changed.
         return Solve("ridge", w, block, kept, w @ cross[:, kept] + damping * w[:, kept])
+
+
+def second_moment(a: np.ndarray, b: np.ndarray, with_bias: bool) -> np.ndarray:
+    """E[a^T b] over the rows (float64), with the constant-1 feature appended to both when `with_bias`:
+    bordered on, since appending the column would copy the whole feature matrix."""
+    inner = (a.T @ b).astype(np.float64)
+    if not with_bias:
+        return inner / len(a)
+    result = np.empty((inner.shape[0] + 1, inner.shape[1] + 1))
+    result[:-1, :-1] = inner
+    result[:-1, -1] = a.sum(axis=0, dtype=np.float64)
+    result[-1, :-1] = b.sum(axis=0, dtype=np.float64)
+    result[-1, -1] = len(a)
+    return result / len(a)
 
 
 def removed_slices(plan: Plan, groups: Mapping[int, Group]) -> dict[str, list[tuple[int, list[int]]]]:

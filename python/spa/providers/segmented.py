@@ -22,10 +22,9 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import onnx
-from onnx import helper
 
 from spa.errors import SPAError
-from spa.importer.subgraph_constants import sub_graphs
+from spa.providers.pieces import GraphPieces
 from spa.providers.overridable import with_overridable
 from spa.verify.checks import Runner
 from spa.verify.masking import constant_value
@@ -40,14 +39,8 @@ class SegmentedModel:
                  ) -> None:
         prepared = with_overridable(model, sorted(set(names)))
         self.values = {name: constant_value(prepared, name) for name in sorted(set(names))}
-        graph = prepared.graph
-        self.nodes = list(graph.node)
-        self.overridable = {i.name for i in graph.input} & {t.name for t in graph.initializer}
-        self.initializers = {t.name: t for t in graph.initializer}
-        self.producer = {name: index for index, node in enumerate(self.nodes) for name in node.output if name}
-        self.reads = [node_reads(node) for node in self.nodes]
-        self.opset_import, self.ir_version = list(prepared.opset_import), prepared.ir_version
-        self.functions = list(prepared.functions)  # model-local functions the nodes may call
+        self.graph = GraphPieces(prepared)
+        self.producer, self.reads = self.graph.producer, self.graph.reads
         self.done: set[int] = set()
         self.held = {state: [dict(batch) for batch in batches] for state in STATES}
 
@@ -76,11 +69,11 @@ class SegmentedModel:
         return sorted(needed)
 
     def _run(self, piece: list[int], targets: Sequence[str], overrides: Mapping[str, np.ndarray]) -> None:
-        made = {name for index in piece for name in self.nodes[index].output if name}
+        made = {name for index in piece for name in self.graph.nodes[index].output if name}
         read = [name for index in piece for name in self.reads[index]]
         sample = self.held["dense"][0]
-        constants = sorted({name for name in read if name in self.initializers})
-        fed = sorted({name for name in read if name not in made and name not in self.initializers
+        constants = self.graph.constants_read(piece)
+        fed = sorted({name for name in read if name not in made and name not in self.graph.initializers
                       and (name in self.producer or name in sample)})  # not a name local to an If body
         later = {name for index, names in enumerate(self.reads) if index not in self.done and index not in piece
                  for name in names}
@@ -88,8 +81,7 @@ class SegmentedModel:
         missing = [name for name in fed if name not in sample]
         if missing:
             raise SPAError(f"sequential refit: {missing[0]} is read before any piece computes it")
-        model = self._piece_model(piece, constants, fed, outputs, sample)
-        runner = Runner(model.SerializeToString())
+        runner = Runner(self.graph.model(piece, constants, fed, outputs, sample).SerializeToString())
         for state in STATES:
             given = {name: overrides[name] for name in constants if name in overrides} if state == "pruned" else {}
             for held in self.held[state]:
@@ -98,19 +90,6 @@ class SegmentedModel:
                     raise SPAError(f"sequential refit: a piece of the model does not run ({result.message})")
                 held.update(zip(outputs, result))
 
-    def _piece_model(self, piece: list[int], constants: list[str], fed: list[str], outputs: list[str],
-                     sample: Mapping[str, np.ndarray]) -> onnx.ModelProto:
-        inputs = [helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(np.asarray(sample[name]).dtype),
-                                                None) for name in fed]
-        inputs += [helper.make_tensor_value_info(name, self.initializers[name].data_type,
-                                                 list(self.initializers[name].dims))
-                   for name in constants if name in self.overridable]
-        graph = helper.make_graph([self.nodes[index] for index in piece], "piece", inputs,
-                                  [helper.ValueInfoProto(name=name) for name in outputs],
-                                  [self.initializers[name] for name in constants])
-        return helper.make_model(graph, opset_imports=self.opset_import, ir_version=self.ir_version,
-                                 functions=self.functions)
-
     def _forget(self) -> None:
         """Drop held values that no node left to run reads."""
         later = {name for index, names in enumerate(self.reads) if index not in self.done for name in names}
@@ -118,13 +97,3 @@ class SegmentedModel:
             for held in self.held[state]:
                 for name in [n for n in held if n not in later]:
                     del held[name]
-
-
-def node_reads(node: onnx.NodeProto) -> list[str]:
-    """Values `node` reads: its inputs, and for If/Loop/Scan what their bodies read from outside."""
-    names = [name for name in node.input if name]
-    for attribute in node.attribute:
-        for inner in (*attribute.graphs, *([attribute.g] if attribute.HasField("g") else [])):
-            for graph in (inner, *sub_graphs(inner)):
-                names += [name for body_node in graph.node for name in body_node.input if name]
-    return names

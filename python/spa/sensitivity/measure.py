@@ -9,10 +9,12 @@ criterion's weight correction is part of the measurement (OBSPA refits the
 consumers of the removed channels first).
 
 A function-preserving group is removed by zeroing its slices (the zero-mask
-oracle says that is the pruned model), fed to one onnxruntime session of the
-model whose float constants are overridable inputs: no session per
-measurement. A group that is not function-preserving (a LayerNorm's width)
-is pruned for real, one session per measurement.
+oracle says that is the pruned model), fed as overridable inputs to one
+onnxruntime session per group: no session per measurement. That session runs
+only the nodes from the first one that reads the group's constants, on the
+values the nodes before it computed once (spa.providers.suffix). A group that
+is not function-preserving (a LayerNorm's width) is pruned for real, one
+session per measurement.
 """
 
 from __future__ import annotations
@@ -28,9 +30,12 @@ from spa.errors import SPAError
 from spa.execution import Backend, default_backend, worker_cache
 from spa.groups import Group, Plan
 from spa.progress import progress_bar
-from spa.providers.overridable import OverridableModel
+from spa.providers.overridable import with_overridable
+from spa.providers.pieces import GraphPieces
+from spa.providers.suffix import SuffixRun
 from spa.select import allowed_removal_counts, removal_order
 from spa.verify.checks import Runner
+from spa.verify.masking import constant_value
 
 GRID = (0.1, 0.25, 0.4, 0.55, 0.7, 0.85)
 THREADS = 1  # onnxruntime threads per measurement: workers share the cores, and every worker computes alike
@@ -144,7 +149,7 @@ class _Shared:
         names = tuple(sorted({m.tensor for g in groups for m in g.members}))
         blob = base.SerializeToString()
         shared = cls(digest([blob, *names]), blob, names, [dict(b) for b in batches], [])
-        dense = _session(shared).run(shared.batches, {})
+        dense = _session(shared).from_first_change(set(), shared.batches).run({})
         if dense is None:
             raise SPAError("sensitivity: onnxruntime cannot run the model on the measurement samples")
         shared.dense = dense
@@ -177,9 +182,11 @@ def _session(shared: _Shared) -> _OverridableSession:
 def _measure_group(shared: _Shared, job: _Job) -> list[float]:
     """A task: the damage of each of the job's removals, masked in the shared model."""
     session = _session(shared)
+    changed = {m.tensor for m in job.group.members} | {name for _, updates in job.removals for name in updates}
+    rest = session.from_first_change(changed, shared.batches)  # the nodes before it compute as in the dense run
     damages = []
     for removed, updates in job.removals:
-        outputs = session.run(shared.batches, session.masked(job.group, removed, updates))
+        outputs = rest.run(session.masked(job.group, removed, updates))
         damages.append(output_damage(shared.dense, outputs) if outputs is not None else 1e30)
     return damages
 
@@ -197,15 +204,19 @@ def _measure_pruned(group: Group, scores: Mapping[int, np.ndarray], counts: Mapp
 
 
 class _OverridableSession:
-    """The model with the constants `names` overridable, on THREADS onnxruntime threads."""
+    """The model with the constants `names` overridable, cut into the runs a group's measurements need
+    (spa.providers.suffix), on THREADS onnxruntime threads."""
 
     def __init__(self, base: onnx.ModelProto, names: Sequence[str]) -> None:
-        self.model = OverridableModel(base, names, threads=THREADS)
+        prepared = with_overridable(base, names)
+        self.pieces = GraphPieces(prepared)
+        self.values = {name: constant_value(prepared, name) for name in sorted(set(names))}
+        self.outputs = [o.name for o in base.graph.output]
 
     def masked(self, group: Group, removed: tuple[int, ...], updates: Mapping[str, np.ndarray]
                ) -> dict[str, np.ndarray]:
         """Feeds that zero the group's slices at `removed`, after writing `updates`."""
-        values = self.model.values
+        values = self.values
         changed = {name: np.array(value, dtype=values[name].dtype) for name, value in updates.items()
                    if name in values}
         for member in group.members:
@@ -215,10 +226,10 @@ class _OverridableSession:
             array[tuple(index)] = 0
         return changed
 
-    def run(self, batches: Sequence[Mapping[str, np.ndarray]], overrides: Mapping[str, np.ndarray]
-            ) -> list[np.ndarray] | None:
-        """The outputs over all batches (None when the model fails with these values)."""
-        return self.model.run(batches, overrides)
+    def from_first_change(self, changed: set[str], batches: Sequence[Mapping[str, np.ndarray]]) -> SuffixRun:
+        """A run of the model from the first node reading a `changed` constant (the whole model when
+        nothing changes), on `batches`."""
+        return SuffixRun(self.pieces, self.outputs, changed, batches, THREADS)
 
 
 def run_all(runner: Runner, batches: Sequence[Mapping[str, np.ndarray]]) -> list[np.ndarray] | None:
