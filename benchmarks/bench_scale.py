@@ -15,9 +15,10 @@
    0.2B) from 128 x 32 tokens (16 batches), accumulated in one process, in 2 local processes and on Ray
    with 2 CPUs: time, identity, and the Hessians' memory against the formula of docs/scale.md.
 4. solves: OBSPA's one-shot reconstruction of the same decoder (every fifth channel of every group
-   removed, so every consumer layer is refitted) with its solves in this process, as tasks on 2 local
-   processes and on Ray with 2 CPUs: time, and whether the two task backends agree bit for bit. The
-   Hessians' inverses, which the pruner computes once and keeps for every plan, are made first.
+   removed, so every consumer layer is refitted) with its solves in this process and as tasks on Ray
+   with 2 CPUs: time, and agreement. The Hessians' inverses, which the pruner computes once and keeps
+   for every plan, are made first. (Local processes keep the solves in this process: they would start
+   afresh for every map; a first run measured them at 0.75x.)
 """
 
 from __future__ import annotations
@@ -153,7 +154,6 @@ def hessians(folder: Path, scale: str = "medium") -> None:
 def solves(folder: Path, scale: str = "medium") -> None:
     import bench_llm_scale
     import spa
-    from spa.execution import LocalBackend
     from spa.execution.ray_backend import RayBackend
     from spa.groups import Plan
     from spa.obspa import OBSPA, OBSPAOptions
@@ -170,22 +170,21 @@ def solves(folder: Path, scale: str = "medium") -> None:
         pruner._inverse(layer)
     inverting = time.perf_counter() - start
     results = {}
-    for label, make in (("this process", lambda: None), ("2 local processes", lambda: LocalBackend(2)),
-                        ("Ray, 2 CPUs", lambda: RayBackend("local", 2))):
+    for label, make in (("this process", lambda: None), ("Ray, 2 CPUs", lambda: RayBackend("local", 2))):
         pruner.backend = make()
         start = time.perf_counter()
         updates = pruner.updates(plan)
         results[label] = (time.perf_counter() - start, updates)
         if pruner.backend is not None:
             pruner.backend.close()
-    local, ray = results["2 local processes"][1], results["Ray, 2 CPUs"][1]
-    same = local.keys() == ray.keys() and all(np.array_equal(local[k], ray[k]) for k in local)
+    here, ray = results["this process"][1], results["Ray, 2 CPUs"][1]
+    same = here.keys() == ray.keys() and all(np.allclose(here[k], ray[k], rtol=1e-4, atol=1e-6) for k in here)
     print(f"Llama-shaped {scale}: one-shot reconstruction of {len(pruner._all_layers())} consumer layers "
           f"(their Hessians' inverses computed once beforehand, in this process: {inverting:.1f} s)")
     serial = results["this process"][0]
     for label, (seconds, _) in results.items():
         print(f"  {label:18s} {seconds:6.1f} s   speed-up {serial / seconds:4.2f}")
-    print(f"  the two task backends agree bit for bit: {same}")
+    print(f"  Ray's solves agree with this process's to rounding: {same}")
 
 
 def main() -> None:

@@ -294,6 +294,10 @@ class LatencyMeter:
         store_arrays("latency", key, {"ratio": np.asarray(compared.ratio + compared.spread)})
         return compared.ratio + compared.spread
 
+    def forget_reference(self) -> None:
+        """Drop the session of the model candidates were timed against (a whole model's weights)."""
+        self._reference = None
+
     def _shapes(self) -> str:
         return ";".join(f"{name}:{array.dtype}{array.shape}" for name, array in sorted(self.feeds.items()))
 

@@ -72,7 +72,7 @@ class Model:
         self.verification: Verification | None = None  # what the last prune's verification checked
         self._latency_meter: LatencyMeter | None = None  # set by a plan for a latency target
         self._latency_tables: tuple[object, dict[tuple, LatencyTable]] = (None, {})  # (their meter, by key)
-        self._latency_reference: tuple[object, bytes] = (None, b"")  # (its meter, this model serialised)
+        self._latency_reference: tuple = (None, None, b"")  # (its meter, the state, that state serialised)
 
     @property
     def heads(self) -> str:
@@ -160,9 +160,10 @@ class Model:
         multiple of that many channels per group; "auto" (the default with a
         latency target) measures the candidates in ROUNDINGS and keeps the one
         that meets the target removing the fewest channels. `backend`
-        (spa.execution) runs the sensitivity table's measurements and
-        OBSPA's Hessian accumulation (default: this process for a small
-        model, else local processes). `allocation` says how they are shared among groups:
+        (spa.execution) runs the sensitivity table's measurements,
+        OBSPA's Hessian accumulation and, on Ray, its large reconstruction
+        solves (default: the table on local processes for a large model,
+        the rest in this process); it is not used after plan returns. `allocation` says how they are shared among groups:
         "uniform" (the same ratio in each), "global" (channels ranked across
         groups; `global_ranking=True` says the same) or "sensitivity" (per-group
         counts from a measured sensitivity table with the least predicted
@@ -186,11 +187,7 @@ class Model:
                            f"not {criterion}")
         groups = self.coupling_groups()
         weights = self.weights()  # one walk over the constants for scores, names and shapes
-        protect = list(protect)
-        unknown = set(protect) - set(weights)
-        if unknown:
-            raise SPAError(f"--protect: no initializer named {', '.join(sorted(unknown))}")
-        protect = with_copies(protect, weights)  # every use of a protected weight
+        protect = _protected(protect, weights)
         options = obspa or OBSPAOptions(seed=seed)
         if input_shapes and not options.input_shapes:
             options = dataclasses.replace(options, input_shapes=dict(input_shapes))
@@ -206,8 +203,9 @@ class Model:
             planner = Planner(self, groups, shapes, scores, rounding, tuple(protect))
             with phase(f"selection ({target.measure} target, kept widths multiples of {rounding})", quiet):
                 candidates.append((rounding, *self._allocate(planner, target, allocation, criterion, pruner,
-                                                             held_out, options, quiet, refit, backend)))
+                                                             held_out, options, quiet, backend)))
         rounding, plan, updates, note, table = self._least_removal(candidates, target)
+        self._forget_latency_reference()
         data_used += note
         if updates is None:
             updates = refit(plan, quiet)
@@ -215,8 +213,8 @@ class Model:
             return Plan(plan.removed, {}, data_used, self._heads, sensitivity=table, round_to=rounding)
         if pruner.sequential_used:
             data_used += "; layers refitted sequentially on the pruned model's own inputs"
-        if pruner.batchnorm_reestimated:
-            data_used += f"; {pruner.batchnorm_reestimated} BatchNorms re-estimated"
+        data_used += f"; {pruner.batchnorm_reestimated} BatchNorms re-estimated" if pruner.batchnorm_reestimated else ""
+        pruner.backend = None  # a later refit (healing a blocked group) runs here: the caller may close it
         return Plan(plan.removed, updates, data_used, self._heads, sensitivity=table, round_to=rounding,
                     refit=lambda removed: pruner.reconstruction(Plan(removed), quiet))
 
@@ -235,18 +233,24 @@ class Model:
         return (round_to,)
 
     def _allocate(self, planner: Planner, target: Target, allocation: str, criterion: str, pruner: OBSPA | None,
-                  held_out, options: OBSPAOptions, quiet: bool, refit, backend: Backend | None) -> tuple:
-        """(plan, its weight updates or None when not computed yet, a note for data_used, sensitivity table)."""
+                  held_out, options: OBSPAOptions, quiet: bool, backend: Backend | None) -> tuple:
+        """(plan, its weight updates or None when the refit is still to run, a note for data_used, sensitivity
+        table)."""
         if allocation != "sensitivity":
             plan = planner.uniform(target) if allocation == "uniform" else planner.global_ranking(target)
             return plan, None, "", {}
         proposed, note, judge, measured = self._by_sensitivity(planner, target, criterion, pruner, held_out,
                                                                options, quiet, backend)
+        # The candidates are judged with one-shot corrections, as the table measured them; only the one
+        # kept gets the (sequential) refit, which on ResNet-50 costs as much as the whole table.
+        one_shot = pruner.updates if pruner is not None else (lambda plan: {})
         plan, updates, verdict = least_damage({"sensitivity": proposed, "uniform": planner.uniform(target)},
-                                              lambda plan: refit(plan, quiet), judge)
+                                              one_shot, judge)
         table = {g: (tuple(int(c) for c in measured.counts[g]), tuple(float(d) for d in measured.damages[g]))
                  for g in measured.counts}
-        return plan, updates, f"; {note}; {verdict}", table
+        judged = ", judged with one-shot corrections" if pruner is not None and "kept" in verdict else ""
+        final = None if pruner is not None and pruner.options.sequential else updates  # else already the refit
+        return plan, final, f"; {note}; {verdict}{judged}", table
 
     def _least_removal(self, candidates: list[tuple], target: Target) -> tuple:
         """Of (rounding, plan, updates, note, table) candidates, the one that meets the target removing the
@@ -261,6 +265,13 @@ class Model:
         rounding, plan, updates, note, table = candidates[best]
         return rounding, plan, updates, f"{note}; kept channels rounded to multiples of {rounding}, chosen by " \
                                         f"measured onnxruntime latency (pruned/original by multiple: {measured})", table
+
+    def _forget_latency_reference(self) -> None:
+        """Free what timing candidates against this model held: its bytes and the meter's session of it."""
+        meter = self._latency_reference[0]
+        if hasattr(meter, "forget_reference"):
+            meter.forget_reference()
+        self._latency_reference = (None, None, b"")
 
     def current_stat(self, measure: str) -> float:
         """The model's params or MACs, or its latency in ms (measured by the meter a latency target set up)."""
@@ -321,9 +332,10 @@ class Model:
         an upper estimate, when the meter can."""
         trial, meter = self._pruned_trial(plan), self._latency_meter
         if measure == "latency" and hasattr(meter, "ratio"):
-            if self._latency_reference[0] is not meter:
-                self._latency_reference = (meter, self._state_onnx().SerializeToString())
-            return meter.ratio(self._latency_reference[1], trial._state_onnx())
+            state = self._state_onnx()  # a new object after every prune or weight change
+            if self._latency_reference[0] is not meter or self._latency_reference[1] is not state:
+                self._latency_reference = (meter, state, state.SerializeToString())
+            return meter.ratio(self._latency_reference[2], trial._state_onnx())
         before = self.current_stat(measure)
         return trial.current_stat(measure) / before if before else 1.0
 
@@ -582,6 +594,15 @@ def _parsed(source: bytes | Path) -> ir.Module:
 
 _NORM_OPS = ("onnx.BatchNormalization", "onnx.InstanceNormalization", "onnx.LayerNormalization",
              "onnx.GroupNormalization")
+
+
+def _protected(protect: Iterable[str], weights: Mapping[str, np.ndarray]) -> list[str]:
+    """The weights `protect` names and every copy of them; SPAError naming any that do not exist."""
+    protect = list(protect)
+    unknown = set(protect) - set(weights)
+    if unknown:
+        raise SPAError(f"--protect: no initializer named {', '.join(sorted(unknown))}")
+    return with_copies(protect, weights)  # every use of a protected weight
 
 
 def _sample_kind(calibration: Mapping[str, np.ndarray] | None, synthesized: bool) -> str:

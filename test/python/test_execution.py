@@ -265,8 +265,20 @@ def test_backends_agree_bit_for_bit_on_obspa_hessians(ray_backend) -> None:
                for key in workers)
 
 
-class _CountingBackend(LocalBackend):
-    """Two local workers that note how many tasks each map is given."""
+class _Counting:
+    """A backend that notes how many tasks it is given, and gives them to `inner`."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.name, self.workers, self.tasks = inner, inner.name, inner.workers, 0
+
+    def map(self, task, shared, items, on_done=None):
+        items = list(items)
+        self.tasks += len(items)
+        return self.inner.map(task, shared, items, on_done)
+
+
+class _CountingLocal(LocalBackend):
+    """Two local processes that note how many tasks they are given."""
 
     def __init__(self) -> None:
         super().__init__(2)
@@ -278,27 +290,32 @@ class _CountingBackend(LocalBackend):
         return super().map(task, shared, items, on_done)
 
 
-def test_backends_agree_bit_for_bit_on_obspa_reconstruction(ray_backend) -> None:
+def test_large_obspa_solves_run_on_ray_bit_for_bit_and_local_processes_keep_them(ray_backend,
+                                                                                monkeypatch) -> None:
+    import spa.obspa.solve_tasks
     from spa.groups import Plan
     from spa.obspa import OBSPA, OBSPAOptions
 
+    monkeypatch.setattr(spa.obspa.solve_tasks, "DISTRIBUTED_BYTES", 0)  # these layers are small
     images, _ = load_demo_images()
     model = spa.load(demo_model_path())
     groups, weights = model.coupling_groups(), model.weights()
     pruner = OBSPA(model.to_onnx(), groups, weights, {"image": images[:96]}, OBSPAOptions(batch_size=16),
                    quiet=True)
     plan = Plan({g.id: list(range(0, g.channels, 3)) for g in groups if g.prunable})
-    counting = _CountingBackend()
+    on_ray, local = _Counting(ray_backend), _CountingLocal()
     results = {}
-    for name, backend in (("workers", counting), ("ray", ray_backend), ("in process", None)):
+    for name, backend in (("ray", on_ray), ("local", local), ("in process", None)):
         pruner.backend = backend
-        results[name] = (pruner.updates(plan), pruner.reconstruction(plan, quiet=True))
-    # The one-shot refit's three layers ran as tasks; the sequential one goes level by level, and each
-    # level of this chain holds one layer, solved where it is (no pool for a single solve).
-    assert counting.tasks == 3 and pruner.sequential_used
-    for which in (0, 1):
-        workers, ray, in_process = (results[name][which] for name in ("workers", "ray", "in process"))
-        assert workers.keys() == ray.keys() == in_process.keys() and workers
-        assert all(np.array_equal(ray[key], workers[key]) for key in workers)
-        assert all(np.allclose(in_process[key], workers[key], rtol=1e-4, atol=1e-6 * np.abs(workers[key]).max())
-                   for key in workers)
+        results[name] = pruner.updates(plan)
+    # the one-shot refit's three layers ran on Ray; local processes would start afresh for them
+    assert on_ray.tasks == 3 and local.tasks == 0
+    ray, in_process = results["ray"], results["in process"]
+    assert ray.keys() == in_process.keys() == results["local"].keys() and ray
+    assert all(np.array_equal(results["local"][key], in_process[key]) for key in ray)
+    assert all(np.allclose(ray[key], in_process[key], rtol=1e-4, atol=1e-6 * np.abs(ray[key]).max()) for key in ray)
+    again = _Counting(ray_backend)
+    pruner.backend = again
+    repeated = pruner.updates(plan)
+    assert all(np.array_equal(repeated[key], ray[key]) for key in ray)  # the same bits every time
+    assert again.tasks == 3

@@ -7,7 +7,6 @@ widths) so that what it must choose is known; the real meter is tested for what 
 from __future__ import annotations
 
 import subprocess
-import time
 import sys
 
 import numpy as np
@@ -205,27 +204,39 @@ def test_latency_target_compares_candidates_with_the_original_in_alternation(mon
     assert 0.45 * dense <= pruned <= 0.6 * dense
 
 
+class FakeClock:
+    """perf_counter for spa.latency: time passes only when a FakeSession runs."""
+
+    def __init__(self) -> None:
+        self.now, self.runs = 0.0, 0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+
 class FakeSession:
-    """A session whose run sleeps `base` seconds times a slowdown shared by every session's runs."""
+    """A session whose run takes `base` seconds times a slowdown that grows by half of it with every run
+    of any session: a machine slowing down fast."""
 
-    clock = 0
-
-    def __init__(self, base: float) -> None:
-        self.base = base
+    def __init__(self, clock: FakeClock, base: float) -> None:
+        self.clock, self.base = clock, base
 
     def run(self, *_) -> None:
-        FakeSession.clock += 1
-        time.sleep(self.base * (1 + 0.05 * FakeSession.clock))
+        self.clock.now += self.base * (1 + 0.5 * self.clock.runs)
+        self.clock.runs += 1
 
 
-def test_alternating_rounds_cancel_a_drifting_machine() -> None:
-    from spa.latency import _paired_rounds
+def test_alternating_rounds_cancel_a_drifting_machine(monkeypatch) -> None:
+    import spa.latency
 
-    times = _paired_rounds((FakeSession(0.002), FakeSession(0.004)), {}, 20)
+    clock = FakeClock()
+    monkeypatch.setattr(spa.latency, "time", clock)
+    times = spa.latency._paired_rounds((FakeSession(clock, 1.0), FakeSession(clock, 2.0)), {}, 20)
     ratios = times[:, 1] / times[:, 0]
-    assert np.median(ratios) == pytest.approx(2.0, rel=0.12)
-    # The machine slowed down by 3x over the run: timed one after the other, the ratio would be far off.
-    assert times[-1, 0] > 2 * times[0, 0]
+    # The one run second reads the drift on top: over 2 in rounds where the reference runs first, under
+    # 2 where the candidate does. Timed in one fixed order, every ratio would read at least 2.05.
+    assert np.all(ratios[0::2] > 2.04) and np.all(ratios[1::2] < 1.96)
+    assert np.median(ratios) == pytest.approx(2.0, rel=0.01)
 
 
 def test_paired_latency_and_the_meters_ratio_on_real_models() -> None:

@@ -314,3 +314,14 @@ def test_bn_scale_through_the_model_removes_the_smallest_gammas() -> None:
     expected = sorted(np.argsort(per_channel, kind="stable")[:stem.channels // 2].tolist())
     assert list(plan.removed[stem.id]) == expected
     assert "normalisation scales from the graph" in plan.data_used
+
+
+def test_hessian_shares_are_cut_into_runs_that_depend_on_the_data_only() -> None:
+    from spa.obspa.parallel_hessians import consecutive_runs
+
+    assert consecutive_runs([]) == []
+    for shares in range(1, 12):
+        for length in range(1, 5):
+            runs = consecutive_runs(list(range(shares)), length)
+            assert [s for run in runs for s in run] == list(range(shares))  # every share once, in order
+            assert all(len(run) == length for run in runs[:-1]) and 0 < len(runs[-1]) <= length

@@ -78,10 +78,43 @@ def test_a_run_from_the_first_changed_node_gives_what_whole_runs_give() -> None:
     # output crosses the cut), the tail, and the head after every conv
     for changed in ([convs[0].input[1]], [convs[2].input[1]], [convs[3].input[1]], ["head.weight"]):
         rest = SuffixRun(pieces, outputs, changed, batches)
-        cuts.append(first_reader(pieces, changed, outputs))
+        cuts.append(first_reader(pieces, changed))
         overrides = {name: whole.values[name] * rng.uniform(0.5, 1.5, whole.values[name].shape).astype(np.float32)
                      for name in changed}
         for a, b in zip(rest.run(overrides), whole.run(batches, overrides)):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     assert cuts[0] < cuts[1] < cuts[2] < cuts[3]  # later changes run less of the model
-    assert first_reader(pieces, [], outputs) == 0  # nothing changed: the whole model, for the dense outputs
+    dense = SuffixRun(pieces, outputs, [], batches)  # nothing changed: every node before the (empty) rest
+    for a, b in zip(dense.run({}), whole.run(batches, {})):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_outputs_made_before_the_cut_given_or_constant_come_through() -> None:
+    from onnx import TensorProto, helper, numpy_helper
+    from spa.providers.overridable import with_overridable
+    from spa.providers.pieces import GraphPieces
+    from spa.providers.suffix import SuffixRun
+
+    rng = np.random.default_rng(2)
+    first, second = rng.standard_normal((4, 5)).astype(np.float32), rng.standard_normal((5, 3)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "first"], ["h"]), helper.make_node("Relu", ["h"], ["early"]),
+         helper.make_node("MatMul", ["early", "second"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4])],
+        [helper.make_tensor_value_info(name, TensorProto.FLOAT, None) for name in ("y", "early", "scale", "x")],
+        [numpy_helper.from_array(first, "first"), numpy_helper.from_array(second, "second"),
+         numpy_helper.from_array(np.float32([2.0]), "scale")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    names = ["first", "second"]
+    batches = [{"x": rng.standard_normal((3, 4)).astype(np.float32)} for _ in range(2)]
+    rest = SuffixRun(GraphPieces(with_overridable(model, names)), ["y", "early", "scale", "x"], ["second"], batches)
+    assert rest.failure is None and rest.late == ["y"]  # only the last MatMul runs per measurement
+    overrides = {"second": second * 0.5}
+    got = rest.run(overrides)
+    x = np.concatenate([b["x"] for b in batches])
+    early = np.maximum(x @ first, 0)
+    joined = np.float32([2.0, 2.0])  # every output is joined along the batches, a constant one too
+    for a, b, c in zip(got, [early @ (second * 0.5), early, joined, x], OverridableModel(model, names).run(
+            batches, overrides)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(a, c, rtol=1e-5, atol=1e-6)  # as the whole model's run gives them

@@ -43,7 +43,7 @@ from spa.obspa.solver import (
 )
 from spa.obspa.batchnorm import batchnorm_parameters, reestimated_statistics
 from spa.obspa.sequential import SequentialRefit, masked, removed_slices
-from spa.obspa.solve_tasks import Solve, solve_all
+from spa.obspa.solve_tasks import Job, Solve, solve_all
 from spa.obspa.synthesis import synthesized_inputs
 from spa.progress import progress, progress_bar
 from spa.verify.masking import constant_value
@@ -105,7 +105,7 @@ class OBSPA:
                  calibration: Mapping[str, np.ndarray] | None = None, options: OBSPAOptions | None = None,
                  quiet: bool = False, macs: int | None = None, backend: Backend | None = None) -> None:
         options = options or OBSPAOptions()
-        self.backend = backend  # where the layer Hessians are accumulated (spa.execution)
+        self.backend = backend  # where the Hessians are accumulated and large solves run (spa.execution)
         if options.hessian not in HESSIAN_SOURCES:
             raise SPAError(f"obspa: unknown Hessian source {options.hessian!r}; "
                            f"choose from {', '.join(HESSIAN_SOURCES)}")
@@ -276,14 +276,11 @@ class OBSPA:
                 if member.role == "consumer" and member.tensor in self.layers and channels \
                         and member.axis == self.layers[member.tensor][0].input_axis:
                     removed_positions.setdefault(member.tensor, set()).update(group.positions(member, channels))
-        layers, items = [], []
-        for name, positions in removed_positions.items():
-            for layer in self.layers[name]:
-                layers.append(layer)
-                items.append(self._solve(layer, _columns_of_positions(layer, sorted(positions))))
+        jobs = [Job(layer, self._item_bytes(layer), lambda layer=layer, positions=positions:
+                    self._solve(layer, _columns_of_positions(layer, sorted(positions))))
+                for name, positions in removed_positions.items() for layer in self.layers[name]]
         updates: dict[str, np.ndarray] = {}
-        for layer, corrected in zip(layers, solve_all(items, self.backend)):
-            self._write(layer, corrected, updates)
+        solve_all(jobs, self.backend, lambda layer, corrected: self._write(layer, corrected, updates))
         return updates
 
     def _solve(self, layer: LinearLayer, columns: np.ndarray) -> Solve:
@@ -292,6 +289,10 @@ class OBSPA:
         if 2 * len(columns) < matrix.shape[1]:  # few columns go: downdate the (cached) inverse
             return Solve("downdate", matrix, self._inverse(layer), columns)
         return Solve("refit", matrix, self._hessians[layer.key], columns)
+
+    def _item_bytes(self, layer: LinearLayer) -> int:
+        """About what one layer's solve item holds: its float64 matrix and a square statistic."""
+        return 8 * (np.size(self.weights[layer.weight]) + self._hessians[layer.key].size)
 
     def _write(self, layer: LinearLayer, matrix: np.ndarray, updates: dict[str, np.ndarray]) -> None:
         weight = updates.setdefault(layer.weight, np.array(self.weights[layer.weight], copy=True))

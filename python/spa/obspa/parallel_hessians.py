@@ -1,8 +1,9 @@
-"""Layer Hessians accumulated as tasks (spa.execution): each task runs the model on a share of the
-samples and sums x x^T for every layer; the shares are merged here in a fixed order.
+"""Layer Hessians accumulated as tasks (spa.execution): each task runs the model on some of the
+samples and sums x x^T for every layer; the tasks' sums are merged here in a fixed order.
 
-A share is CHUNK batches whatever the number of workers, and each task runs on one thread, so the
-sums come out the same bit for bit on local processes and on Ray. In this process (one local worker)
+A share is CHUNK batches and a task folds SHARES_PER_TASK consecutive shares, whatever the number of
+workers, and runs on one thread, so the sums come out the same bit for bit on local processes and on
+Ray. In this process (one local worker)
 onnxruntime and NumPy use every core, which may move the last bits.
 """
 
@@ -20,7 +21,8 @@ from spa.obspa.hessians import HessianAccumulator
 from spa.obspa.layers import LinearLayer
 from spa.providers.onnxruntime_provider import ActivationProvider
 
-CHUNK = 4  # batches per task
+CHUNK = 4  # batches per share
+SHARES_PER_TASK = 2  # shares a task folds before its sums go back (they are as large as the Hessians)
 THREADS = 1  # onnxruntime threads per task
 
 
@@ -39,11 +41,15 @@ def _sums(provider: ActivationProvider, layers: list[LinearLayer], batches: list
     return accumulator
 
 
-def _share(shared: _Shared, batches: list[dict[str, np.ndarray]]) -> HessianAccumulator:
-    """A task: the sums of one share of the batches."""
+def _shares(shared: _Shared, shares: list[list[dict[str, np.ndarray]]]) -> HessianAccumulator:
+    """A task: the sums of a run of shares of the batches, folded in order before they go back (one
+    set of sums per task, not per share: the sums are as large as the Hessians)."""
     provider = worker_cache(shared.key, lambda: ActivationProvider(onnx.load_from_string(shared.model), shared.names,
                                                                    THREADS))
-    return _sums(provider, shared.layers, batches)
+    total = None
+    for share in shares:
+        total = _fold(total, _sums(provider, shared.layers, share))
+    return total
 
 
 def _fold(total: HessianAccumulator | None, part: HessianAccumulator) -> HessianAccumulator:
@@ -75,9 +81,17 @@ def accumulate(model: onnx.ModelProto, layers: Sequence[LinearLayer], batches: I
         return total or HessianAccumulator(layers)
     blob = model.SerializeToString()
     shared = _Shared(digest([blob, *names]), blob, names, layers)
-    parts = backend.map(_share, shared, shares, (lambda share: on_batches(len(share))) if on_batches else None)
+    runs = consecutive_runs(shares)
+    parts = backend.map(_shares, shared, runs,
+                        (lambda run: on_batches(sum(len(share) for share in run))) if on_batches else None)
     parts.reverse()
     total = HessianAccumulator(layers)  # Ray's results are read-only views of its object store
     while parts:  # each share's sums are freed once merged
         total.merge(parts.pop())
     return total
+
+
+def consecutive_runs(shares: list, length: int = SHARES_PER_TASK) -> list[list]:
+    """`shares` cut into runs of `length` consecutive shares (the last may be shorter): what each task
+    folds. The runs depend on the data only, not on the workers, so every backend sums in one order."""
+    return [shares[start:start + length] for start in range(0, len(shares), length)]

@@ -32,7 +32,7 @@ import onnx
 from spa.groups import Group, Plan
 from spa.obspa.hessians import layer_features
 from spa.obspa.layers import LinearLayer
-from spa.obspa.solve_tasks import Solve, solve_all
+from spa.obspa.solve_tasks import Job, Solve, solve_all
 from spa.progress import progress_bar
 from spa.providers.pieces import node_reads
 from spa.providers.segmented import SegmentedModel
@@ -86,10 +86,10 @@ class SequentialRefit:
         for level in levels:
             inputs = sorted({layer.input for layer in level})
             dense, pruned = session.advance(inputs, overrides)
-            items = [self._refit(layer, dense[inputs.index(layer.input)], pruned[inputs.index(layer.input)], masks)
-                     for layer in level]
-            for layer, refit in zip(level, solve_all(items, self.pruner.backend)):
-                self.pruner._write(layer, refit, updates)
+            jobs = [Job(layer, self.pruner._item_bytes(layer), lambda layer=layer: self._refit(
+                        layer, dense[inputs.index(layer.input)], pruned[inputs.index(layer.input)], masks))
+                    for layer in level]
+            solve_all(jobs, self.pruner.backend, lambda layer, refit: self.pruner._write(layer, refit, updates))
             for name, array in updates.items():
                 overrides[name] = masked(array, masks.get(name, ()))
             bar.update(1)

@@ -4,20 +4,29 @@ Once the statistics are known (the dense Hessians for the one-shot refit, a
 level's cross and Gram matrices for the sequential one), each consumer layer's
 corrected matrix is independent of every other's, so each is a task. Its item
 carries what it reads (the matrix and one square statistic), not the model.
-Tasks run NumPy on one thread, so every backend computes the same bits; in
-this process (no backend, or one local worker) NumPy uses every core, which
-may move the last bits, as for the Hessians (spa.obspa.parallel_hessians).
+
+Solves go out only to a backend that keeps its workers (Ray) and only when
+the items are large (DISTRIBUTED_BYTES): on one machine the driver's BLAS
+already uses every core and moving an item costs about as much as solving it
+(benchmarks/RESULTS.md), and local processes start afresh for every map.
+In the driver the solves run one at a time, each result written before the
+next item is made, so one layer's matrices are alive at a time. Tasks run
+NumPy on one thread and compute the same bits on any such backend; the
+driver's threaded BLAS may move the last bits, as for the Hessians.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from spa.execution import Backend, LocalBackend
 from spa.obspa.solver import reconstruct, reconstruct_with_inverse
+
+DISTRIBUTED_BYTES = 256 * 2**20  # items below this total are solved in the driver even with a backend
 
 
 @dataclass(frozen=True)
@@ -50,14 +59,23 @@ def _task(_shared: None, item: Solve) -> np.ndarray:
     return solve(item)
 
 
-def solve_all(items: Sequence[Solve], backend: Backend | None,
-              on_done: Callable[[Solve], None] | None = None) -> list[np.ndarray]:
-    """`[solve(item) for item in items]`, as tasks on `backend` when it has workers elsewhere."""
-    if backend is None or isinstance(backend, LocalBackend) and backend.workers == 1 or len(items) <= 1:
-        results = []
-        for item in items:
-            results.append(solve(item))
-            if on_done:
-                on_done(item)
-        return results
-    return backend.map(_task, None, items, on_done)
+@dataclass(frozen=True)
+class Job:
+    """One layer to solve: `key` says where the result goes, `nbytes` estimates its item, `make` builds it."""
+
+    key: Any
+    nbytes: int
+    make: Callable[[], Solve]
+
+
+def solve_all(jobs: Sequence[Job], backend: Backend | None, write: Callable[[Any, np.ndarray], None]) -> None:
+    """Solve every job and `write(job.key, result)`, as tasks when `backend` keeps workers elsewhere and
+    the items are large enough (see the module doc), else here one at a time."""
+    distributed = backend is not None and not isinstance(backend, LocalBackend) and len(jobs) > 1 \
+        and sum(job.nbytes for job in jobs) >= DISTRIBUTED_BYTES
+    if not distributed:
+        for job in jobs:
+            write(job.key, solve(job.make()))
+        return
+    for job, result in zip(jobs, backend.map(_task, None, [job.make() for job in jobs])):
+        write(job.key, result)

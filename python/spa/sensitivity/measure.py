@@ -9,10 +9,11 @@ criterion's weight correction is part of the measurement (OBSPA refits the
 consumers of the removed channels first).
 
 A function-preserving group is removed by zeroing its slices (the zero-mask
-oracle says that is the pruned model), fed as overridable inputs to one
-onnxruntime session per group: no session per measurement. That session runs
-only the nodes from the first one that reads the group's constants, on the
-values the nodes before it computed once (spa.providers.suffix). A group that
+oracle says that is the pruned model), fed as overridable inputs: no session
+per measurement. Each group's measurements run only the nodes from the first
+one that reads its constants, on the values the nodes before it computed once
+per group (spa.providers.suffix: one session for the nodes before, one for
+the rest). A group that
 is not function-preserving (a LayerNorm's width) is pruned for real, one
 session per measurement.
 """
@@ -149,9 +150,11 @@ class _Shared:
         names = tuple(sorted({m.tensor for g in groups for m in g.members}))
         blob = base.SerializeToString()
         shared = cls(digest([blob, *names]), blob, names, [dict(b) for b in batches], [])
-        dense = _session(shared).from_first_change(set(), shared.batches).run({})
+        whole = _session(shared).from_first_change(set(), shared.batches)
+        dense = whole.run({})
         if dense is None:
-            raise SPAError("sensitivity: onnxruntime cannot run the model on the measurement samples")
+            why = f" ({whole.failure.message})" if whole.failure is not None else ""
+            raise SPAError(f"sensitivity: onnxruntime cannot run the model on the measurement samples{why}")
         shared.dense = dense
         return shared
 
@@ -227,9 +230,10 @@ class _OverridableSession:
         return changed
 
     def from_first_change(self, changed: set[str], batches: Sequence[Mapping[str, np.ndarray]]) -> SuffixRun:
-        """A run of the model from the first node reading a `changed` constant (the whole model when
-        nothing changes), on `batches`."""
-        return SuffixRun(self.pieces, self.outputs, changed, batches, THREADS)
+        """A run of the model from the first node reading a `changed` constant, on `batches`; the whole
+        model when the cut cannot be run (a value onnxruntime cannot take as an input crosses it)."""
+        rest = SuffixRun(self.pieces, self.outputs, changed, batches, THREADS)
+        return rest if rest.failure is None else SuffixRun(self.pieces, self.outputs, changed, batches, THREADS, cut=0)
 
 
 def run_all(runner: Runner, batches: Sequence[Mapping[str, np.ndarray]]) -> list[np.ndarray] | None:
