@@ -1,6 +1,6 @@
 """OBSPA wall time on ResNet-50 (real size, random weights, BatchNorm kept) on this machine.
 
-    python benchmarks/bench_obspa_time.py [--samples 128] [--runs "v2 calibration" ...]
+    python benchmarks/bench_obspa_time.py [--samples 128] [--runs "v2 calibration" ...] [--by-phase]
 
 Times `Model.plan` + `Model.prune` (verified, as `spa prune` does) at
 30 % of MACs removed: L1; OBSPA v1 (uniform allocation, one-shot refit,
@@ -11,7 +11,8 @@ depend on what the pixels show); and Torch-Pruning 1.6.1 (L2, Taylor and
 the corrected Hessian on the same samples, at the uniform ratio that removes
 the same MACs). Caches are off, so every table and input is computed. Last, OBSPA
 v1 is split into Hessians (onnxruntime runs + im2col products), scoring
-(greedy OBS over every group) and reconstruction.
+(greedy OBS over every group) and reconstruction. `--by-phase` also prints,
+for each run, the span of every progress phase it reported.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import spa
+import spa.progress
 import torch
 from spa.obspa import OBSPA, OBSPAOptions
 
@@ -63,6 +65,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=128)
     parser.add_argument("--runs", nargs="+", metavar="WORDS",
                         help="only the runs whose label contains one of these (default: every run and the phases)")
+    parser.add_argument("--by-phase", action="store_true", help="print each run's progress phases and their times")
     args = parser.parse_args()
     source = export()
     images = np.random.default_rng(0).standard_normal((args.samples, 3, 224, 224), dtype=np.float32)
@@ -79,12 +82,23 @@ def main() -> None:
                                       "calibration": calibration})]
     runs = [(label, options) for label, options in runs if not args.runs or any(w in label for w in args.runs)]
     for label, options in runs:
+        spans: dict[str, list[float]] = {}  # phase -> [first report, last report], from the run's start
         start = time.perf_counter()
+
+        def note(phase: str, done: int, total: int | None) -> None:
+            now = time.perf_counter() - start
+            spans.setdefault(phase, [now, now])[1] = now
+
+        if args.by_phase:
+            spa.progress.set_listener(note)
         model = spa.load(source)
         plan = model.plan(target_flops=0.3, quiet=True, **options)
         model.prune(plan)
         print(f"{label}: {time.perf_counter() - start:.1f} s (load + plan + verified prune); {plan.data_used}",
               flush=True)
+        for phase, (first, last) in spans.items():
+            print(f"  {phase:55s} {first:7.1f} -> {last:7.1f} s  ({last - first:.1f} s)")
+        spa.progress.set_listener(None)
     if args.runs:
         return
     ratio = _tp_ratio_for_macs(torch.from_numpy(images), spa.load(source).stats().macs)
