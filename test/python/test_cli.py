@@ -196,6 +196,7 @@ def spa_cli_ok(*args: str) -> bool:
     return True
 
 
+@pytest.mark.zoo  # calibrated OBSPA on the bundled trained MNIST model: 8-9 s, the full tier
 def test_prune_obspa_with_calibration_reports_its_data(tmp_path: Path) -> None:
     from spa.data import demo_model_path, load_demo_images
 

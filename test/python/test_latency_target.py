@@ -78,7 +78,7 @@ def test_cli_latency_target_and_bad_rounding(tmp_path) -> None:
 
     out = tmp_path / "fast.onnx"
     result = spa_cli("--quiet", "prune", str(demo_model_path()), "-o", str(out), "--target-latency", "0.3",
-                     "--input-shape", "image:64x1x28x28")
+                     "--input-shape", "image:8x1x28x28")
     assert result.returncode == 0, result.stderr
     assert "chosen by measured onnxruntime latency" in result.stdout and out.is_file()
     bad = spa_cli("prune", str(demo_model_path()), "-o", str(tmp_path / "x.onnx"), "--round-to", "auto")

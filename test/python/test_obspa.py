@@ -164,6 +164,7 @@ def test_obspa_beats_magnitude_and_random_without_fine_tuning(mnist) -> None:
     assert data_free > l1 and data_free > random + 0.03, (data_free, l1, random)
 
 
+@pytest.mark.zoo  # calibrated OBSPA on the bundled trained MNIST model: 8-9 s, the full tier
 def test_obspa_corrections_bring_the_outputs_closer_to_the_dense_model(mnist) -> None:
     images, _ = mnist
     dense = spa.load(demo_model_path())

@@ -64,13 +64,13 @@ class HessianAccumulator:
         """Add one batch: activation name -> array (the inputs of the layers)."""
         for key, layer in self._distinct.items():
             features = layer_features(layer, activations[layer.input])
-            gram = (features.T @ features).astype(np.float64)
+            gram = features.T @ features
             if key in self.gram:
-                self.gram[key] += gram
+                self.gram[key] += gram  # widened to float64 as it is added: no float64 copy of every batch's
                 self.sums[key] += features.sum(axis=0, dtype=np.float64)
                 self.count[key] += features.shape[0]
             else:
-                self.gram[key] = gram
+                self.gram[key] = gram.astype(np.float64)
                 self.sums[key] = features.sum(axis=0, dtype=np.float64)
                 self.count[key] = features.shape[0]
 
