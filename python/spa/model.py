@@ -257,7 +257,8 @@ class Model:
         fewest channels (or, when none does, that comes nearest); with its rounding also in the note."""
         if len(candidates) == 1:
             return candidates[0]
-        achieved = [1 - self.remaining(c[1], target.measure) for c in candidates]
+        before = self.current_stat(target.measure)
+        achieved = [1 - self.remaining(c[1], target.measure, before) for c in candidates]
         meeting = [i for i, a in enumerate(achieved) if a >= target.fraction]
         best = min(meeting, key=lambda i: candidates[i][1].removed_count()) if meeting else \
             max(range(len(candidates)), key=lambda i: achieved[i])
@@ -326,17 +327,17 @@ class Model:
                 f"groups, {samples} {_sample_kind(calibration, synthesized)} samples)",
                 PlanDamage(run_model, batches, prune_model), table)
 
-    def remaining(self, plan: Plan, measure: str) -> float:
+    def remaining(self, plan: Plan, measure: str, before: float | None = None) -> float:
         """pruned/original params, MACs or latency (see current_stat) of a copy pruned by `plan` (not
-        verified). Latency is timed against this model's own in alternation (LatencyMeter.ratio), as
-        an upper estimate, when the meter can."""
+        verified); `before` is this model's own figure when the caller has it. Latency is timed against
+        this model in alternation (LatencyMeter.ratio), as an upper estimate, when the meter can."""
         trial, meter = self._pruned_trial(plan), self._latency_meter
         if measure == "latency" and hasattr(meter, "ratio"):
             state = self._state_onnx()  # a new object after every prune or weight change
             if self._latency_reference[0] is not meter or self._latency_reference[1] is not state:
                 self._latency_reference = (meter, state, state.SerializeToString())
             return meter.ratio(self._latency_reference[2], trial._state_onnx())
-        before = self.current_stat(measure)
+        before = self.current_stat(measure) if before is None else before
         return trial.current_stat(measure) / before if before else 1.0
 
     def latency_table(self, plan_at: Callable[[float], Plan], key: tuple) -> LatencyTable | None:

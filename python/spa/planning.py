@@ -141,7 +141,7 @@ class Planner:
             return plan_for(target.fraction)
 
         def achieved(plan: Plan) -> float:
-            return 1 - self.model.remaining(plan, target.measure)
+            return 1 - self.model.remaining(plan, target.measure, before)
 
         best = plan_for(high)
         if achieved(best) < target.fraction:
